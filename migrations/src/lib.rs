@@ -1,1 +1,18 @@
+//! The migrations of the plangraph store, one file per migration, each with `up` and `down`.
+//!
+//! The same migrations run on SQLite (the embedded default) and Postgres. sea-orm does not index
+//! foreign keys by itself, so every migration that adds a foreign key adds its index too.
 
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_report_graph;
+
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_report_graph::Migration)]
+    }
+}

@@ -1,0 +1,369 @@
+//! Writing a report: one transaction that replaces the report in place.
+
+use chrono::Utc;
+use plangraph_domain::reference;
+use plangraph_domain::report::ReportDocument;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
+    Set, TransactionTrait,
+};
+
+use crate::entities::{
+    country, footnote, narrative_paragraph, narrative_section, partner_count, plan, platform,
+    report, report_organization, report_totals, sector, sector_figures, share, source_link,
+};
+use crate::{Store, StoreError};
+
+/// The country a report is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountryRef {
+    pub iso3: String,
+    pub name: String,
+    pub platform_code: Option<String>,
+    pub sovereign: bool,
+}
+
+impl CountryRef {
+    /// The reference entry for an R4V country.
+    pub fn from_reference(def: &reference::CountryDef) -> Self {
+        Self {
+            iso3: def.iso3.to_owned(),
+            name: def.name.to_owned(),
+            platform_code: def.platform.map(str::to_owned),
+            sovereign: def.sovereign,
+        }
+    }
+}
+
+/// What to import: the document, whom it is about and where it came from.
+#[derive(Debug, Clone)]
+pub struct ReportImport<'a> {
+    pub document: &'a ReportDocument,
+    pub country: CountryRef,
+    pub source_name: String,
+    pub source_sha256: String,
+    /// True only for generated load-test data, so it is never mistaken for a published report.
+    pub synthetic: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub report_id: i32,
+    /// True when an earlier import of the same report was replaced in place.
+    pub replaced: bool,
+}
+
+fn big(value: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(value).map_err(|_| StoreError::Overflow(what.to_owned()))
+}
+
+fn small(value: usize, what: &str) -> Result<i32, StoreError> {
+    i32::try_from(value).map_err(|_| StoreError::Overflow(what.to_owned()))
+}
+
+impl Store {
+    /// Stores a report. The same report (country, plan, kind, year) imported again keeps its
+    /// id and has everything it prints replaced; nothing is written unless all of it is.
+    #[tracing::instrument(skip(self, import), fields(country = %import.country.iso3, year = import.document.year))]
+    pub async fn import_report(&self, import: &ReportImport<'_>) -> Result<ImportOutcome, StoreError> {
+        let txn = self.db.begin().await?;
+        let outcome = write_report(&txn, import).await?;
+        txn.commit().await?;
+        Ok(outcome)
+    }
+}
+
+async fn platform_id(txn: &DatabaseTransaction, code: Option<&str>) -> Result<Option<i32>, StoreError> {
+    let Some(code) = code else { return Ok(None) };
+    let found = platform::Entity::find()
+        .filter(platform::Column::Code.eq(code))
+        .one(txn)
+        .await?
+        .ok_or_else(|| StoreError::MissingReference(format!("platform {code}")))?;
+    Ok(Some(found.id))
+}
+
+async fn upsert_country(txn: &DatabaseTransaction, c: &CountryRef) -> Result<country::Model, StoreError> {
+    let platform_id = platform_id(txn, c.platform_code.as_deref()).await?;
+    let existing = country::Entity::find()
+        .filter(country::Column::Iso3.eq(&c.iso3))
+        .one(txn)
+        .await?;
+    let model = match existing {
+        Some(found) => {
+            let mut active: country::ActiveModel = found.into();
+            active.name = Set(c.name.clone());
+            active.platform_id = Set(platform_id);
+            active.sovereign = Set(c.sovereign);
+            active.update(txn).await?
+        }
+        None => {
+            country::ActiveModel {
+                iso3: Set(c.iso3.clone()),
+                name: Set(c.name.clone()),
+                platform_id: Set(platform_id),
+                sovereign: Set(c.sovereign),
+                ..Default::default()
+            }
+            .insert(txn)
+            .await?
+        }
+    };
+    Ok(model)
+}
+
+async fn upsert_plan(txn: &DatabaseTransaction, doc: &ReportDocument) -> Result<plan::Model, StoreError> {
+    let code = doc.plan_code();
+    if let Some(found) = plan::Entity::find()
+        .filter(plan::Column::Code.eq(&code))
+        .one(txn)
+        .await?
+    {
+        return Ok(found);
+    }
+    Ok(plan::ActiveModel {
+        code: Set(code),
+        name: Set(format!("Refugee and Migrant Response Plan {}", doc.year)),
+        start_year: Set(doc.year),
+        end_year: Set(doc.year),
+        ..Default::default()
+    }
+    .insert(txn)
+    .await?)
+}
+
+async fn write_report(txn: &DatabaseTransaction, import: &ReportImport<'_>) -> Result<ImportOutcome, StoreError> {
+    let doc = import.document;
+    let country = upsert_country(txn, &import.country).await?;
+    let plan = upsert_plan(txn, doc).await?;
+
+    let existing = report::Entity::find()
+        .filter(report::Column::CountryId.eq(country.id))
+        .filter(report::Column::PlanId.eq(plan.id))
+        .filter(report::Column::Kind.eq(doc.kind.as_str()))
+        .filter(report::Column::Year.eq(doc.year))
+        .one(txn)
+        .await?;
+    let replaced = existing.is_some();
+    let mut active: report::ActiveModel = match existing {
+        Some(found) => {
+            delete_children(txn, found.id).await?;
+            found.into()
+        }
+        None => <report::ActiveModel as Default>::default(),
+    };
+    active.plan_id = Set(plan.id);
+    active.platform_id = Set(country.platform_id);
+    active.country_id = Set(Some(country.id));
+    active.kind = Set(doc.kind.as_str().to_owned());
+    active.year = Set(doc.year);
+    active.title = Set(doc.title.clone());
+    active.funding_source = Set(doc.funding_source.clone());
+    active.funding_as_of = Set(doc.funding_as_of);
+    active.funding_footnote_marker = Set(doc.funding_footnote_marker.clone());
+    active.source_name = Set(import.source_name.clone());
+    active.source_sha256 = Set(import.source_sha256.clone());
+    active.imported_at = Set(Utc::now());
+    active.synthetic = Set(import.synthetic);
+    let report = if replaced {
+        active.update(txn).await?
+    } else {
+        active.insert(txn).await?
+    };
+    let report_id = report.id;
+
+    insert_children(txn, report_id, doc).await?;
+    Ok(ImportOutcome { report_id, replaced })
+}
+
+/// Inserts rows in one statement; nothing to insert is no statement at all.
+async fn insert_all<A>(txn: &DatabaseTransaction, rows: Vec<A>) -> Result<(), StoreError>
+where
+    A: ActiveModelTrait + Send,
+{
+    if rows.is_empty() {
+        return Ok(());
+    }
+    A::Entity::insert_many(rows).exec_without_returning(txn).await?;
+    Ok(())
+}
+
+async fn delete_children(txn: &DatabaseTransaction, report_id: i32) -> Result<(), StoreError> {
+    let section_ids: Vec<i32> = narrative_section::Entity::find()
+        .select_only()
+        .column(narrative_section::Column::Id)
+        .filter(narrative_section::Column::ReportId.eq(report_id))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    narrative_paragraph::Entity::delete_many()
+        .filter(narrative_paragraph::Column::SectionId.is_in(section_ids))
+        .exec(txn)
+        .await?;
+    narrative_section::Entity::delete_many()
+        .filter(narrative_section::Column::ReportId.eq(report_id))
+        .exec(txn)
+        .await?;
+    report_totals::Entity::delete_many()
+        .filter(report_totals::Column::ReportId.eq(report_id))
+        .exec(txn)
+        .await?;
+    sector_figures::Entity::delete_many()
+        .filter(sector_figures::Column::ReportId.eq(report_id))
+        .exec(txn)
+        .await?;
+    share::Entity::delete_many()
+        .filter(share::Column::ReportId.eq(report_id))
+        .exec(txn)
+        .await?;
+    partner_count::Entity::delete_many()
+        .filter(partner_count::Column::ReportId.eq(report_id))
+        .exec(txn)
+        .await?;
+    footnote::Entity::delete_many()
+        .filter(footnote::Column::ReportId.eq(report_id))
+        .exec(txn)
+        .await?;
+    source_link::Entity::delete_many()
+        .filter(source_link::Column::ReportId.eq(report_id))
+        .exec(txn)
+        .await?;
+    report_organization::Entity::delete_many()
+        .filter(report_organization::Column::ReportId.eq(report_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+async fn insert_children(txn: &DatabaseTransaction, report_id: i32, doc: &ReportDocument) -> Result<(), StoreError> {
+    let t = &doc.totals;
+    report_totals::ActiveModel {
+        report_id: Set(report_id),
+        people_in_need: Set(big(t.people_in_need.value(), "people in need")?),
+        people_in_need_printed: Set(t.people_in_need.printed().to_owned()),
+        people_targeted: Set(big(t.people_targeted.value(), "people targeted")?),
+        people_targeted_printed: Set(t.people_targeted.printed().to_owned()),
+        people_reached: Set(big(t.people_reached.value(), "people reached")?),
+        people_reached_printed: Set(t.people_reached.printed().to_owned()),
+        requirements_usd: Set(big(t.requirements.value(), "requirements")?),
+        requirements_printed: Set(t.requirements.printed().to_owned()),
+        funding_usd: Set(big(t.funding_received.value(), "funding")?),
+        funding_printed: Set(t.funding_received.printed().to_owned()),
+        unmet_usd: Set(big(t.unmet.value(), "unmet")?),
+        unmet_printed: Set(t.unmet.printed().to_owned()),
+        funded_percent_hundredths: Set(big(t.funded_percent.hundredths(), "% funded")?),
+        funded_percent_printed: Set(t.funded_percent.printed().to_owned()),
+    }
+    .insert(txn)
+    .await?;
+
+    let codes: Vec<&str> = doc.sectors.iter().map(|r| r.sector.as_str()).collect();
+    let sectors = sector::Entity::find()
+        .filter(sector::Column::Code.is_in(codes))
+        .all(txn)
+        .await?;
+    let mut rows = Vec::with_capacity(doc.sectors.len());
+    for (position, row) in doc.sectors.iter().enumerate() {
+        let sector_id = sectors
+            .iter()
+            .find(|s| s.code == row.sector.as_str())
+            .ok_or_else(|| StoreError::MissingReference(format!("sector {}", row.sector)))?
+            .id;
+        rows.push(sector_figures::ActiveModel {
+            report_id: Set(report_id),
+            sector_id: Set(sector_id),
+            position: Set(small(position, "position")?),
+            printed_heading: Set(row.printed_heading.clone()),
+            people_targeted: Set(big(row.people_targeted.value(), "people targeted")?),
+            people_targeted_printed: Set(row.people_targeted.printed().to_owned()),
+            people_reached: Set(big(row.people_reached.value(), "people reached")?),
+            people_reached_printed: Set(row.people_reached.printed().to_owned()),
+            reached_percent_hundredths: Set(big(row.reached_percent.hundredths(), "% reached")?),
+            reached_percent_printed: Set(row.reached_percent.printed().to_owned()),
+            requirements_usd: Set(big(row.requirements.value(), "requirements")?),
+            requirements_printed: Set(row.requirements.printed().to_owned()),
+            funding_usd: Set(big(row.funding.value(), "funding")?),
+            funding_printed: Set(row.funding.printed().to_owned()),
+            funded_percent_hundredths: Set(big(row.funded_percent.hundredths(), "% funded")?),
+            funded_percent_printed: Set(row.funded_percent.printed().to_owned()),
+            ..Default::default()
+        });
+    }
+    insert_all(txn, rows).await?;
+
+    let mut shares = Vec::with_capacity(doc.shares.len());
+    for s in &doc.shares {
+        shares.push(share::ActiveModel {
+            report_id: Set(report_id),
+            dimension: Set(s.dimension.as_str().to_owned()),
+            position: Set(i32::try_from(s.position).map_err(|_| StoreError::Overflow("position".into()))?),
+            label: Set(s.label.clone()),
+            percent_hundredths: Set(big(s.percent.hundredths(), "share")?),
+            percent_printed: Set(s.percent.printed().to_owned()),
+            basis: Set(s.basis.map(|b| b.as_str().to_owned())),
+            ..Default::default()
+        });
+    }
+    insert_all(txn, shares).await?;
+
+    let mut counts = Vec::with_capacity(doc.partner_counts.len());
+    for p in &doc.partner_counts {
+        counts.push(partner_count::ActiveModel {
+            report_id: Set(report_id),
+            role: Set(p.role.as_str().to_owned()),
+            count: Set(i32::try_from(p.count).map_err(|_| StoreError::Overflow("partner count".into()))?),
+            footnote_marker: Set(p.footnote_marker.clone()),
+            printed: Set(p.printed.clone()),
+            ..Default::default()
+        });
+    }
+    insert_all(txn, counts).await?;
+
+    let mut notes = Vec::with_capacity(doc.footnotes.len());
+    for (position, f) in doc.footnotes.iter().enumerate() {
+        notes.push(footnote::ActiveModel {
+            report_id: Set(report_id),
+            position: Set(small(position, "position")?),
+            marker: Set(f.marker.clone()),
+            body: Set(f.text.clone()),
+            ..Default::default()
+        });
+    }
+    insert_all(txn, notes).await?;
+
+    let mut links = Vec::with_capacity(doc.sources.len());
+    for (position, s) in doc.sources.iter().enumerate() {
+        links.push(source_link::ActiveModel {
+            report_id: Set(report_id),
+            position: Set(small(position, "position")?),
+            url: Set(s.url.clone()),
+            label: Set(s.label.clone()),
+            placement: Set(s.placement.as_str().to_owned()),
+            ..Default::default()
+        });
+    }
+    insert_all(txn, links).await?;
+
+    for (position, section) in doc.sections.iter().enumerate() {
+        let saved = narrative_section::ActiveModel {
+            report_id: Set(report_id),
+            kind: Set(section.kind.as_str().to_owned()),
+            title: Set(section.title.clone()),
+            position: Set(small(position, "position")?),
+            ..Default::default()
+        }
+        .insert(txn)
+        .await?;
+        let mut paragraphs = Vec::with_capacity(section.paragraphs.len());
+        for (position, body) in section.paragraphs.iter().enumerate() {
+            paragraphs.push(narrative_paragraph::ActiveModel {
+                section_id: Set(saved.id),
+                position: Set(small(position, "position")?),
+                body: Set(body.clone()),
+                ..Default::default()
+            });
+        }
+        insert_all(txn, paragraphs).await?;
+    }
+    Ok(())
+}

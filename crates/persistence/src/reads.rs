@@ -1,0 +1,360 @@
+//! Batched reads: each method takes a set of keys and answers with one statement (two for
+//! sections with their paragraphs), whatever the number of keys.
+
+use std::collections::HashMap;
+
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    Select, Value,
+};
+
+use crate::entities::{
+    country, footnote, narrative_paragraph, narrative_section, organization, partner_count, plan,
+    platform, report, report_organization, report_totals, sector, sector_figures, share,
+    source_link,
+};
+use crate::{Store, StoreError};
+
+/// Filter of the `reports` listing; every set field must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportQuery {
+    pub country_iso3: Option<String>,
+    pub plan_code: Option<String>,
+    pub year: Option<i32>,
+    pub kind: Option<String>,
+    pub synthetic: Option<bool>,
+}
+
+/// Filter of the `organizations` listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrganizationQuery {
+    /// Case-insensitive substring of the name or acronym.
+    pub name_contains: Option<String>,
+    pub refugee_and_migrant_led: Option<bool>,
+}
+
+/// A narrative section with its paragraphs in printed order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionWithParagraphs {
+    pub section: narrative_section::Model,
+    pub paragraphs: Vec<String>,
+}
+
+/// Rows of `E` whose `column` is one of `keys`, in `order`; no statement for no keys.
+async fn find_in<E, V>(
+    store: &Store,
+    column: E::Column,
+    keys: &[V],
+    order: &[E::Column],
+) -> Result<Vec<E::Model>, StoreError>
+where
+    E: EntityTrait,
+    V: Into<Value> + Clone,
+{
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut select: Select<E> = E::find().filter(column.is_in(keys.iter().cloned()));
+    for col in order {
+        select = select.order_by_asc(*col);
+    }
+    Ok(select.all(&store.db).await?)
+}
+
+impl Store {
+    /// All countries that have a report, by name.
+    pub async fn countries(&self) -> Result<Vec<country::Model>, StoreError> {
+        Ok(country::Entity::find()
+            .order_by_asc(country::Column::Name)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn countries_by_id(&self, ids: &[i32]) -> Result<Vec<country::Model>, StoreError> {
+        find_in::<country::Entity, _>(self, country::Column::Id, ids, &[]).await
+    }
+
+    pub async fn countries_by_iso3(&self, codes: &[String]) -> Result<Vec<country::Model>, StoreError> {
+        find_in::<country::Entity, _>(self, country::Column::Iso3, codes, &[]).await
+    }
+
+    pub async fn platforms_by_id(&self, ids: &[i32]) -> Result<Vec<platform::Model>, StoreError> {
+        find_in::<platform::Entity, _>(self, platform::Column::Id, ids, &[]).await
+    }
+
+    pub async fn plans_by_id(&self, ids: &[i32]) -> Result<Vec<plan::Model>, StoreError> {
+        find_in::<plan::Entity, _>(self, plan::Column::Id, ids, &[]).await
+    }
+
+    pub async fn reports_by_id(&self, ids: &[i32]) -> Result<Vec<report::Model>, StoreError> {
+        find_in::<report::Entity, _>(self, report::Column::Id, ids, &[]).await
+    }
+
+    /// Reports of each country, newest year first.
+    pub async fn reports_by_country(&self, country_ids: &[i32]) -> Result<Vec<report::Model>, StoreError> {
+        if country_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(report::Entity::find()
+            .filter(report::Column::CountryId.is_in(country_ids.iter().copied()))
+            .order_by_desc(report::Column::Year)
+            .order_by_asc(report::Column::Kind)
+            .order_by_asc(report::Column::Id)
+            .all(&self.db)
+            .await?)
+    }
+
+    fn report_condition(filter: &ReportQuery) -> Condition {
+        let mut cond = Condition::all();
+        if let Some(iso3) = &filter.country_iso3 {
+            cond = cond.add(
+                report::Column::CountryId.in_subquery(
+                    Query::select()
+                        .column(country::Column::Id)
+                        .from(country::Entity)
+                        .and_where(Expr::col(country::Column::Iso3).eq(iso3.as_str()))
+                        .to_owned(),
+                ),
+            );
+        }
+        if let Some(code) = &filter.plan_code {
+            cond = cond.add(
+                report::Column::PlanId.in_subquery(
+                    Query::select()
+                        .column(plan::Column::Id)
+                        .from(plan::Entity)
+                        .and_where(Expr::col(plan::Column::Code).eq(code.as_str()))
+                        .to_owned(),
+                ),
+            );
+        }
+        if let Some(year) = filter.year {
+            cond = cond.add(report::Column::Year.eq(year));
+        }
+        if let Some(kind) = &filter.kind {
+            cond = cond.add(report::Column::Kind.eq(kind.as_str()));
+        }
+        if let Some(synthetic) = filter.synthetic {
+            cond = cond.add(report::Column::Synthetic.eq(synthetic));
+        }
+        cond
+    }
+
+    /// One page of reports by id, after `after` (exclusive), at most `limit`.
+    pub async fn reports_page(
+        &self,
+        filter: &ReportQuery,
+        after: Option<i32>,
+        limit: u64,
+    ) -> Result<Vec<report::Model>, StoreError> {
+        let mut cond = Self::report_condition(filter);
+        if let Some(after) = after {
+            cond = cond.add(report::Column::Id.gt(after));
+        }
+        Ok(report::Entity::find()
+            .filter(cond)
+            .order_by_asc(report::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn reports_count(&self, filter: &ReportQuery) -> Result<u64, StoreError> {
+        Ok(report::Entity::find()
+            .filter(Self::report_condition(filter))
+            .count(&self.db)
+            .await?)
+    }
+
+    pub async fn totals_by_report(&self, ids: &[i32]) -> Result<Vec<report_totals::Model>, StoreError> {
+        find_in::<report_totals::Entity, _>(self, report_totals::Column::ReportId, ids, &[]).await
+    }
+
+    pub async fn sector_figures_by_report(
+        &self,
+        ids: &[i32],
+    ) -> Result<Vec<sector_figures::Model>, StoreError> {
+        find_in::<sector_figures::Entity, _>(
+            self,
+            sector_figures::Column::ReportId,
+            ids,
+            &[sector_figures::Column::ReportId, sector_figures::Column::Position],
+        )
+        .await
+    }
+
+    /// Every sector and sub-sector, in template order.
+    pub async fn sectors(&self) -> Result<Vec<sector::Model>, StoreError> {
+        Ok(sector::Entity::find()
+            .order_by_asc(sector::Column::Position)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn sectors_by_id(&self, ids: &[i32]) -> Result<Vec<sector::Model>, StoreError> {
+        find_in::<sector::Entity, _>(self, sector::Column::Id, ids, &[]).await
+    }
+
+    pub async fn sectors_by_code(&self, codes: &[String]) -> Result<Vec<sector::Model>, StoreError> {
+        find_in::<sector::Entity, _>(self, sector::Column::Code, codes, &[]).await
+    }
+
+    pub async fn sectors_by_parent(&self, parent_ids: &[i32]) -> Result<Vec<sector::Model>, StoreError> {
+        find_in::<sector::Entity, _>(
+            self,
+            sector::Column::ParentId,
+            parent_ids,
+            &[sector::Column::Position],
+        )
+        .await
+    }
+
+    pub async fn shares_by_report(&self, ids: &[i32]) -> Result<Vec<share::Model>, StoreError> {
+        find_in::<share::Entity, _>(
+            self,
+            share::Column::ReportId,
+            ids,
+            &[share::Column::ReportId, share::Column::Dimension, share::Column::Position],
+        )
+        .await
+    }
+
+    pub async fn partner_counts_by_report(
+        &self,
+        ids: &[i32],
+    ) -> Result<Vec<partner_count::Model>, StoreError> {
+        find_in::<partner_count::Entity, _>(
+            self,
+            partner_count::Column::ReportId,
+            ids,
+            &[partner_count::Column::ReportId, partner_count::Column::Id],
+        )
+        .await
+    }
+
+    pub async fn footnotes_by_report(&self, ids: &[i32]) -> Result<Vec<footnote::Model>, StoreError> {
+        find_in::<footnote::Entity, _>(
+            self,
+            footnote::Column::ReportId,
+            ids,
+            &[footnote::Column::ReportId, footnote::Column::Position],
+        )
+        .await
+    }
+
+    pub async fn sources_by_report(&self, ids: &[i32]) -> Result<Vec<source_link::Model>, StoreError> {
+        find_in::<source_link::Entity, _>(
+            self,
+            source_link::Column::ReportId,
+            ids,
+            &[source_link::Column::ReportId, source_link::Column::Position],
+        )
+        .await
+    }
+
+    /// Sections of each report with their paragraphs: two statements for any number of reports.
+    pub async fn sections_by_report(
+        &self,
+        ids: &[i32],
+    ) -> Result<Vec<SectionWithParagraphs>, StoreError> {
+        let sections = find_in::<narrative_section::Entity, _>(
+            self,
+            narrative_section::Column::ReportId,
+            ids,
+            &[narrative_section::Column::ReportId, narrative_section::Column::Position],
+        )
+        .await?;
+        let section_ids: Vec<i32> = sections.iter().map(|s| s.id).collect();
+        let paragraphs = find_in::<narrative_paragraph::Entity, _>(
+            self,
+            narrative_paragraph::Column::SectionId,
+            &section_ids,
+            &[narrative_paragraph::Column::SectionId, narrative_paragraph::Column::Position],
+        )
+        .await?;
+        let mut by_section: HashMap<i32, Vec<String>> = HashMap::new();
+        for p in paragraphs {
+            by_section.entry(p.section_id).or_default().push(p.body);
+        }
+        Ok(sections
+            .into_iter()
+            .map(|section| SectionWithParagraphs {
+                paragraphs: by_section.remove(&section.id).unwrap_or_default(),
+                section,
+            })
+            .collect())
+    }
+
+    /// Organizations linked to each report, with the link's role (PARTNER or DONOR).
+    pub async fn organizations_by_report(
+        &self,
+        ids: &[i32],
+    ) -> Result<Vec<(report_organization::Model, organization::Model)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = report_organization::Entity::find()
+            .filter(report_organization::Column::ReportId.is_in(ids.iter().copied()))
+            .order_by_asc(report_organization::Column::Id)
+            .all(&self.db)
+            .await?;
+        let org_ids: Vec<i32> = rows.iter().map(|r| r.organization_id).collect();
+        let orgs: HashMap<i32, organization::Model> =
+            find_in::<organization::Entity, _>(self, organization::Column::Id, &org_ids, &[])
+                .await?
+                .into_iter()
+                .map(|o| (o.id, o))
+                .collect();
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| orgs.get(&r.organization_id).cloned().map(|o| (r, o)))
+            .collect())
+    }
+
+    fn organization_condition(filter: &OrganizationQuery) -> Condition {
+        let mut cond = Condition::all();
+        if let Some(text) = &filter.name_contains {
+            let pattern = format!("%{}%", text.to_lowercase());
+            cond = cond.add(
+                Condition::any()
+                    .add(Expr::expr(Func::lower(Expr::col(organization::Column::Name))).like(pattern.clone()))
+                    .add(Expr::expr(Func::lower(Expr::col(organization::Column::Acronym))).like(pattern)),
+            );
+        }
+        if let Some(led) = filter.refugee_and_migrant_led {
+            cond = cond.add(organization::Column::RefugeeAndMigrantLed.eq(led));
+        }
+        cond
+    }
+
+    pub async fn organizations_page(
+        &self,
+        filter: &OrganizationQuery,
+        after: Option<i32>,
+        limit: u64,
+    ) -> Result<Vec<organization::Model>, StoreError> {
+        let mut cond = Self::organization_condition(filter);
+        if let Some(after) = after {
+            cond = cond.add(organization::Column::Id.gt(after));
+        }
+        Ok(organization::Entity::find()
+            .filter(cond)
+            .order_by_asc(organization::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?)
+    }
+
+    pub async fn organizations_count(&self, filter: &OrganizationQuery) -> Result<u64, StoreError> {
+        Ok(organization::Entity::find()
+            .filter(Self::organization_condition(filter))
+            .count(&self.db)
+            .await?)
+    }
+
+    /// True when no report is stored yet (the server then loads the bundled one).
+    pub async fn has_reports(&self) -> Result<bool, StoreError> {
+        Ok(report::Entity::find().limit(1).count(&self.db).await? > 0)
+    }
+}
