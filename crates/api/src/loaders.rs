@@ -1,0 +1,118 @@
+//! DataLoaders: every relationship of the graph is a batched look-up by a set of keys.
+//!
+//! One [`StoreLoader`] serves every key type; a fresh `DataLoader` is attached to each request
+//! (see [`crate::with_loaders`]), so caching never outlives a request.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use async_graphql::dataloader::Loader;
+use plangraph_persistence::entities::{
+    country, footnote, organization, partner_count, plan, platform, report, report_organization,
+    report_totals, sector, sector_figures, share, source_link,
+};
+use plangraph_persistence::{SectionWithParagraphs, Store};
+
+use crate::error::LoadError;
+
+#[derive(Debug, Clone)]
+pub struct StoreLoader {
+    store: Store,
+}
+
+impl StoreLoader {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+}
+
+/// Groups rows under their key.
+fn group<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Vec<V>> {
+    let mut map: HashMap<K, Vec<V>> = HashMap::new();
+    for row in rows {
+        map.entry(key(&row)).or_default().push(row);
+    }
+    map
+}
+
+fn index<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, V> {
+    rows.into_iter().map(|r| (key(&r), r)).collect()
+}
+
+/// Declares a key type and its loader in one line: `key!(Name(i32) => Value, |store, keys| ...)`.
+macro_rules! loader {
+    ($(#[$doc:meta])* $key:ident($inner:ty) => $value:ty, |$store:ident, $keys:ident| $body:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        pub struct $key(pub $inner);
+
+        impl Loader<$key> for StoreLoader {
+            type Value = $value;
+            type Error = LoadError;
+
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, LoadError> {
+                let $store = &self.store;
+                let $keys: Vec<$inner> = keys.iter().map(|k| k.0.clone()).collect();
+                let map = $body;
+                Ok(map.into_iter().map(|(k, v)| ($key(k), v)).collect())
+            }
+        }
+    };
+}
+
+loader!(CountryById(i32) => country::Model, |store, keys| {
+    index(store.countries_by_id(&keys).await?, |c| c.id)
+});
+loader!(CountryByIso3(String) => country::Model, |store, keys| {
+    index(store.countries_by_iso3(&keys).await?, |c| c.iso3.clone())
+});
+loader!(PlatformById(i32) => platform::Model, |store, keys| {
+    index(store.platforms_by_id(&keys).await?, |p| p.id)
+});
+loader!(PlanById(i32) => plan::Model, |store, keys| {
+    index(store.plans_by_id(&keys).await?, |p| p.id)
+});
+loader!(ReportById(i32) => report::Model, |store, keys| {
+    index(store.reports_by_id(&keys).await?, |r| r.id)
+});
+loader!(
+    /// Reports of a country, newest first.
+    ReportsOfCountry(i32) => Vec<report::Model>, |store, keys| {
+    group(store.reports_by_country(&keys).await?, |r| r.country_id.unwrap_or_default())
+});
+loader!(TotalsOfReport(i32) => report_totals::Model, |store, keys| {
+    index(store.totals_by_report(&keys).await?, |t| t.report_id)
+});
+loader!(SectorFiguresOfReport(i32) => Vec<sector_figures::Model>, |store, keys| {
+    group(store.sector_figures_by_report(&keys).await?, |f| f.report_id)
+});
+loader!(SectorById(i32) => sector::Model, |store, keys| {
+    index(store.sectors_by_id(&keys).await?, |s| s.id)
+});
+loader!(SectorByCode(String) => sector::Model, |store, keys| {
+    index(store.sectors_by_code(&keys).await?, |s| s.code.clone())
+});
+loader!(SubSectorsOf(i32) => Vec<sector::Model>, |store, keys| {
+    group(store.sectors_by_parent(&keys).await?, |s| s.parent_id.unwrap_or_default())
+});
+loader!(SharesOfReport(i32) => Vec<share::Model>, |store, keys| {
+    group(store.shares_by_report(&keys).await?, |s| s.report_id)
+});
+loader!(PartnerCountsOfReport(i32) => Vec<partner_count::Model>, |store, keys| {
+    group(store.partner_counts_by_report(&keys).await?, |p| p.report_id)
+});
+loader!(FootnotesOfReport(i32) => Vec<footnote::Model>, |store, keys| {
+    group(store.footnotes_by_report(&keys).await?, |f| f.report_id)
+});
+loader!(SourcesOfReport(i32) => Vec<source_link::Model>, |store, keys| {
+    group(store.sources_by_report(&keys).await?, |s| s.report_id)
+});
+loader!(SectionsOfReport(i32) => Vec<SectionWithParagraphs>, |store, keys| {
+    group(store.sections_by_report(&keys).await?, |s| s.section.report_id)
+});
+loader!(
+    /// Organizations linked to a report, with the link's role.
+    OrganizationsOfReport(i32) => Vec<(report_organization::Model, organization::Model)>,
+    |store, keys| {
+    group(store.organizations_by_report(&keys).await?, |(link, _)| link.report_id)
+});

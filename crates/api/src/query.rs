@@ -1,0 +1,208 @@
+//! The root `Query` type: the public read contract of DESIGN.md.
+
+use async_graphql::connection::{Connection, CursorType, Edge};
+use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
+use plangraph_persistence::{OrganizationQuery, ReportQuery, Store};
+
+use crate::enums::ReportKind;
+use crate::error::ApiError;
+use crate::loaders::{CountryByIso3, ReportById, SectorByCode};
+use crate::types::{Country, Organization, Report, Sector, loader};
+
+/// Page size when `first` is not given, and the largest page a client may ask for.
+pub const DEFAULT_PAGE: i32 = 20;
+pub const MAX_PAGE: i32 = 100;
+
+/// Position in a listing ordered by id. Opaque to clients; only the server reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct IdCursor(i32);
+
+/// A cursor this server did not issue.
+#[derive(Debug)]
+pub struct BadCursor;
+
+impl std::fmt::Display for BadCursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not a cursor of this server")
+    }
+}
+
+impl CursorType for IdCursor {
+    type Error = BadCursor;
+
+    fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
+        s.strip_prefix("id:")
+            .and_then(|n| n.parse::<i32>().ok())
+            .map(IdCursor)
+            .ok_or(BadCursor)
+    }
+
+    fn encode_cursor(&self) -> String {
+        format!("id:{}", self.0)
+    }
+}
+
+/// Fields every connection carries beside its edges.
+#[derive(SimpleObject, Debug)]
+pub struct ConnectionTotals {
+    /// Number of nodes matching the filter, over all pages.
+    total_count: i64,
+}
+
+fn page_size(first: Option<i32>) -> Result<u64, ApiError> {
+    match first.unwrap_or(DEFAULT_PAGE) {
+        n @ 0..=MAX_PAGE => Ok(n as u64),
+        n => Err(ApiError::BadUserInput(format!(
+            "`first` must be between 0 and {MAX_PAGE}, got {n}"
+        ))),
+    }
+}
+
+fn after_id(after: Option<String>) -> Result<Option<i32>, ApiError> {
+    after
+        .map(|c| {
+            IdCursor::decode_cursor(&c)
+                .map(|IdCursor(id)| id)
+                .map_err(|_| ApiError::InvalidCursor(c.chars().take(64).collect()))
+        })
+        .transpose()
+}
+
+/// Builds a page from `limit + 1` rows: the extra row only says there is a next page.
+fn page<M, N: async_graphql::OutputType>(
+    mut rows: Vec<M>,
+    limit: u64,
+    has_previous: bool,
+    total: u64,
+    id: impl Fn(&M) -> i32,
+    node: impl Fn(M) -> N,
+) -> Connection<IdCursor, N, ConnectionTotals> {
+    let has_next = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let mut connection = Connection::with_additional_fields(
+        has_previous,
+        has_next,
+        ConnectionTotals {
+            total_count: i64::try_from(total).unwrap_or(i64::MAX),
+        },
+    );
+    connection.edges.extend(
+        rows.into_iter()
+            .map(|row| Edge::new(IdCursor(id(&row)), node(row))),
+    );
+    connection
+}
+
+fn store<'a>(ctx: &Context<'a>) -> Result<&'a Store> {
+    ctx.data::<Store>()
+}
+
+#[derive(InputObject, Debug, Default)]
+pub struct ReportFilter {
+    /// ISO3 code of the country the report is about.
+    country_iso3: Option<String>,
+    /// Plan code, e.g. `RMRP2023`.
+    plan_code: Option<String>,
+    year: Option<i32>,
+    kind: Option<ReportKind>,
+    /// Restrict to generated (true) or published (false) reports.
+    synthetic: Option<bool>,
+}
+
+#[derive(InputObject, Debug, Default)]
+pub struct OrganizationFilter {
+    /// Case-insensitive part of the name or acronym.
+    name_contains: Option<String>,
+    refugee_and_migrant_led: Option<bool>,
+}
+
+#[derive(Debug, Default)]
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// Countries that have at least one report, by name.
+    async fn countries(&self, ctx: &Context<'_>) -> Result<Vec<Country>> {
+        let rows = store(ctx)?.countries().await.map_err(ApiError::from)?;
+        Ok(rows.into_iter().map(Country).collect())
+    }
+
+    async fn country(&self, ctx: &Context<'_>, iso3: String) -> Result<Option<Country>> {
+        Ok(loader(ctx)?
+            .load_one(CountryByIso3(iso3))
+            .await?
+            .map(Country))
+    }
+
+    /// Every sector and sub-sector of the RMRP template, in template order.
+    async fn sectors(&self, ctx: &Context<'_>) -> Result<Vec<Sector>> {
+        let rows = store(ctx)?.sectors().await.map_err(ApiError::from)?;
+        Ok(rows.into_iter().map(Sector).collect())
+    }
+
+    async fn sector(&self, ctx: &Context<'_>, code: String) -> Result<Option<Sector>> {
+        Ok(loader(ctx)?.load_one(SectorByCode(code)).await?.map(Sector))
+    }
+
+    /// A report by id; null when no report has that id.
+    async fn report(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Report>> {
+        let Ok(id) = id.parse::<i32>() else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?.load_one(ReportById(id)).await?.map(Report))
+    }
+
+    /// Reports in id order, filtered, a page at a time.
+    async fn reports(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ReportFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<IdCursor, Report, ConnectionTotals>> {
+        let limit = page_size(first)?;
+        let after = after_id(after)?;
+        let filter = filter.unwrap_or_default();
+        let query = ReportQuery {
+            country_iso3: filter.country_iso3,
+            plan_code: filter.plan_code,
+            year: filter.year,
+            kind: filter.kind.map(|k| k.as_stored().to_owned()),
+            synthetic: filter.synthetic,
+        };
+        let store = store(ctx)?;
+        let rows = store
+            .reports_page(&query, after, limit + 1)
+            .await
+            .map_err(ApiError::from)?;
+        let total = store.reports_count(&query).await.map_err(ApiError::from)?;
+        Ok(page(rows, limit, after.is_some(), total, |r| r.id, Report))
+    }
+
+    /// Organizations in id order, filtered, a page at a time.
+    async fn organizations(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<OrganizationFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<Connection<IdCursor, Organization, ConnectionTotals>> {
+        let limit = page_size(first)?;
+        let after = after_id(after)?;
+        let filter = filter.unwrap_or_default();
+        let query = OrganizationQuery {
+            name_contains: filter.name_contains,
+            refugee_and_migrant_led: filter.refugee_and_migrant_led,
+        };
+        let store = store(ctx)?;
+        let rows = store
+            .organizations_page(&query, after, limit + 1)
+            .await
+            .map_err(ApiError::from)?;
+        let total = store
+            .organizations_count(&query)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(page(rows, limit, after.is_some(), total, |o| o.id, Organization))
+    }
+}

@@ -1,0 +1,675 @@
+//! GraphQL object types. Each wraps a storage model and resolves its relationships through the
+//! request's DataLoader, never with a query of its own.
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use plangraph_persistence::SectionWithParagraphs;
+use plangraph_persistence::entities::{
+    country, footnote, organization, partner_count, plan, platform, report, report_totals,
+    sector, sector_figures, share, source_link,
+};
+
+use crate::enums::{
+    LinkPlacement, OrganizationRole, PartnerRole, PlatformScope, ReportKind, SectionKind,
+    ShareBasis, ShareDimension,
+};
+use crate::error::ApiError;
+use crate::loaders::{
+    CountryById, FootnotesOfReport, OrganizationsOfReport, PartnerCountsOfReport, PlanById,
+    PlatformById, ReportsOfCountry, SectionsOfReport, SectorById, SectorFiguresOfReport,
+    SharesOfReport, SourcesOfReport, StoreLoader, SubSectorsOf, TotalsOfReport,
+};
+use crate::scalars::Date;
+
+pub(crate) fn loader<'a>(ctx: &Context<'a>) -> Result<&'a DataLoader<StoreLoader>> {
+    ctx.data::<DataLoader<StoreLoader>>()
+}
+
+/// People counts fit GraphQL's 32-bit `Int`; a larger stored value is a corrupt store.
+fn people(value: i64) -> Result<i32> {
+    i32::try_from(value).map_err(|_| ApiError::corrupt("people count", &value.to_string()).into())
+}
+
+/// Money travels as `Float` (whole dollars; exact up to 2^53).
+fn money(value: i64) -> f64 {
+    value as f64
+}
+
+fn percent(hundredths: i64) -> f64 {
+    hundredths as f64 / 100.0
+}
+
+/// A ratio as a percentage rounded to one decimal, as reports print them.
+fn computed_percent(part: i64, whole: i64) -> Option<f64> {
+    (whole != 0).then(|| (part as f64 * 1000.0 / whole as f64).round() / 10.0)
+}
+
+pub struct Country(pub country::Model);
+
+#[Object]
+impl Country {
+    /// ISO 3166-1 alpha-3 code.
+    async fn iso3(&self) -> &str {
+        &self.0.iso3
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// False for Aruba and Curaçao, constituent countries of the Kingdom of the Netherlands.
+    async fn sovereign(&self) -> bool {
+        self.0.sovereign
+    }
+
+    async fn platform(&self, ctx: &Context<'_>) -> Result<Option<Platform>> {
+        let Some(id) = self.0.platform_id else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?.load_one(PlatformById(id)).await?.map(Platform))
+    }
+
+    /// Reports about this country, newest year first.
+    async fn reports(
+        &self,
+        ctx: &Context<'_>,
+        year: Option<i32>,
+        kind: Option<ReportKind>,
+    ) -> Result<Vec<Report>> {
+        let reports = loader(ctx)?
+            .load_one(ReportsOfCountry(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(reports
+            .into_iter()
+            .filter(|r| year.is_none_or(|y| r.year == y))
+            .filter(|r| kind.is_none_or(|k| r.kind == k.as_stored()))
+            .map(Report)
+            .collect())
+    }
+
+    async fn report(
+        &self,
+        ctx: &Context<'_>,
+        year: i32,
+        #[graphql(default_with = "ReportKind::EndYear")] kind: ReportKind,
+    ) -> Result<Option<Report>> {
+        let reports = loader(ctx)?
+            .load_one(ReportsOfCountry(self.0.id))
+            .await?
+            .unwrap_or_default();
+        Ok(reports
+            .into_iter()
+            .find(|r| r.year == year && r.kind == kind.as_stored())
+            .map(Report))
+    }
+}
+
+/// A coordination platform: national (GTRM in Peru), sub-regional or regional.
+pub struct Platform(pub platform::Model);
+
+#[Object]
+impl Platform {
+    async fn code(&self) -> &str {
+        &self.0.code
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn scope(&self) -> Result<PlatformScope> {
+        Ok(PlatformScope::from_stored(&self.0.scope)?)
+    }
+}
+
+/// A response plan (RMRP 2023).
+pub struct Plan(pub plan::Model);
+
+#[Object]
+impl Plan {
+    async fn code(&self) -> &str {
+        &self.0.code
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn start_year(&self) -> i32 {
+        self.0.start_year
+    }
+
+    async fn end_year(&self) -> i32 {
+        self.0.end_year
+    }
+}
+
+/// Where a report's figures came from.
+#[derive(SimpleObject)]
+pub struct Provenance {
+    /// File name of the imported text.
+    source_name: String,
+    /// SHA-256 of the imported file, lower-case hex.
+    sha256: String,
+    /// When it was imported (RFC 3339, UTC).
+    imported_at: String,
+}
+
+/// A published report: every figure, share, count, section and link it prints.
+pub struct Report(pub report::Model);
+
+#[Object]
+impl Report {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn year(&self) -> i32 {
+        self.0.year
+    }
+
+    async fn kind(&self) -> Result<ReportKind> {
+        Ok(ReportKind::from_stored(&self.0.kind)?)
+    }
+
+    /// The title line as printed ("END-YEAR REPORT 2023").
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+
+    /// Null for a regional report.
+    async fn country(&self, ctx: &Context<'_>) -> Result<Option<Country>> {
+        let Some(id) = self.0.country_id else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?.load_one(CountryById(id)).await?.map(Country))
+    }
+
+    async fn platform(&self, ctx: &Context<'_>) -> Result<Option<Platform>> {
+        let Some(id) = self.0.platform_id else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?.load_one(PlatformById(id)).await?.map(Platform))
+    }
+
+    async fn plan(&self, ctx: &Context<'_>) -> Result<Plan> {
+        loader(ctx)?
+            .load_one(PlanById(self.0.plan_id))
+            .await?
+            .map(Plan)
+            .ok_or_else(|| ApiError::corrupt("report plan", &self.0.plan_id.to_string()).into())
+    }
+
+    /// The report-wide totals as printed; never the sum of the sector rows.
+    async fn totals(&self, ctx: &Context<'_>) -> Result<ReportTotals> {
+        loader(ctx)?
+            .load_one(TotalsOfReport(self.0.id))
+            .await?
+            .map(ReportTotals)
+            .ok_or_else(|| ApiError::corrupt("report totals", &self.0.id.to_string()).into())
+    }
+
+    /// Every printed row of the key-figures table, in printed order, sub-sectors included.
+    async fn sectors(&self, ctx: &Context<'_>) -> Result<Vec<SectorFigures>> {
+        Ok(loader(ctx)?
+            .load_one(SectorFiguresOfReport(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(SectorFigures)
+            .collect())
+    }
+
+    /// The row of one sector, by code (`EDU`, `PRO-GBV`).
+    async fn sector(&self, ctx: &Context<'_>, code: String) -> Result<Option<SectorFigures>> {
+        let rows = loader(ctx)?
+            .load_one(SectorFiguresOfReport(self.0.id))
+            .await?
+            .unwrap_or_default();
+        let Some(sector) = loader(ctx)?
+            .load_one(crate::loaders::SectorByCode(code))
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(rows
+            .into_iter()
+            .find(|r| r.sector_id == sector.id)
+            .map(SectorFigures))
+    }
+
+    /// The age and gender percentages in printed order. Their labels were icons in the PDF
+    /// and are not in the text, so `label` is null: never guessed.
+    async fn age_gender(&self, ctx: &Context<'_>) -> Result<Vec<Share>> {
+        self.shares(ctx, ShareDimension::AgeGender).await
+    }
+
+    /// Shares of people by population type; their basis is people targeted (they add up to
+    /// reached ÷ targeted).
+    async fn population_types(&self, ctx: &Context<'_>) -> Result<Vec<Share>> {
+        self.shares(ctx, ShareDimension::PopulationType).await
+    }
+
+    /// Partner and donor counts as published. Never sum them.
+    async fn partner_counts(&self, ctx: &Context<'_>) -> Result<Vec<PartnerCount>> {
+        Ok(loader(ctx)?
+            .load_one(PartnerCountsOfReport(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(PartnerCount)
+            .collect())
+    }
+
+    /// Partner organizations named by the report (the Peru text names none, only counts).
+    async fn partners(&self, ctx: &Context<'_>) -> Result<Vec<Organization>> {
+        self.organizations(ctx, OrganizationRole::Partner).await
+    }
+
+    /// Donor organizations named by the report (the Peru text names none, only a count).
+    async fn donors(&self, ctx: &Context<'_>) -> Result<Vec<Organization>> {
+        self.organizations(ctx, OrganizationRole::Donor).await
+    }
+
+    async fn sections(&self, ctx: &Context<'_>) -> Result<Vec<NarrativeSection>> {
+        Ok(loader(ctx)?
+            .load_one(SectionsOfReport(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(NarrativeSection)
+            .collect())
+    }
+
+    async fn footnotes(&self, ctx: &Context<'_>) -> Result<Vec<Footnote>> {
+        Ok(loader(ctx)?
+            .load_one(FootnotesOfReport(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Footnote)
+            .collect())
+    }
+
+    /// Links printed in the report, in printed order.
+    async fn sources(&self, ctx: &Context<'_>) -> Result<Vec<SourceLink>> {
+        Ok(loader(ctx)?
+            .load_one(SourcesOfReport(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(SourceLink)
+            .collect())
+    }
+
+    /// The date the funding figures were taken (1 April 2024 for Peru 2023).
+    async fn funding_as_of(&self) -> Option<Date> {
+        self.0.funding_as_of.map(Date)
+    }
+
+    /// The source of the funding figures ("Financial Tracking Service (FTS)").
+    async fn funding_source(&self) -> Option<&str> {
+        self.0.funding_source.as_deref()
+    }
+
+    /// The footnote marker printed beside the funding received ("*").
+    async fn funding_footnote_marker(&self) -> Option<&str> {
+        self.0.funding_footnote_marker.as_deref()
+    }
+
+    /// True for generated load-test data; published reports are never synthetic.
+    async fn synthetic(&self) -> bool {
+        self.0.synthetic
+    }
+
+    async fn provenance(&self) -> Provenance {
+        Provenance {
+            source_name: self.0.source_name.clone(),
+            sha256: self.0.source_sha256.clone(),
+            imported_at: self.0.imported_at.to_rfc3339(),
+        }
+    }
+}
+
+impl Report {
+    async fn shares(&self, ctx: &Context<'_>, dimension: ShareDimension) -> Result<Vec<Share>> {
+        Ok(loader(ctx)?
+            .load_one(SharesOfReport(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| s.dimension == dimension.as_stored())
+            .map(Share)
+            .collect())
+    }
+
+    async fn organizations(
+        &self,
+        ctx: &Context<'_>,
+        role: OrganizationRole,
+    ) -> Result<Vec<Organization>> {
+        Ok(loader(ctx)?
+            .load_one(OrganizationsOfReport(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(link, _)| link.role == role.as_stored())
+            .map(|(_, org)| Organization(org))
+            .collect())
+    }
+}
+
+/// The totals exactly as printed.
+#[derive(SimpleObject)]
+pub struct PrintedTotals {
+    people_in_need: String,
+    people_targeted: String,
+    people_reached: String,
+    requirements_usd: String,
+    funding_usd: String,
+    unmet_usd: String,
+    funded_percent: String,
+}
+
+pub struct ReportTotals(pub report_totals::Model);
+
+#[Object]
+impl ReportTotals {
+    async fn people_in_need(&self) -> Result<i32> {
+        people(self.0.people_in_need)
+    }
+
+    async fn people_targeted(&self) -> Result<i32> {
+        people(self.0.people_targeted)
+    }
+
+    async fn people_reached(&self) -> Result<i32> {
+        people(self.0.people_reached)
+    }
+
+    /// Total requirements, whole US dollars.
+    async fn requirements_usd(&self) -> f64 {
+        money(self.0.requirements_usd)
+    }
+
+    /// Funding received, whole US dollars.
+    async fn funding_usd(&self) -> f64 {
+        money(self.0.funding_usd)
+    }
+
+    /// Unmet requirements as printed, whole US dollars.
+    async fn unmet_usd(&self) -> f64 {
+        money(self.0.unmet_usd)
+    }
+
+    /// Percentage of the requirements funded, as printed.
+    async fn funded_percent(&self) -> f64 {
+        percent(self.0.funded_percent_hundredths)
+    }
+
+    /// Each figure's printed text, for provenance.
+    async fn printed(&self) -> PrintedTotals {
+        let t = &self.0;
+        PrintedTotals {
+            people_in_need: t.people_in_need_printed.clone(),
+            people_targeted: t.people_targeted_printed.clone(),
+            people_reached: t.people_reached_printed.clone(),
+            requirements_usd: t.requirements_printed.clone(),
+            funding_usd: t.funding_printed.clone(),
+            unmet_usd: t.unmet_printed.clone(),
+            funded_percent: t.funded_percent_printed.clone(),
+        }
+    }
+}
+
+/// One row's figures exactly as printed.
+#[derive(SimpleObject)]
+pub struct PrintedSectorFigures {
+    heading: String,
+    people_targeted: String,
+    people_reached: String,
+    reached_percent: String,
+    requirements_usd: String,
+    funding_usd: String,
+    funded_percent: String,
+}
+
+/// One row of the key-figures-by-sector table.
+pub struct SectorFigures(pub sector_figures::Model);
+
+#[Object]
+impl SectorFigures {
+    async fn sector(&self, ctx: &Context<'_>) -> Result<Sector> {
+        loader(ctx)?
+            .load_one(SectorById(self.0.sector_id))
+            .await?
+            .map(Sector)
+            .ok_or_else(|| ApiError::corrupt("sector", &self.0.sector_id.to_string()).into())
+    }
+
+    async fn people_targeted(&self) -> Result<Option<i32>> {
+        people(self.0.people_targeted).map(Some)
+    }
+
+    async fn people_reached(&self) -> Result<Option<i32>> {
+        people(self.0.people_reached).map(Some)
+    }
+
+    /// % reached as printed (computed from unrounded data by the publisher).
+    async fn reached_percent(&self) -> Option<f64> {
+        Some(percent(self.0.reached_percent_hundredths))
+    }
+
+    async fn requirements_usd(&self) -> Option<f64> {
+        Some(money(self.0.requirements_usd))
+    }
+
+    async fn funding_usd(&self) -> Option<f64> {
+        Some(money(self.0.funding_usd))
+    }
+
+    /// % funded as printed; over 100 is real (Nutrition, 101.5%).
+    async fn funded_percent(&self) -> Option<f64> {
+        Some(percent(self.0.funded_percent_hundredths))
+    }
+
+    /// reached ÷ targeted from the rounded printed figures, to one decimal; may differ from
+    /// `reachedPercent` by rounding.
+    async fn computed_reached_percent(&self) -> Option<f64> {
+        computed_percent(self.0.people_reached, self.0.people_targeted)
+    }
+
+    /// funding ÷ requirements from the rounded printed figures, to one decimal.
+    async fn computed_funded_percent(&self) -> Option<f64> {
+        computed_percent(self.0.funding_usd, self.0.requirements_usd)
+    }
+
+    async fn printed(&self) -> PrintedSectorFigures {
+        let f = &self.0;
+        PrintedSectorFigures {
+            heading: f.printed_heading.clone(),
+            people_targeted: f.people_targeted_printed.clone(),
+            people_reached: f.people_reached_printed.clone(),
+            reached_percent: f.reached_percent_printed.clone(),
+            requirements_usd: f.requirements_printed.clone(),
+            funding_usd: f.funding_printed.clone(),
+            funded_percent: f.funded_percent_printed.clone(),
+        }
+    }
+}
+
+/// A sector of the RMRP template; sub-sectors (Child Protection, GBV, Human Trafficking and
+/// Smuggling) have Protection as parent.
+pub struct Sector(pub sector::Model);
+
+#[Object]
+impl Sector {
+    async fn code(&self) -> &str {
+        &self.0.code
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn parent(&self, ctx: &Context<'_>) -> Result<Option<Sector>> {
+        let Some(id) = self.0.parent_id else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?.load_one(SectorById(id)).await?.map(Sector))
+    }
+
+    async fn sub_sectors(&self, ctx: &Context<'_>) -> Result<Vec<Sector>> {
+        Ok(loader(ctx)?
+            .load_one(SubSectorsOf(self.0.id))
+            .await?
+            .unwrap_or_default()
+            .into_iter()
+            .map(Sector)
+            .collect())
+    }
+}
+
+/// One printed percentage of a breakdown.
+pub struct Share(pub share::Model);
+
+#[Object]
+impl Share {
+    async fn dimension(&self) -> Result<ShareDimension> {
+        Ok(ShareDimension::from_stored(&self.0.dimension)?)
+    }
+
+    /// 1-based printed order.
+    async fn position(&self) -> i32 {
+        self.0.position
+    }
+
+    /// The printed label; null where the document prints none.
+    async fn label(&self) -> Option<&str> {
+        self.0.label.as_deref()
+    }
+
+    async fn percent(&self) -> f64 {
+        percent(self.0.percent_hundredths)
+    }
+
+    async fn printed(&self) -> &str {
+        &self.0.percent_printed
+    }
+
+    /// What the percentage is of; null where the document does not say.
+    async fn basis(&self) -> Result<Option<ShareBasis>> {
+        Ok(self
+            .0
+            .basis
+            .as_deref()
+            .map(ShareBasis::from_stored)
+            .transpose()?)
+    }
+}
+
+pub struct PartnerCount(pub partner_count::Model);
+
+#[Object]
+impl PartnerCount {
+    async fn role(&self) -> Result<PartnerRole> {
+        Ok(PartnerRole::from_stored(&self.0.role)?)
+    }
+
+    async fn count(&self) -> i32 {
+        self.0.count
+    }
+
+    /// The footnote marker printed beside the count ("**" on implementing partners).
+    async fn footnote_marker(&self) -> Option<&str> {
+        self.0.footnote_marker.as_deref()
+    }
+
+    /// The line the count was read from.
+    async fn printed(&self) -> &str {
+        &self.0.printed
+    }
+}
+
+pub struct Organization(pub organization::Model);
+
+#[Object]
+impl Organization {
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn acronym(&self) -> Option<&str> {
+        self.0.acronym.as_deref()
+    }
+
+    #[graphql(name = "type")]
+    async fn org_type(&self) -> Option<&str> {
+        self.0.org_type.as_deref()
+    }
+
+    async fn refugee_and_migrant_led(&self) -> bool {
+        self.0.refugee_and_migrant_led
+    }
+
+    /// The organization's id in OCHA's Financial Tracking Service, when known.
+    async fn fts_id(&self) -> Option<&str> {
+        self.0.fts_id.as_deref()
+    }
+}
+
+pub struct NarrativeSection(pub SectionWithParagraphs);
+
+#[Object]
+impl NarrativeSection {
+    async fn kind(&self) -> Result<SectionKind> {
+        Ok(SectionKind::from_stored(&self.0.section.kind)?)
+    }
+
+    async fn title(&self) -> &str {
+        &self.0.section.title
+    }
+
+    /// Paragraphs in printed order, with paragraphs the PDF's columns broke joined again.
+    async fn paragraphs(&self) -> &[String] {
+        &self.0.paragraphs
+    }
+}
+
+pub struct Footnote(pub footnote::Model);
+
+#[Object]
+impl Footnote {
+    /// "*" or "**".
+    async fn marker(&self) -> &str {
+        &self.0.marker
+    }
+
+    /// The note's text; its paragraphs are separated by a blank line.
+    async fn text(&self) -> &str {
+        &self.0.body
+    }
+}
+
+pub struct SourceLink(pub source_link::Model);
+
+#[Object]
+impl SourceLink {
+    async fn url(&self) -> &str {
+        &self.0.url
+    }
+
+    /// The printed label; null where the report prints a bare URL.
+    async fn label(&self) -> Option<&str> {
+        self.0.label.as_deref()
+    }
+
+    async fn placement(&self) -> Result<LinkPlacement> {
+        Ok(LinkPlacement::from_stored(&self.0.placement)?)
+    }
+}
