@@ -46,7 +46,7 @@ pub fn sdl() -> String {
 /// Attaches a request-scoped DataLoader over `store`: one per request, so cached rows never
 /// outlive the request that read them.
 pub fn with_loaders(request: impl Into<Request>, store: &Store) -> Request {
-    let loader = DataLoader::with_cache(
+    let loader: loaders::Loaders = DataLoader::with_cache(
         StoreLoader::new(store.clone()),
         tokio::spawn,
         HashMapCache::default(),

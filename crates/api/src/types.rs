@@ -1,7 +1,6 @@
 //! GraphQL object types. Each wraps a storage model and resolves its relationships through the
 //! request's DataLoader, never with a query of its own.
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use plangraph_persistence::SectionWithParagraphs;
 use plangraph_persistence::entities::{
@@ -17,12 +16,12 @@ use crate::error::ApiError;
 use crate::loaders::{
     CountryById, FootnotesOfReport, OrganizationsOfReport, PartnerCountsOfReport, PlanById,
     PlatformById, ReportsOfCountry, SectionsOfReport, SectorById, SectorFiguresOfReport,
-    SharesOfReport, SourcesOfReport, StoreLoader, SubSectorsOf, TotalsOfReport,
+    Loaders, SharesOfReport, SourcesOfReport, SubSectorsOf, TotalsOfReport,
 };
 use crate::scalars::Date;
 
-pub(crate) fn loader<'a>(ctx: &Context<'a>) -> Result<&'a DataLoader<StoreLoader>> {
-    ctx.data::<DataLoader<StoreLoader>>()
+pub(crate) fn loader<'a>(ctx: &Context<'a>) -> Result<&'a Loaders> {
+    ctx.data::<Loaders>()
 }
 
 /// People counts fit GraphQL's 32-bit `Int`; a larger stored value is a corrupt store.

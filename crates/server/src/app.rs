@@ -1,0 +1,122 @@
+//! The HTTP surface: `/graphql` (POST, GET, GraphiQL), `/healthz`, `/readyz`.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{HttpRequest, HttpResponse, web};
+use async_graphql::http::GraphiQLSource;
+use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
+use plangraph_api::{PlangraphSchema, with_loaders};
+use plangraph_persistence::Store;
+use serde_json::json;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub schema: PlangraphSchema,
+    pub store: Store,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("store", &self.store).finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    pub fn new(store: Store) -> Self {
+        Self {
+            schema: plangraph_api::build_schema(store.clone()),
+            store,
+        }
+    }
+}
+
+/// Registers the routes; used by the server and by in-process tests alike.
+pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(state))
+            .route("/graphql", web::post().to(graphql))
+            .route("/graphql", web::get().to(graphql_get))
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz));
+    }
+}
+
+async fn graphql(state: web::Data<AppState>, request: GraphQLRequest) -> GraphQLResponse {
+    state
+        .schema
+        .execute(with_loaders(request.into_inner(), &state.store))
+        .await
+        .into()
+}
+
+/// A browser asking for HTML with no query gets GraphiQL; anything else is a GET query.
+async fn graphql_get(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    request: Option<GraphQLRequest>,
+) -> HttpResponse {
+    let wants_html = http
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    let has_query = http.query_string().contains("query=");
+    match request {
+        Some(request) if has_query => {
+            let response = state
+                .schema
+                .execute(with_loaders(request.into_inner(), &state.store))
+                .await;
+            actix_web::Responder::respond_to(GraphQLResponse::from(response), &http).map_into_boxed_body()
+        }
+        _ if wants_html => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(GraphiQLSource::build().endpoint("/graphql").finish()),
+        _ => HttpResponse::BadRequest().json(json!({
+            "errors": [{
+                "message": "a GET request needs a `query` parameter",
+                "extensions": { "code": "BAD_REQUEST" }
+            }]
+        })),
+    }
+}
+
+/// The process is up.
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// The store answers.
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "store": state.store.backend() })),
+        Err(err) => {
+            tracing::warn!(code = err.code(), error = %err, "readiness check failed");
+            HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "code": err.code() }))
+        }
+    }
+}
+
+/// One structured log line per request.
+pub async fn log_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.path().to_owned();
+    let response = next.call(req).await?;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    Ok(response)
+}
