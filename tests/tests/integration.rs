@@ -1,1 +1,15 @@
+//! The one integration-test binary (one link, many tests): folders mirror the API.
+//!
+//! Every test that touches a store runs twice, on SQLite and on a throwaway Postgres cluster
+//! this binary starts from the machine's Postgres binaries (see `support::postgres`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod api;
+mod contract;
+mod figures;
+mod http;
+mod importer;
+mod statements;

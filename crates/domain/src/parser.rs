@@ -305,19 +305,18 @@ impl<'a> Cursor<'a> {
         expected: &'static str,
         what: &'static str,
     ) -> Result<String, ParseError> {
+        // An error names the first line that does not continue the heading (or the end of
+        // the file), which is where a truncated or edited copy went wrong.
         let want: Vec<&str> = expected.split_whitespace().collect();
-        let start = self.pos;
         let mut got: Vec<&str> = Vec::new();
         while got.len() < want.len() {
             let Some((_, text)) = self.peek() else {
-                self.pos = start;
                 return Err(self.missing(what));
             };
             let words: Vec<&str> = text.split_whitespace().collect();
             let fits = got.len() + words.len() <= want.len()
                 && words.iter().zip(&want[got.len()..]).all(|(a, b)| a == b);
             if !fits {
-                self.pos = start;
                 return Err(self.missing(what));
             }
             got.extend(words);
@@ -366,12 +365,10 @@ impl<'a> Cursor<'a> {
         known: &[&str],
         what: &'static str,
     ) -> Result<Vec<String>, ParseError> {
-        let start = self.pos;
         let mut pending = String::new();
         let mut labels = Vec::new();
         while labels.len() < count {
             let Some((_, text)) = self.peek() else {
-                self.pos = start;
                 return Err(self.missing(what));
             };
             if !pending.is_empty() {
@@ -394,12 +391,11 @@ impl<'a> Cursor<'a> {
             }
             // Whatever remains must be the start of a known label, continued on the next line.
             if !pending.is_empty() && !known.iter().any(|l| l.starts_with(pending.as_str())) {
-                self.pos = start;
+                self.pos -= 1;
                 return Err(self.missing(what));
             }
         }
         if !pending.is_empty() || labels.len() != count {
-            self.pos = start;
             return Err(self.missing(what));
         }
         Ok(labels)

@@ -1,0 +1,44 @@
+//! The checked-in `schema.graphql` is what the server serves.
+
+#[test]
+fn schema_graphql_matches_the_served_schema() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql");
+    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    let served = plangraph_api::sdl();
+    assert!(
+        checked_in == served,
+        "schema.graphql differs from the served schema; regenerate it with \
+         `cargo run -p plangraph-server -- schema > schema.graphql`"
+    );
+}
+
+#[test]
+fn the_contract_names_are_served() {
+    let sdl = plangraph_api::sdl();
+    for name in [
+        "countries: [Country!]!",
+        "country(iso3: String!): Country",
+        "sectors: [Sector!]!",
+        "sector(code: String!): Sector",
+        "report(id: ID!): Report",
+        "reports(filter: ReportFilter, first: Int, after: String): ReportConnection!",
+        "organizations(filter: OrganizationFilter, first: Int, after: String): OrganizationConnection!",
+        "reports(year: Int, kind: ReportKind): [Report!]!",
+        "report(year: Int!, kind: ReportKind! = END_YEAR): Report",
+        "fundingAsOf: Date",
+        "sectors: [SectorFigures!]!",
+        "sector(code: String!): SectorFigures",
+        "ageGender: [Share!]!",
+        "populationTypes: [Share!]!",
+        "partnerCounts: [PartnerCount!]!",
+        "partners: [Organization!]!",
+        "donors: [Organization!]!",
+        "sections: [NarrativeSection!]!",
+        "footnotes: [Footnote!]!",
+        "sources: [SourceLink!]!",
+        "requirementsUsd: Float",
+        "peopleTargeted: Int",
+    ] {
+        assert!(sdl.contains(name), "the SDL lacks `{name}`");
+    }
+}
