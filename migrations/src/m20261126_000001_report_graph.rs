@@ -452,7 +452,10 @@ impl MigrationTrait for Migration {
                     ))
                     .foreign_key(&mut fk(
                         "fk_report_organization_organization",
-                        (ReportOrganization::Table, ReportOrganization::OrganizationId),
+                        (
+                            ReportOrganization::Table,
+                            ReportOrganization::OrganizationId,
+                        ),
                         (Organization::Table, Organization::Id),
                         Cascade,
                     ))
@@ -534,10 +537,26 @@ impl MigrationTrait for Migration {
 
         // One index per foreign key; the unique ones also keep a report from holding a row twice.
         let indexes = [
-            index("ix_country_platform", Country::Table, vec![Country::PlatformId.into_iden()]),
-            index("ix_sector_parent", Sector::Table, vec![Sector::ParentId.into_iden()]),
-            index("ix_report_plan", Report::Table, vec![Report::PlanId.into_iden()]),
-            index("ix_report_platform", Report::Table, vec![Report::PlatformId.into_iden()]),
+            index(
+                "ix_country_platform",
+                Country::Table,
+                vec![Country::PlatformId.into_iden()],
+            ),
+            index(
+                "ix_sector_parent",
+                Sector::Table,
+                vec![Sector::ParentId.into_iden()],
+            ),
+            index(
+                "ix_report_plan",
+                Report::Table,
+                vec![Report::PlanId.into_iden()],
+            ),
+            index(
+                "ix_report_platform",
+                Report::Table,
+                vec![Report::PlatformId.into_iden()],
+            ),
             index(
                 "ix_report_country",
                 Report::Table,
@@ -550,11 +569,18 @@ impl MigrationTrait for Migration {
             index(
                 "ux_sector_figures_report_sector",
                 SectorFigures::Table,
-                vec![SectorFigures::ReportId.into_iden(), SectorFigures::SectorId.into_iden()],
+                vec![
+                    SectorFigures::ReportId.into_iden(),
+                    SectorFigures::SectorId.into_iden(),
+                ],
             )
             .unique()
             .take(),
-            index("ix_sector_figures_sector", SectorFigures::Table, vec![SectorFigures::SectorId.into_iden()]),
+            index(
+                "ix_sector_figures_sector",
+                SectorFigures::Table,
+                vec![SectorFigures::SectorId.into_iden()],
+            ),
             index(
                 "ux_share_report_dimension_position",
                 Share::Table,
@@ -569,7 +595,10 @@ impl MigrationTrait for Migration {
             index(
                 "ux_partner_count_report_role",
                 PartnerCount::Table,
-                vec![PartnerCount::ReportId.into_iden(), PartnerCount::Role.into_iden()],
+                vec![
+                    PartnerCount::ReportId.into_iden(),
+                    PartnerCount::Role.into_iden(),
+                ],
             )
             .unique()
             .take(),
@@ -586,7 +615,10 @@ impl MigrationTrait for Migration {
             index(
                 "ux_narrative_section_report_kind",
                 NarrativeSection::Table,
-                vec![NarrativeSection::ReportId.into_iden(), NarrativeSection::Kind.into_iden()],
+                vec![
+                    NarrativeSection::ReportId.into_iden(),
+                    NarrativeSection::Kind.into_iden(),
+                ],
             )
             .unique()
             .take(),
@@ -603,14 +635,20 @@ impl MigrationTrait for Migration {
             index(
                 "ux_footnote_report_position",
                 Footnote::Table,
-                vec![Footnote::ReportId.into_iden(), Footnote::Position.into_iden()],
+                vec![
+                    Footnote::ReportId.into_iden(),
+                    Footnote::Position.into_iden(),
+                ],
             )
             .unique()
             .take(),
             index(
                 "ux_source_link_report_position",
                 SourceLink::Table,
-                vec![SourceLink::ReportId.into_iden(), SourceLink::Position.into_iden()],
+                vec![
+                    SourceLink::ReportId.into_iden(),
+                    SourceLink::Position.into_iden(),
+                ],
             )
             .unique()
             .take(),

@@ -31,7 +31,10 @@ async fn reports_page_with_cursors_and_filters(backend: Backend) {
     let reports = &page["reports"];
     assert_eq!(reports["totalCount"], 1);
     assert_eq!(reports["pageInfo"]["hasNextPage"], false);
-    let cursor = reports["pageInfo"]["endCursor"].as_str().expect("cursor").to_owned();
+    let cursor = reports["pageInfo"]["endCursor"]
+        .as_str()
+        .expect("cursor")
+        .to_owned();
     let next = data(
         &test.store,
         &format!(r#"{{ reports(after: "{cursor}") {{ totalCount edges {{ node {{ id }} }} pageInfo {{ hasPreviousPage }} }} }}"#),
@@ -55,19 +58,34 @@ async fn bad_arguments_get_stable_codes(backend: Backend) {
     let cases = [
         ("{ reports(first: -1) { totalCount } }", "BAD_USER_INPUT"),
         ("{ reports(first: 1000) { totalCount } }", "BAD_USER_INPUT"),
-        (r#"{ reports(after: "forged") { totalCount } }"#, "INVALID_CURSOR"),
+        (
+            r#"{ reports(after: "forged") { totalCount } }"#,
+            "INVALID_CURSOR",
+        ),
     ];
     for (query, code) in cases {
         let response = execute(&test.store, query).await;
-        assert_eq!(response["errors"][0]["extensions"]["code"], code, "{query}: {response}");
+        assert_eq!(
+            response["errors"][0]["extensions"]["code"], code,
+            "{query}: {response}"
+        );
     }
     let too_deep = execute(
         &test.store,
         "{ sectors { parent { parent { parent { parent { parent { parent { parent { parent { parent { parent { parent { parent { code } } } } } } } } } } } } } }",
     )
     .await;
-    assert!(too_deep["errors"][0]["message"].as_str().is_some_and(|m| m.contains("deep")), "{too_deep}");
+    assert!(
+        too_deep["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("deep")),
+        "{too_deep}"
+    );
     let malformed = execute(&test.store, "{ reports( ").await;
-    assert!(malformed["errors"].as_array().is_some_and(|e| !e.is_empty()));
+    assert!(
+        malformed["errors"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty())
+    );
 }
 on_both_databases!(bad_arguments_get_stable_codes);

@@ -102,7 +102,10 @@ async fn totals_shares_counts_and_dates_are_as_published(backend: Backend) {
     let data = data(&test.store, REPORT_QUERY).await;
     let country = &data["country"];
     assert_eq!(country["name"], "Peru");
-    assert_eq!(country["platform"], json!({ "code": "GTRM", "scope": "NATIONAL" }));
+    assert_eq!(
+        country["platform"],
+        json!({ "code": "GTRM", "scope": "NATIONAL" })
+    );
     let report = &country["report"];
     assert_eq!(report["year"], 2023);
     assert_eq!(report["kind"], "END_YEAR");
@@ -200,7 +203,12 @@ async fn footnotes_links_and_sections_are_as_published(backend: Backend) {
         .as_array()
         .expect("sources")
         .iter()
-        .map(|s| (s["url"].as_str().unwrap_or_default(), s["placement"].as_str().unwrap_or_default()))
+        .map(|s| {
+            (
+                s["url"].as_str().unwrap_or_default(),
+                s["placement"].as_str().unwrap_or_default(),
+            )
+        })
         .collect();
     assert_eq!(urls.len(), 6);
     assert!(urls[0].0.starts_with("https://app.powerbi.com/view?r="));
@@ -208,11 +216,26 @@ async fn footnotes_links_and_sections_are_as_published(backend: Backend) {
     assert_eq!(
         &urls[1..],
         &[
-            ("https://www.gob.pe/institucion/migraciones/noticias/864684-migraciones-registro-un-total-de-214-633-solicitudes-de-permiso-temporal-de-permanencia", "END_NOTES"),
-            ("https://busquedas.elperuano.pe/dispositivo/NL/2222143-2", "END_NOTES"),
-            ("https://busquedas.elperuano.pe/dispositivo/NL/2234429-1", "END_NOTES"),
-            ("https://www.congreso.gob.pe/Docs/comisiones2023/Constitucion/files/dl-1574-2023-of.pdf", "END_NOTES"),
-            ("https://www.r4v.info/es/document/SOP_Trata_RyM_Peru", "END_NOTES"),
+            (
+                "https://www.gob.pe/institucion/migraciones/noticias/864684-migraciones-registro-un-total-de-214-633-solicitudes-de-permiso-temporal-de-permanencia",
+                "END_NOTES"
+            ),
+            (
+                "https://busquedas.elperuano.pe/dispositivo/NL/2222143-2",
+                "END_NOTES"
+            ),
+            (
+                "https://busquedas.elperuano.pe/dispositivo/NL/2234429-1",
+                "END_NOTES"
+            ),
+            (
+                "https://www.congreso.gob.pe/Docs/comisiones2023/Constitucion/files/dl-1574-2023-of.pdf",
+                "END_NOTES"
+            ),
+            (
+                "https://www.r4v.info/es/document/SOP_Trata_RyM_Peru",
+                "END_NOTES"
+            ),
         ]
     );
 
@@ -238,13 +261,18 @@ async fn footnotes_links_and_sections_are_as_published(backend: Backend) {
     let paragraph = |s: usize, p: usize| sections[s]["paragraphs"][p].as_str().unwrap_or_default();
     // The repeated fragment of the Situation section is kept as published.
     assert_eq!(
-        paragraph(0, 0).matches("remain in an irregular situation in Peru").count(),
+        paragraph(0, 0)
+            .matches("remain in an irregular situation in Peru")
+            .count(),
         2
     );
     // A hyphenated compound broken over lines is one word again.
     assert!(paragraph(0, 1).contains("recent environment-related factors"));
     // The paragraph the PDF's columns broke is joined again.
-    assert!(paragraph(1, 4).contains("accompanied by technical and financial support. Additionally, 27K"));
+    assert!(
+        paragraph(1, 4)
+            .contains("accompanied by technical and financial support. Additionally, 27K")
+    );
     // The narrative's own count (13) stands beside the partner box's 12.
     assert!(paragraph(1, 6).contains("13 Venezuelan refugee- and migrant-led organizations"));
     assert!(paragraph(2, 3).ends_with("stronger coordination with key stakeholders."));

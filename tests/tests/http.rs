@@ -10,14 +10,20 @@ use crate::support::{Backend, peru_store};
 
 async fn graphql_health_and_readiness_over_http(backend: Backend) {
     let test_store = peru_store(backend).await;
-    let app = test::init_service(App::new().configure(configure(AppState::new(test_store.store.clone())))).await;
+    let app = test::init_service(
+        App::new().configure(configure(AppState::new(test_store.store.clone()))),
+    )
+    .await;
 
     let post = test::TestRequest::post()
         .uri("/graphql")
         .set_json(json!({ "query": r#"{ country(iso3: "PER") { report(year: 2023) { totals { peopleReached } } } }"# }))
         .to_request();
     let body: Value = test::call_and_read_body_json(&app, post).await;
-    assert_eq!(body["data"]["country"]["report"]["totals"]["peopleReached"], 513_600);
+    assert_eq!(
+        body["data"]["country"]["report"]["totals"]["peopleReached"],
+        513_600
+    );
 
     let get = test::TestRequest::get()
         .uri("/graphql?query=%7Bsectors%7Bcode%7D%7D")
@@ -37,9 +43,13 @@ async fn graphql_health_and_readiness_over_http(backend: Backend) {
     let bare = test::TestRequest::get().uri("/graphql").to_request();
     assert_eq!(test::call_service(&app, bare).await.status().as_u16(), 400);
 
-    let health: Value = test::call_and_read_body_json(&app, test::TestRequest::get().uri("/healthz").to_request()).await;
+    let health: Value =
+        test::call_and_read_body_json(&app, test::TestRequest::get().uri("/healthz").to_request())
+            .await;
     assert_eq!(health["status"], "ok");
-    let ready: Value = test::call_and_read_body_json(&app, test::TestRequest::get().uri("/readyz").to_request()).await;
+    let ready: Value =
+        test::call_and_read_body_json(&app, test::TestRequest::get().uri("/readyz").to_request())
+            .await;
     assert_eq!(ready["status"], "ready");
 }
 on_both_databases!(graphql_health_and_readiness_over_http, actix);

@@ -41,7 +41,12 @@ fn broken_copies() -> Vec<(&'static str, Vec<u8>, &'static str, usize)> {
     vec![
         ("empty", Vec::new(), "REPORT_EMPTY", 1),
         ("binary junk", junk, "REPORT_NOT_TEXT", 1),
-        ("truncated", truncated.into_bytes(), "REPORT_UNEXPECTED_TEXT", 40),
+        (
+            "truncated",
+            truncated.into_bytes(),
+            "REPORT_UNEXPECTED_TEXT",
+            40,
+        ),
         (
             "garbled number",
             garbled.into_bytes(),
@@ -71,7 +76,11 @@ async fn broken_reports_are_line_numbered_errors_and_change_nothing(backend: Bac
             }
             other => panic!("{name}: expected a report error, got {other:?}"),
         }
-        assert_eq!(snapshot(&test.store).await, before, "{name} changed the store");
+        assert_eq!(
+            snapshot(&test.store).await,
+            before,
+            "{name} changed the store"
+        );
     }
 }
 on_both_databases!(broken_reports_are_line_numbered_errors_and_change_nothing);
@@ -79,11 +88,8 @@ on_both_databases!(broken_reports_are_line_numbered_errors_and_change_nothing);
 async fn an_altered_figure_gives_exactly_its_warning(backend: Backend) {
     let test = peru_store(backend).await;
     let line = line_of("EDUCATION 103.3 K 37.4 K 36.2% $22.68 M $6.72 M 29.6%");
-    let altered = PERU_2023_END_YEAR.replacen(
-        "EDUCATION 103.3 K 37.4 K",
-        "EDUCATION 103.3 K 57.4 K",
-        1,
-    );
+    let altered =
+        PERU_2023_END_YEAR.replacen("EDUCATION 103.3 K 37.4 K", "EDUCATION 103.3 K 57.4 K", 1);
     let summary = import_report(
         &test.store,
         altered.as_bytes(),
@@ -105,7 +111,11 @@ on_both_databases!(an_altered_figure_gives_exactly_its_warning);
 
 async fn importing_again_replaces_in_place(backend: Backend) {
     let test = peru_store(backend).await;
-    let first = data(&test.store, r#"{ country(iso3: "PER") { report(year: 2023) { id } } }"#).await;
+    let first = data(
+        &test.store,
+        r#"{ country(iso3: "PER") { report(year: 2023) { id } } }"#,
+    )
+    .await;
     let again = import_report(
         &test.store,
         PERU_2023_END_YEAR.as_bytes(),
@@ -136,10 +146,28 @@ on_both_databases!(importing_again_replaces_in_place);
 async fn the_country_must_be_known(backend: Backend) {
     let test = peru_store(backend).await;
     let before = snapshot(&test.store).await;
-    let unnamed = import_report(&test.store, PERU_2023_END_YEAR.as_bytes(), "report.txt", None).await;
-    assert!(matches!(unnamed, Err(CliError::UnknownCountry { .. })), "{unnamed:?}");
-    let wrong = import_report(&test.store, PERU_2023_END_YEAR.as_bytes(), "report.txt", Some("XXX")).await;
-    assert_eq!(wrong.map_err(|e| e.code()).err(), Some("IMPORT_NOT_A_COUNTRY"));
+    let unnamed = import_report(
+        &test.store,
+        PERU_2023_END_YEAR.as_bytes(),
+        "report.txt",
+        None,
+    )
+    .await;
+    assert!(
+        matches!(unnamed, Err(CliError::UnknownCountry { .. })),
+        "{unnamed:?}"
+    );
+    let wrong = import_report(
+        &test.store,
+        PERU_2023_END_YEAR.as_bytes(),
+        "report.txt",
+        Some("XXX"),
+    )
+    .await;
+    assert_eq!(
+        wrong.map_err(|e| e.code()).err(),
+        Some("IMPORT_NOT_A_COUNTRY")
+    );
     assert_eq!(snapshot(&test.store).await, before);
 }
 on_both_databases!(the_country_must_be_known);

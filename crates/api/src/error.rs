@@ -57,7 +57,6 @@ impl ApiError {
     }
 }
 
-
 impl From<ApiError> for Error {
     fn from(err: ApiError) -> Self {
         let code = err.code();

@@ -16,7 +16,8 @@ use plangraph_persistence::{SectionWithParagraphs, Store};
 use crate::error::LoadError;
 
 /// The request's loader as stored in the request data (with a per-request cache).
-pub type Loaders = async_graphql::dataloader::DataLoader<StoreLoader, async_graphql::dataloader::HashMapCache>;
+pub type Loaders =
+    async_graphql::dataloader::DataLoader<StoreLoader, async_graphql::dataloader::HashMapCache>;
 
 #[derive(Debug, Clone)]
 pub struct StoreLoader {

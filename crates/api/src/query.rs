@@ -203,6 +203,13 @@ impl Query {
             .organizations_count(&query)
             .await
             .map_err(ApiError::from)?;
-        Ok(page(rows, limit, after.is_some(), total, |o| o.id, Organization))
+        Ok(page(
+            rows,
+            limit,
+            after.is_some(),
+            total,
+            |o| o.id,
+            Organization,
+        ))
     }
 }

@@ -4,8 +4,8 @@
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use plangraph_persistence::SectionWithParagraphs;
 use plangraph_persistence::entities::{
-    country, footnote, organization, partner_count, plan, platform, report, report_totals,
-    sector, sector_figures, share, source_link,
+    country, footnote, organization, partner_count, plan, platform, report, report_totals, sector,
+    sector_figures, share, source_link,
 };
 
 use crate::enums::{
@@ -14,9 +14,9 @@ use crate::enums::{
 };
 use crate::error::ApiError;
 use crate::loaders::{
-    CountryById, FootnotesOfReport, OrganizationsOfReport, PartnerCountsOfReport, PlanById,
-    PlatformById, ReportsOfCountry, SectionsOfReport, SectorById, SectorFiguresOfReport,
-    Loaders, SharesOfReport, SourcesOfReport, SubSectorsOf, TotalsOfReport,
+    CountryById, FootnotesOfReport, Loaders, OrganizationsOfReport, PartnerCountsOfReport,
+    PlanById, PlatformById, ReportsOfCountry, SectionsOfReport, SectorById, SectorFiguresOfReport,
+    SharesOfReport, SourcesOfReport, SubSectorsOf, TotalsOfReport,
 };
 use crate::scalars::Date;
 

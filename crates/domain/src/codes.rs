@@ -44,7 +44,9 @@ impl SectorCode {
     pub fn parse(text: &str) -> Result<Self, CodeError> {
         let ok = !text.is_empty()
             && text.len() <= 16
-            && text.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
             && !text.starts_with('-')
             && !text.ends_with('-');
         if ok {

@@ -40,8 +40,11 @@ mod peru_tests {
         assert_eq!(doc.totals.people_in_need.value(), 2_060_000);
         assert_eq!(doc.totals.unmet.value(), 249_340_000);
         assert_eq!(doc.shares.len(), 7);
-        let counts: Vec<(PartnerRole, u32)> =
-            doc.partner_counts.iter().map(|p| (p.role, p.count)).collect();
+        let counts: Vec<(PartnerRole, u32)> = doc
+            .partner_counts
+            .iter()
+            .map(|p| (p.role, p.count))
+            .collect();
         assert_eq!(
             counts,
             vec![

@@ -15,7 +15,7 @@ use crate::report::{
     Footnote, LinkPlacement, NarrativeSection, PartnerCount, PartnerRole, ReportDocument,
     ReportKind, SectionKind, SectorRow, Share, ShareBasis, ShareDimension, SourceLink, Totals,
 };
-use crate::units::{Percent, PeopleCount, UnitError, Usd};
+use crate::units::{PeopleCount, Percent, UnitError, Usd};
 
 /// A structural problem with the report text; `line` is 1-based.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -336,8 +336,7 @@ impl<'a> Cursor<'a> {
             return Err(self.missing(what));
         };
         let tokens = figure_tokens(text);
-        if tokens.is_empty() || !tokens[0].starts_with(|c: char| c.is_ascii_digit() || c == '$')
-        {
+        if tokens.is_empty() || !tokens[0].starts_with(|c: char| c.is_ascii_digit() || c == '$') {
             return Err(self.missing(what));
         }
         if count != 0 && tokens.len() != count {
@@ -351,7 +350,9 @@ impl<'a> Cursor<'a> {
         }
         let values = tokens
             .iter()
-            .map(|t| parse(t).map_err(|source| err(line, ParseErrorKind::BadNumber { what, source })))
+            .map(|t| {
+                parse(t).map_err(|source| err(line, ParseErrorKind::BadNumber { what, source }))
+            })
             .collect::<Result<Vec<T>, ParseError>>()?;
         self.advance();
         Ok((line, values))
@@ -428,7 +429,8 @@ fn marker_after(labels: &str, word: &str) -> Option<String> {
 
 /// Does the line look like a key-figures row (an upper-case heading followed by figures)?
 fn is_sector_row(text: &str) -> bool {
-    text.starts_with(|c: char| c.is_ascii_uppercase()) && (text.contains('$') || text.ends_with('%'))
+    text.starts_with(|c: char| c.is_ascii_uppercase())
+        && (text.contains('$') || text.ends_with('%'))
 }
 
 fn read_sector_table(cur: &mut Cursor<'_>) -> Result<Vec<SectorRow>, ParseError> {
@@ -468,14 +470,14 @@ fn parse_sector_row(line: usize, text: &str) -> Result<SectorRow, ParseError> {
     }
     // Seven or more tokens: the six pops below always find one.
     let mut take = || tokens.pop().unwrap_or_default();
-    let bad = |what: &'static str| move |source| err(line, ParseErrorKind::BadNumber { what, source });
+    let bad =
+        |what: &'static str| move |source| err(line, ParseErrorKind::BadNumber { what, source });
     let funded_percent = Percent::parse(&take()).map_err(bad("% funded"))?;
     let funding = Usd::parse(&take()).map_err(bad("funding received"))?;
     let requirements = Usd::parse(&take()).map_err(bad("requirements"))?;
     let reached_percent = Percent::parse(&take()).map_err(bad("% reached"))?;
     let people_reached = PeopleCount::parse(&take()).map_err(bad("people reached"))?;
-    let people_targeted =
-        PeopleCount::parse(&take()).map_err(bad("people targeted"))?;
+    let people_targeted = PeopleCount::parse(&take()).map_err(bad("people targeted"))?;
     let heading = tokens.join(" ");
     let def = reference::sector_by_heading(&heading)
         .ok_or_else(|| err(line, ParseErrorKind::UnknownSector(heading.clone())))?;
@@ -495,7 +497,11 @@ fn parse_sector_row(line: usize, text: &str) -> Result<SectorRow, ParseError> {
 }
 
 /// "LABEL 54" → ("LABEL", 54).
-fn trailing_count(line: usize, text: &str, what: &'static str) -> Result<(String, u32), ParseError> {
+fn trailing_count(
+    line: usize,
+    text: &str,
+    what: &'static str,
+) -> Result<(String, u32), ParseError> {
     let (label, number) = text.rsplit_once(' ').unwrap_or(("", text));
     let count = PeopleCount::parse(number)
         .map_err(|source| err(line, ParseErrorKind::BadNumber { what, source }))?
@@ -515,7 +521,11 @@ fn trailing_count(line: usize, text: &str, what: &'static str) -> Result<(String
 fn read_partner_counts(cur: &mut Cursor<'_>) -> Result<Vec<PartnerCount>, ParseError> {
     // (role, printed label without markers, what to call it in an error)
     let boxes: [(PartnerRole, &str, &'static str); 2] = [
-        (PartnerRole::Reporting, "REPORTING PARTNERS", "the reporting partners count"),
+        (
+            PartnerRole::Reporting,
+            "REPORTING PARTNERS",
+            "the reporting partners count",
+        ),
         (
             PartnerRole::Implementing,
             "IMPLEMENTING PARTNERS",
@@ -776,7 +786,10 @@ mod tests {
 
     #[test]
     fn hyphenated_line_breaks_join_without_a_space() {
-        let lines = vec!["recent environment-".to_owned(), "related factors".to_owned()];
+        let lines = vec![
+            "recent environment-".to_owned(),
+            "related factors".to_owned(),
+        ];
         assert_eq!(join_lines(&lines), "recent environment-related factors");
     }
 
@@ -811,7 +824,10 @@ mod tests {
     #[test]
     fn empty_and_binary_files_are_errors_on_a_line() {
         assert_eq!(parse_report(b"").map_err(|e| e.line), Err(1));
-        assert_eq!(parse_report(b"  \n\n").map_err(|e| e.kind.code()), Err("REPORT_EMPTY"));
+        assert_eq!(
+            parse_report(b"  \n\n").map_err(|e| e.kind.code()),
+            Err("REPORT_EMPTY")
+        );
         let junk = [b'a', b'\n', 0xff, 0xfe, 0x00];
         assert_eq!(
             parse_report(&junk).map_err(|e| (e.line, e.kind.code())),

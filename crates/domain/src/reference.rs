@@ -233,7 +233,11 @@ mod tests {
         assert_eq!(COUNTRIES.len(), 17);
         for c in COUNTRIES {
             if let Some(p) = c.platform {
-                assert!(platform(p).is_some(), "{} names unknown platform {p}", c.iso3);
+                assert!(
+                    platform(p).is_some(),
+                    "{} names unknown platform {p}",
+                    c.iso3
+                );
             }
         }
     }
@@ -242,7 +246,11 @@ mod tests {
     fn sub_sectors_follow_an_existing_parent() {
         for s in SECTORS {
             if let Some(parent) = s.parent {
-                assert!(SECTORS.iter().any(|p| p.code == parent && p.parent.is_none()));
+                assert!(
+                    SECTORS
+                        .iter()
+                        .any(|p| p.code == parent && p.parent.is_none())
+                );
             }
         }
     }

@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 
 use crate::codes::SectorCode;
-use crate::units::{Percent, PeopleCount, Usd};
+use crate::units::{PeopleCount, Percent, Usd};
 
 /// Which report of a plan cycle this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,8 +4,8 @@ use chrono::Utc;
 use plangraph_domain::reference;
 use plangraph_domain::report::ReportDocument;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
-    Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
+    TransactionTrait,
 };
 
 use crate::entities::{
@@ -65,7 +65,10 @@ impl Store {
     /// Stores a report. The same report (country, plan, kind, year) imported again keeps its
     /// id and has everything it prints replaced; nothing is written unless all of it is.
     #[tracing::instrument(skip(self, import), fields(country = %import.country.iso3, year = import.document.year))]
-    pub async fn import_report(&self, import: &ReportImport<'_>) -> Result<ImportOutcome, StoreError> {
+    pub async fn import_report(
+        &self,
+        import: &ReportImport<'_>,
+    ) -> Result<ImportOutcome, StoreError> {
         let txn = self.db.begin().await?;
         let outcome = write_report(&txn, import).await?;
         txn.commit().await?;
@@ -73,7 +76,10 @@ impl Store {
     }
 }
 
-async fn platform_id(txn: &DatabaseTransaction, code: Option<&str>) -> Result<Option<i32>, StoreError> {
+async fn platform_id(
+    txn: &DatabaseTransaction,
+    code: Option<&str>,
+) -> Result<Option<i32>, StoreError> {
     let Some(code) = code else { return Ok(None) };
     let found = platform::Entity::find()
         .filter(platform::Column::Code.eq(code))
@@ -83,7 +89,10 @@ async fn platform_id(txn: &DatabaseTransaction, code: Option<&str>) -> Result<Op
     Ok(Some(found.id))
 }
 
-async fn upsert_country(txn: &DatabaseTransaction, c: &CountryRef) -> Result<country::Model, StoreError> {
+async fn upsert_country(
+    txn: &DatabaseTransaction,
+    c: &CountryRef,
+) -> Result<country::Model, StoreError> {
     let platform_id = platform_id(txn, c.platform_code.as_deref()).await?;
     let existing = country::Entity::find()
         .filter(country::Column::Iso3.eq(&c.iso3))
@@ -112,7 +121,10 @@ async fn upsert_country(txn: &DatabaseTransaction, c: &CountryRef) -> Result<cou
     Ok(model)
 }
 
-async fn upsert_plan(txn: &DatabaseTransaction, doc: &ReportDocument) -> Result<plan::Model, StoreError> {
+async fn upsert_plan(
+    txn: &DatabaseTransaction,
+    doc: &ReportDocument,
+) -> Result<plan::Model, StoreError> {
     let code = doc.plan_code();
     if let Some(found) = plan::Entity::find()
         .filter(plan::Column::Code.eq(&code))
@@ -132,7 +144,10 @@ async fn upsert_plan(txn: &DatabaseTransaction, doc: &ReportDocument) -> Result<
     .await?)
 }
 
-async fn write_report(txn: &DatabaseTransaction, import: &ReportImport<'_>) -> Result<ImportOutcome, StoreError> {
+async fn write_report(
+    txn: &DatabaseTransaction,
+    import: &ReportImport<'_>,
+) -> Result<ImportOutcome, StoreError> {
     let doc = import.document;
     let country = upsert_country(txn, &import.country).await?;
     let plan = upsert_plan(txn, doc).await?;
@@ -173,7 +188,10 @@ async fn write_report(txn: &DatabaseTransaction, import: &ReportImport<'_>) -> R
     let report_id = report.id;
 
     insert_children(txn, report_id, doc).await?;
-    Ok(ImportOutcome { report_id, replaced })
+    Ok(ImportOutcome {
+        report_id,
+        replaced,
+    })
 }
 
 /// Inserts rows in one statement; nothing to insert is no statement at all.
@@ -184,7 +202,9 @@ where
     if rows.is_empty() {
         return Ok(());
     }
-    A::Entity::insert_many(rows).exec_without_returning(txn).await?;
+    A::Entity::insert_many(rows)
+        .exec_without_returning(txn)
+        .await?;
     Ok(())
 }
 
@@ -235,7 +255,11 @@ async fn delete_children(txn: &DatabaseTransaction, report_id: i32) -> Result<()
     Ok(())
 }
 
-async fn insert_children(txn: &DatabaseTransaction, report_id: i32, doc: &ReportDocument) -> Result<(), StoreError> {
+async fn insert_children(
+    txn: &DatabaseTransaction,
+    report_id: i32,
+    doc: &ReportDocument,
+) -> Result<(), StoreError> {
     let t = &doc.totals;
     report_totals::ActiveModel {
         report_id: Set(report_id),
@@ -296,7 +320,9 @@ async fn insert_children(txn: &DatabaseTransaction, report_id: i32, doc: &Report
         shares.push(share::ActiveModel {
             report_id: Set(report_id),
             dimension: Set(s.dimension.as_str().to_owned()),
-            position: Set(i32::try_from(s.position).map_err(|_| StoreError::Overflow("position".into()))?),
+            position: Set(
+                i32::try_from(s.position).map_err(|_| StoreError::Overflow("position".into()))?
+            ),
             label: Set(s.label.clone()),
             percent_hundredths: Set(big(s.percent.hundredths(), "share")?),
             percent_printed: Set(s.percent.printed().to_owned()),
@@ -311,7 +337,9 @@ async fn insert_children(txn: &DatabaseTransaction, report_id: i32, doc: &Report
         counts.push(partner_count::ActiveModel {
             report_id: Set(report_id),
             role: Set(p.role.as_str().to_owned()),
-            count: Set(i32::try_from(p.count).map_err(|_| StoreError::Overflow("partner count".into()))?),
+            count: Set(
+                i32::try_from(p.count).map_err(|_| StoreError::Overflow("partner count".into()))?
+            ),
             footnote_marker: Set(p.footnote_marker.clone()),
             printed: Set(p.printed.clone()),
             ..Default::default()

@@ -75,7 +75,10 @@ impl Store {
         find_in::<country::Entity, _>(self, country::Column::Id, ids, &[]).await
     }
 
-    pub async fn countries_by_iso3(&self, codes: &[String]) -> Result<Vec<country::Model>, StoreError> {
+    pub async fn countries_by_iso3(
+        &self,
+        codes: &[String],
+    ) -> Result<Vec<country::Model>, StoreError> {
         find_in::<country::Entity, _>(self, country::Column::Iso3, codes, &[]).await
     }
 
@@ -92,7 +95,10 @@ impl Store {
     }
 
     /// Reports of each country, newest year first.
-    pub async fn reports_by_country(&self, country_ids: &[i32]) -> Result<Vec<report::Model>, StoreError> {
+    pub async fn reports_by_country(
+        &self,
+        country_ids: &[i32],
+    ) -> Result<Vec<report::Model>, StoreError> {
         if country_ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -167,7 +173,10 @@ impl Store {
             .await?)
     }
 
-    pub async fn totals_by_report(&self, ids: &[i32]) -> Result<Vec<report_totals::Model>, StoreError> {
+    pub async fn totals_by_report(
+        &self,
+        ids: &[i32],
+    ) -> Result<Vec<report_totals::Model>, StoreError> {
         find_in::<report_totals::Entity, _>(self, report_totals::Column::ReportId, ids, &[]).await
     }
 
@@ -179,7 +188,10 @@ impl Store {
             self,
             sector_figures::Column::ReportId,
             ids,
-            &[sector_figures::Column::ReportId, sector_figures::Column::Position],
+            &[
+                sector_figures::Column::ReportId,
+                sector_figures::Column::Position,
+            ],
         )
         .await
     }
@@ -196,11 +208,17 @@ impl Store {
         find_in::<sector::Entity, _>(self, sector::Column::Id, ids, &[]).await
     }
 
-    pub async fn sectors_by_code(&self, codes: &[String]) -> Result<Vec<sector::Model>, StoreError> {
+    pub async fn sectors_by_code(
+        &self,
+        codes: &[String],
+    ) -> Result<Vec<sector::Model>, StoreError> {
         find_in::<sector::Entity, _>(self, sector::Column::Code, codes, &[]).await
     }
 
-    pub async fn sectors_by_parent(&self, parent_ids: &[i32]) -> Result<Vec<sector::Model>, StoreError> {
+    pub async fn sectors_by_parent(
+        &self,
+        parent_ids: &[i32],
+    ) -> Result<Vec<sector::Model>, StoreError> {
         find_in::<sector::Entity, _>(
             self,
             sector::Column::ParentId,
@@ -215,7 +233,11 @@ impl Store {
             self,
             share::Column::ReportId,
             ids,
-            &[share::Column::ReportId, share::Column::Dimension, share::Column::Position],
+            &[
+                share::Column::ReportId,
+                share::Column::Dimension,
+                share::Column::Position,
+            ],
         )
         .await
     }
@@ -233,7 +255,10 @@ impl Store {
         .await
     }
 
-    pub async fn footnotes_by_report(&self, ids: &[i32]) -> Result<Vec<footnote::Model>, StoreError> {
+    pub async fn footnotes_by_report(
+        &self,
+        ids: &[i32],
+    ) -> Result<Vec<footnote::Model>, StoreError> {
         find_in::<footnote::Entity, _>(
             self,
             footnote::Column::ReportId,
@@ -243,7 +268,10 @@ impl Store {
         .await
     }
 
-    pub async fn sources_by_report(&self, ids: &[i32]) -> Result<Vec<source_link::Model>, StoreError> {
+    pub async fn sources_by_report(
+        &self,
+        ids: &[i32],
+    ) -> Result<Vec<source_link::Model>, StoreError> {
         find_in::<source_link::Entity, _>(
             self,
             source_link::Column::ReportId,
@@ -262,7 +290,10 @@ impl Store {
             self,
             narrative_section::Column::ReportId,
             ids,
-            &[narrative_section::Column::ReportId, narrative_section::Column::Position],
+            &[
+                narrative_section::Column::ReportId,
+                narrative_section::Column::Position,
+            ],
         )
         .await?;
         let section_ids: Vec<i32> = sections.iter().map(|s| s.id).collect();
@@ -270,7 +301,10 @@ impl Store {
             self,
             narrative_paragraph::Column::SectionId,
             &section_ids,
-            &[narrative_paragraph::Column::SectionId, narrative_paragraph::Column::Position],
+            &[
+                narrative_paragraph::Column::SectionId,
+                narrative_paragraph::Column::Position,
+            ],
         )
         .await?;
         let mut by_section: HashMap<i32, Vec<String>> = HashMap::new();
@@ -318,8 +352,14 @@ impl Store {
             let pattern = format!("%{}%", text.to_lowercase());
             cond = cond.add(
                 Condition::any()
-                    .add(Expr::expr(Func::lower(Expr::col(organization::Column::Name))).like(pattern.clone()))
-                    .add(Expr::expr(Func::lower(Expr::col(organization::Column::Acronym))).like(pattern)),
+                    .add(
+                        Expr::expr(Func::lower(Expr::col(organization::Column::Name)))
+                            .like(pattern.clone()),
+                    )
+                    .add(
+                        Expr::expr(Func::lower(Expr::col(organization::Column::Acronym)))
+                            .like(pattern),
+                    ),
             );
         }
         if let Some(led) = filter.refugee_and_migrant_led {

@@ -184,6 +184,9 @@ mod tests {
             super::redact("postgres://app:secret@localhost/db"),
             "postgres://app:***@localhost/db"
         );
-        assert_eq!(super::redact("sqlite://plangraph.db?mode=rwc"), "sqlite://plangraph.db?mode=rwc");
+        assert_eq!(
+            super::redact("sqlite://plangraph.db?mode=rwc"),
+            "sqlite://plangraph.db?mode=rwc"
+        );
     }
 }

@@ -22,7 +22,9 @@ pub struct AppState {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("store", &self.store).finish_non_exhaustive()
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,7 +74,8 @@ async fn graphql_get(
                 .schema
                 .execute(with_loaders(request.into_inner(), &state.store))
                 .await;
-            actix_web::Responder::respond_to(GraphQLResponse::from(response), &http).map_into_boxed_body()
+            actix_web::Responder::respond_to(GraphQLResponse::from(response), &http)
+                .map_into_boxed_body()
         }
         _ if wants_html => HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")
@@ -94,10 +97,13 @@ async fn healthz() -> HttpResponse {
 /// The store answers.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "store": state.store.backend() })),
+        Ok(()) => {
+            HttpResponse::Ok().json(json!({ "status": "ready", "store": state.store.backend() }))
+        }
         Err(err) => {
             tracing::warn!(code = err.code(), error = %err, "readiness check failed");
-            HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "code": err.code() }))
+            HttpResponse::ServiceUnavailable()
+                .json(json!({ "status": "unavailable", "code": err.code() }))
         }
     }
 }

@@ -12,10 +12,19 @@ use crate::error::CliError;
 use crate::import::{import_report, load_bundled_if_empty};
 
 #[derive(Debug, Parser)]
-#[command(name = "plangraph", version, about = "A GraphQL graph of humanitarian response-plan reports")]
+#[command(
+    name = "plangraph",
+    version,
+    about = "A GraphQL graph of humanitarian response-plan reports"
+)]
 pub struct Cli {
     /// Log format: `text` or `json`.
-    #[arg(long, env = "PLANGRAPH_LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "PLANGRAPH_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
     pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
@@ -102,7 +111,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
             println!(
                 "{} report {} ({} {}) into {} with {} warning(s)",
-                if summary.outcome.replaced { "replaced" } else { "imported" },
+                if summary.outcome.replaced {
+                    "replaced"
+                } else {
+                    "imported"
+                },
                 summary.outcome.report_id,
                 summary.country,
                 summary.year,
@@ -125,12 +138,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 
 /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
 pub async fn serve(store: Store, listener: TcpListener) -> Result<(), CliError> {
-    let addr = listener
-        .local_addr()
-        .map_err(|source| CliError::Listen {
-            addr: "listener".to_owned(),
-            source,
-        })?;
+    let addr = listener.local_addr().map_err(|source| CliError::Listen {
+        addr: "listener".to_owned(),
+        source,
+    })?;
     let state = AppState::new(store);
     let server = HttpServer::new(move || {
         App::new()

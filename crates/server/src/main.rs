@@ -10,7 +10,9 @@ use plangraph_server::telemetry;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(&cli.log_format);
-    let runtime = match actix_web::rt::System::new().block_on(async { plangraph_server::cli::run(cli).await }) {
+    let runtime = match actix_web::rt::System::new()
+        .block_on(async { plangraph_server::cli::run(cli).await })
+    {
         Ok(()) => return ExitCode::SUCCESS,
         Err(err) => err,
     };

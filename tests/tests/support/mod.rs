@@ -91,7 +91,9 @@ pub async fn execute(store: &Store, query: &str) -> Value {
 pub async fn data(store: &Store, query: &str) -> Value {
     let response = execute(store, query).await;
     assert!(
-        response.get("errors").is_none_or(|e| e.as_array().is_some_and(Vec::is_empty)),
+        response
+            .get("errors")
+            .is_none_or(|e| e.as_array().is_some_and(Vec::is_empty)),
         "query failed: {response:#}"
     );
     response["data"].clone()
