@@ -33,8 +33,15 @@ fn db_bytes(dir: &Path) -> Vec<u8> {
 fn a_corrupted_copy_fails_with_its_line_and_leaves_the_store_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("rmrp-2023-end-year-report-peru.txt"), PERU).unwrap();
-    let ok = plangraph(dir.path(), &["import", "rmrp-2023-end-year-report-peru.txt"]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let ok = plangraph(
+        dir.path(),
+        &["import", "rmrp-2023-end-year-report-peru.txt"],
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("imported report 1 (PER 2023)"));
 
     let before = db_bytes(dir.path());
@@ -44,12 +51,17 @@ fn a_corrupted_copy_fails_with_its_line_and_leaves_the_store_as_it_was() {
     assert!(!bad.status.success());
     let stderr = String::from_utf8_lossy(&bad.stderr);
     assert!(
-        stderr.contains("error[REPORT_BAD_NUMBER]: broken-peru.txt:line 10: cannot read funding received"),
+        stderr.contains(
+            "error[REPORT_BAD_NUMBER]: broken-peru.txt:line 10: cannot read funding received"
+        ),
         "{stderr}"
     );
     assert_eq!(db_bytes(dir.path()), before, "the store changed");
 
-    let again = plangraph(dir.path(), &["import", "rmrp-2023-end-year-report-peru.txt"]);
+    let again = plangraph(
+        dir.path(),
+        &["import", "rmrp-2023-end-year-report-peru.txt"],
+    );
     assert!(String::from_utf8_lossy(&again.stdout).contains("replaced report 1 (PER 2023)"));
 }
 
@@ -58,19 +70,27 @@ fn a_missing_file_and_an_unknown_country_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let missing = plangraph(dir.path(), &["import", "nope.txt"]);
     assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("error[IO_ERROR]: cannot read nope.txt"));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("error[IO_ERROR]: cannot read nope.txt")
+    );
 
     std::fs::write(dir.path().join("report.txt"), PERU).unwrap();
     let unknown = plangraph(dir.path(), &["import", "report.txt"]);
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("error[IMPORT_UNKNOWN_COUNTRY]"));
     let named = plangraph(dir.path(), &["import", "report.txt", "--country", "PER"]);
-    assert!(named.status.success(), "{}", String::from_utf8_lossy(&named.stderr));
+    assert!(
+        named.status.success(),
+        "{}",
+        String::from_utf8_lossy(&named.stderr)
+    );
 }
 
 #[test]
 fn schema_prints_the_checked_in_sdl() {
     let out = plangraph(Path::new("."), &["schema"]);
-    let checked_in = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema.graphql")).unwrap();
+    let checked_in =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema.graphql"))
+            .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), checked_in);
 }
 
@@ -107,10 +127,19 @@ fn serve_loads_the_bundled_report_logs_its_port_and_stops_on_sigterm() {
     std::thread::spawn(move || for _ in lines {});
 
     assert!(http_get(&addr, "/healthz").contains("\"ok\""));
-    let response = http_get(&addr, "/graphql?query=%7Bcountry(iso3:%22PER%22)%7Breport(year:2023)%7Btotals%7BpeopleInNeed%7D%7D%7D%7D");
+    let response = http_get(
+        &addr,
+        "/graphql?query=%7Bcountry(iso3:%22PER%22)%7Breport(year:2023)%7Btotals%7BpeopleInNeed%7D%7D%7D%7D",
+    );
     assert!(response.contains("\"peopleInNeed\":2060000"), "{response}");
 
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     let status = child.wait().unwrap();
-    assert!(status.success(), "graceful shutdown exits 0, got {status:?}");
+    assert!(
+        status.success(),
+        "graceful shutdown exits 0, got {status:?}"
+    );
 }
