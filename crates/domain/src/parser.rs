@@ -83,7 +83,7 @@ pub fn parse_report(bytes: &[u8]) -> Result<ReportDocument, ParseError> {
         "the people totals (PEOPLE IN NEED / PEOPLE TARGETED / PEOPLE REACHED)",
     )?;
     let (people_line, people) = cur.expect_figures(3, "people totals", PeopleCount::parse)?;
-    let [people_in_need, people_targeted, people_reached] = into_array(people);
+    let [people_in_need, people_targeted, people_reached] = into_array(people_line, people)?;
 
     cur.expect_labels(
         "AGE AND GENDER DISAGGREGATION",
@@ -129,13 +129,13 @@ pub fn parse_report(bytes: &[u8]) -> Result<ReportDocument, ParseError> {
     )?;
     let funding_footnote_marker = marker_after(&money_labels, "RECEIVED");
     let (money_line, money) = cur.expect_figures(3, "funding totals", Usd::parse)?;
-    let [requirements, funding_received, unmet] = into_array(money);
+    let [requirements, funding_received, unmet] = into_array(money_line, money)?;
     cur.expect_labels(
         "PERCENTAGE OF BUDGET RECEIVED",
         "the percentage of budget received",
     )?;
     let (percent_line, funded) = cur.expect_figures(1, "percentage funded", Percent::parse)?;
-    let [funded_percent] = into_array(funded);
+    let [funded_percent] = into_array(percent_line, funded)?;
 
     let partner_counts = read_partner_counts(&mut cur)?;
     let (kind, year, title) = read_title(&mut cur)?;
@@ -187,12 +187,13 @@ pub fn parse_report(bytes: &[u8]) -> Result<ReportDocument, ParseError> {
     })
 }
 
-fn into_array<T, const N: usize>(items: Vec<T>) -> [T; N] {
-    match items.try_into() {
-        Ok(array) => array,
-        // `expect_figures` checked the count; an empty fallback would hide a bug, so say so.
-        Err(_) => unreachable!("figure count checked by expect_figures"),
-    }
+/// The figures of a line as a fixed-size array (`expect_figures` already checked the count;
+/// a mismatch is still an error rather than a panic).
+fn into_array<T, const N: usize>(line: usize, items: Vec<T>) -> Result<[T; N], ParseError> {
+    let found = items.len();
+    items
+        .try_into()
+        .map_err(|_| err(line, ParseErrorKind::FigureCount { expected: N, found }))
 }
 
 fn decode(bytes: &[u8]) -> Result<&str, ParseError> {
