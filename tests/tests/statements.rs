@@ -7,30 +7,8 @@ use crate::on_both_databases;
 use crate::support::{Backend, counted_store, data};
 
 /// The dashboard's full nested query: countries → reports → sectors → sector → parent, and
-/// every other relationship of a report.
-const NESTED: &str = r#"{
-  countries {
-    iso3 name platform { code }
-    reports {
-      id title year kind fundingAsOf
-      plan { code }
-      country { iso3 }
-      totals { peopleInNeed peopleTargeted peopleReached requirementsUsd fundingUsd unmetUsd fundedPercent }
-      sectors {
-        peopleTargeted peopleReached reachedPercent requirementsUsd fundingUsd fundedPercent
-        sector { code name parent { code name } subSectors { code } }
-      }
-      ageGender { position percent }
-      populationTypes { position label percent basis }
-      partnerCounts { role count }
-      partners { name }
-      donors { name }
-      sections { kind title paragraphs }
-      footnotes { marker text }
-      sources { url }
-    }
-  }
-}"#;
+/// every other relationship of a report (shared with the benchmark in `bench/`).
+const NESTED: &str = include_str!("../../bench/nested.graphql");
 
 /// Imports `countries` made-up countries with `years` reports each, all built from the Peru
 /// document and marked synthetic (they exist only in this test's throwaway store).
