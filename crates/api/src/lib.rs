@@ -1,7 +1,8 @@
 //! The GraphQL schema of plangraph, free of any transport: tests run `schema.execute(..)`
 //! directly and the server only wires it to HTTP.
 //!
-//! Every request must carry a fresh DataLoader: build requests with [`with_loaders`].
+//! Run requests with [`execute`]: it attaches the request's DataLoader and gives request errors
+//! (parse, validation, limits) their stable codes.
 
 mod enums;
 mod error;
@@ -11,7 +12,7 @@ mod scalars;
 mod types;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use async_graphql::{EmptyMutation, EmptySubscription, Request, Schema};
+use async_graphql::{EmptyMutation, EmptySubscription, Request, Response, Schema, Value};
 use plangraph_persistence::Store;
 
 pub use enums::*;
@@ -45,11 +46,69 @@ pub fn sdl() -> String {
 
 /// Attaches a request-scoped DataLoader over `store`: one per request, so cached rows never
 /// outlive the request that read them.
-pub fn with_loaders(request: impl Into<Request>, store: &Store) -> Request {
+fn with_loaders(request: impl Into<Request>, store: &Store) -> Request {
     let loader: loaders::Loaders = DataLoader::with_cache(
         StoreLoader::new(store.clone()),
         tokio::spawn,
         HashMapCache::default(),
     );
     request.into().data(loader)
+}
+
+/// Runs one request: a fresh DataLoader, then the schema, then codes for errors that stopped
+/// the request before any resolver ran.
+pub async fn execute(
+    schema: &PlangraphSchema,
+    store: &Store,
+    request: impl Into<Request>,
+) -> Response {
+    let request = request.into();
+    let query = request.query.clone();
+    let mut response = schema.execute(with_loaders(request, store)).await;
+    tag_request_errors(&mut response, &query);
+    response
+}
+
+/// async-graphql reports parse, validation and limit errors with a message only. Each gets a
+/// stable code here:
+///
+/// | code | when |
+/// |---|---|
+/// | `GRAPHQL_PARSE_FAILED` | the document is not GraphQL |
+/// | `GRAPHQL_VALIDATION_FAILED` | it is, but not valid against the schema (or its variables) |
+/// | `QUERY_TOO_DEEP` | deeper than [`MAX_DEPTH`] |
+/// | `QUERY_TOO_COMPLEX` | over [`MAX_COMPLEXITY`] |
+fn tag_request_errors(response: &mut Response, query: &str) {
+    // Resolver errors come with data (at least `null` fields under it) and carry their own code.
+    if response.data != Value::Null || response.errors.is_empty() {
+        return;
+    }
+    let mut parsed: Option<bool> = None;
+    for error in &mut response.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|ext| ext.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        let code = match error.message.as_str() {
+            "Query is nested too deep." => "QUERY_TOO_DEEP",
+            "Query is too complex." => "QUERY_TOO_COMPLEX",
+            _ => {
+                // Only a failed request pays for this second parse.
+                let parses = *parsed
+                    .get_or_insert_with(|| async_graphql::parser::parse_query(query).is_ok());
+                if parses {
+                    "GRAPHQL_VALIDATION_FAILED"
+                } else {
+                    "GRAPHQL_PARSE_FAILED"
+                }
+            }
+        };
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
+    }
 }

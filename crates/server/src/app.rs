@@ -9,7 +9,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_graphql::http::GraphiQLSource;
 use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
-use plangraph_api::{PlangraphSchema, with_loaders};
+use plangraph_api::PlangraphSchema;
 use plangraph_persistence::Store;
 use serde_json::json;
 
@@ -49,9 +49,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
 }
 
 async fn graphql(state: web::Data<AppState>, request: GraphQLRequest) -> GraphQLResponse {
-    state
-        .schema
-        .execute(with_loaders(request.into_inner(), &state.store))
+    plangraph_api::execute(&state.schema, &state.store, request.into_inner())
         .await
         .into()
 }
@@ -70,10 +68,8 @@ async fn graphql_get(
     let has_query = http.query_string().contains("query=");
     match request {
         Some(request) if has_query => {
-            let response = state
-                .schema
-                .execute(with_loaders(request.into_inner(), &state.store))
-                .await;
+            let response =
+                plangraph_api::execute(&state.schema, &state.store, request.into_inner()).await;
             actix_web::Responder::respond_to(GraphQLResponse::from(response), &http)
                 .map_into_boxed_body()
         }

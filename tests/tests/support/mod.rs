@@ -81,9 +81,7 @@ pub async fn peru_store(backend: Backend) -> TestStore {
 /// (`data` and `errors`) as JSON.
 pub async fn execute(store: &Store, query: &str) -> Value {
     let schema = plangraph_api::build_schema(store.clone());
-    let response = schema
-        .execute(plangraph_api::with_loaders(query, store))
-        .await;
+    let response = plangraph_api::execute(&schema, store, query).await;
     serde_json::to_value(&response).expect("response is JSON")
 }
 
