@@ -25,6 +25,26 @@ async fn graphql_health_and_readiness_over_http(backend: Backend) {
         513_600
     );
 
+    // Fields come back in the order the query selected them, whatever order they resolve in.
+    let ordered = test::TestRequest::post()
+        .uri("/graphql")
+        .set_json(json!({ "query": r#"{ country(iso3: "PER") { report(year: 2023) {
+            title gbv: sector(code: "PRO-GBV") { fundingUsd sector { code } } sections { title } totals { unmetUsd } } } }"# }))
+        .to_request();
+    let raw = String::from_utf8(test::call_and_read_body(&app, ordered).await.to_vec()).unwrap();
+    let positions: Vec<usize> = [
+        "\"title\"",
+        "\"gbv\"",
+        "\"fundingUsd\"",
+        "\"sector\"",
+        "\"sections\"",
+        "\"totals\"",
+    ]
+    .iter()
+    .map(|key| raw.find(key).unwrap_or(usize::MAX))
+    .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{raw}");
+
     let get = test::TestRequest::get()
         .uri("/graphql?query=%7Bsectors%7Bcode%7D%7D")
         .to_request();

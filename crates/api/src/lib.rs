@@ -7,6 +7,7 @@
 mod enums;
 mod error;
 mod loaders;
+mod order;
 mod query;
 mod scalars;
 mod types;
@@ -55,8 +56,8 @@ fn with_loaders(request: impl Into<Request>, store: &Store) -> Request {
     request.into().data(loader)
 }
 
-/// Runs one request: a fresh DataLoader, then the schema, then codes for errors that stopped
-/// the request before any resolver ran.
+/// Runs one request: a fresh DataLoader, then the schema; then codes for errors that stopped
+/// the request before any resolver ran, and the response's fields put in selection order.
 pub async fn execute(
     schema: &PlangraphSchema,
     store: &Store,
@@ -64,8 +65,10 @@ pub async fn execute(
 ) -> Response {
     let request = request.into();
     let query = request.query.clone();
+    let operation_name = request.operation_name.clone();
     let mut response = schema.execute(with_loaders(request, store)).await;
     tag_request_errors(&mut response, &query);
+    order::in_selection_order(&mut response.data, &query, operation_name.as_deref());
     response
 }
 
