@@ -9,7 +9,7 @@ use plangraph_persistence::{DEFAULT_DATABASE_URL, Store, redact};
 
 use crate::app::{AppState, configure, log_requests};
 use crate::error::CliError;
-use crate::import::{import_report, load_bundled_if_empty};
+use crate::import::{load_bundled_if_empty, prepare_import, store_import};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -95,17 +95,14 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             country,
             store,
         } => {
-            // Read and parse before opening the store: a broken file never touches it.
+            // Read and check before opening the store: a broken file never touches it.
             let bytes = std::fs::read(&file).map_err(|source| CliError::Io {
                 file: file.clone(),
                 source,
             })?;
-            plangraph_domain::parse_report(&bytes).map_err(|source| CliError::Report {
-                file: file.clone(),
-                source,
-            })?;
+            let prepared = prepare_import(&bytes, &file, country.as_deref())?;
             let store_handle = open_store(&store).await?;
-            let summary = import_report(&store_handle, &bytes, &file, country.as_deref()).await?;
+            let summary = store_import(&store_handle, prepared).await?;
             for warning in &summary.warnings {
                 eprintln!("warning[{}]: {file}:{warning}", warning.check.code());
             }

@@ -2,7 +2,8 @@
 
 use plangraph_domain::checksum::sha256_hex;
 use plangraph_domain::codes::Iso3;
-use plangraph_domain::reference;
+use plangraph_domain::reference::{self, CountryDef};
+use plangraph_domain::report::ReportDocument;
 use plangraph_domain::{Warning, parse_report, validate};
 use plangraph_persistence::{CountryRef, ImportOutcome, ReportImport, Store};
 
@@ -17,20 +18,29 @@ pub struct ImportSummary {
     pub year: i32,
 }
 
-/// Reads `bytes` as report text and stores it. The country comes from `country` or, failing
-/// that, from the file name (`…-peru.txt`). A structural problem stops the import before any
-/// write; consistency problems are returned as warnings.
-pub async fn import_report(
-    store: &Store,
+/// A report read, checked and ready to store: nothing has touched the store yet.
+#[derive(Debug)]
+pub struct PreparedImport {
+    document: ReportDocument,
+    country: &'static CountryDef,
+    source_name: String,
+    sha256: String,
+    warnings: Vec<Warning>,
+}
+
+/// Reads `bytes` as report text. The country comes from `country` or, failing that, from the
+/// file name (`…-peru.txt`). A structural problem is an error; consistency problems become
+/// warnings.
+pub fn prepare_import(
     bytes: &[u8],
     source_name: &str,
     country: Option<&str>,
-) -> Result<ImportSummary, CliError> {
+) -> Result<PreparedImport, CliError> {
     let document = parse_report(bytes).map_err(|source| CliError::Report {
         file: source_name.to_owned(),
         source,
     })?;
-    let def = match country {
+    let country = match country {
         Some(code) => {
             let iso3 = Iso3::parse(code).map_err(|_| CliError::NotACountry(code.to_owned()))?;
             reference::country_by_iso3(iso3.as_str())
@@ -42,22 +52,45 @@ pub async fn import_report(
             }
         })?,
     };
-    let warnings = validate(&document);
+    Ok(PreparedImport {
+        warnings: validate(&document),
+        document,
+        country,
+        source_name: source_name.to_owned(),
+        sha256: sha256_hex(bytes),
+    })
+}
+
+/// Stores a prepared report in one transaction.
+pub async fn store_import(
+    store: &Store,
+    prepared: PreparedImport,
+) -> Result<ImportSummary, CliError> {
     let outcome = store
         .import_report(&ReportImport {
-            document: &document,
-            country: CountryRef::from_reference(def),
-            source_name: source_name.to_owned(),
-            source_sha256: sha256_hex(bytes),
+            document: &prepared.document,
+            country: CountryRef::from_reference(prepared.country),
+            source_name: prepared.source_name,
+            source_sha256: prepared.sha256,
             synthetic: false,
         })
         .await?;
     Ok(ImportSummary {
         outcome,
-        warnings,
-        country: def.iso3.to_owned(),
-        year: document.year,
+        warnings: prepared.warnings,
+        country: prepared.country.iso3.to_owned(),
+        year: prepared.document.year,
     })
+}
+
+/// Reads and stores a report: [`prepare_import`] then [`store_import`].
+pub async fn import_report(
+    store: &Store,
+    bytes: &[u8],
+    source_name: &str,
+    country: Option<&str>,
+) -> Result<ImportSummary, CliError> {
+    store_import(store, prepare_import(bytes, source_name, country)?).await
 }
 
 /// Loads the bundled Peru report when the store holds no report yet, so a fresh install

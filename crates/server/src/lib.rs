@@ -9,4 +9,7 @@ pub mod telemetry;
 
 pub use app::{AppState, configure};
 pub use error::CliError;
-pub use import::{ImportSummary, import_report, load_bundled_if_empty};
+pub use import::{
+    ImportSummary, PreparedImport, import_report, load_bundled_if_empty, prepare_import,
+    store_import,
+};
