@@ -661,7 +661,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         // Children first; dropping a table drops its indexes.
-        let tables: [DynIden; 15] = [
+        let dependents: [DynIden; 11] = [
             SourceLink::Table.into_iden(),
             Footnote::Table.into_iden(),
             NarrativeParagraph::Table.into_iden(),
@@ -673,12 +673,29 @@ impl MigrationTrait for Migration {
             SectorFigures::Table.into_iden(),
             ReportTotals::Table.into_iden(),
             Report::Table.into_iden(),
+        ];
+        for table in dependents {
+            manager
+                .drop_table(Table::drop().table(table).to_owned())
+                .await?;
+        }
+        // SQLite drops a table by deleting its rows, and the sector table refers to itself
+        // (RESTRICT): remove the sub-sectors before their parents go.
+        manager
+            .exec_stmt(
+                Query::delete()
+                    .from_table(Sector::Table)
+                    .and_where(Expr::col(Sector::ParentId).is_not_null())
+                    .to_owned(),
+            )
+            .await?;
+        let references: [DynIden; 4] = [
             Sector::Table.into_iden(),
             Plan::Table.into_iden(),
             Country::Table.into_iden(),
             Platform::Table.into_iden(),
         ];
-        for table in tables {
+        for table in references {
             manager
                 .drop_table(Table::drop().table(table).to_owned())
                 .await?;

@@ -12,4 +12,5 @@ mod contract;
 mod figures;
 mod http;
 mod importer;
+mod schema;
 mod statements;

@@ -8,7 +8,7 @@ use plangraph_domain::reference;
 use plangraph_migrations::{Migrator, MigratorTrait};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, EntityTrait, Set};
 
 use crate::StoreError;
 use crate::entities::{platform, sector};
@@ -149,9 +149,9 @@ impl Store {
         Ok(())
     }
 
-    /// Direct access for tests and tools that need raw SQL; application code uses the
-    /// repository methods.
-    pub fn connection(&self) -> &impl ConnectionTrait {
+    /// Direct access for tests and tools that need raw SQL or the migrator; application code
+    /// uses the repository methods.
+    pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }
 }
