@@ -218,7 +218,8 @@ fn decode(bytes: &[u8]) -> Result<&str, ParseError> {
             ));
         }
     }
-    Ok(text)
+    // A byte-order mark is an encoding artefact, not text of the report.
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
 fn quote(text: &str) -> String {
@@ -820,6 +821,48 @@ mod tests {
                 NaiveDate::from_ymd_opt(2024, 4, 1)
             ))
         );
+    }
+
+    /// Every truncation, every single-line deletion and a few thousand byte edits of the real
+    /// report give an answer, never a panic.
+    #[test]
+    fn damaged_copies_never_panic() {
+        let text = crate::PERU_2023_END_YEAR;
+        let lines: Vec<&str> = text.lines().collect();
+        for n in 0..=lines.len() {
+            let _ = parse_report(lines[..n].join("\n").as_bytes());
+            let mut without = lines.clone();
+            if n < without.len() {
+                without.remove(n);
+                let _ = parse_report(without.join("\n").as_bytes());
+            }
+        }
+        // A fixed-seed generator: the same edits on every run.
+        let mut seed: u64 = 0x5eed;
+        let mut next = move || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            (seed >> 33) as usize
+        };
+        let replacements = b"0123456789.,$%KM* \n\tx-";
+        for _ in 0..3_000 {
+            let mut bytes = text.as_bytes().to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = next() % bytes.len();
+                bytes[at] = replacements[next() % replacements.len()];
+            }
+            let _ = parse_report(&bytes);
+        }
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_windows_line_ends_read_the_same() {
+        let plain = parse_report(crate::PERU_2023_END_YEAR.as_bytes());
+        let windows = format!(
+            "\u{feff}{}",
+            crate::PERU_2023_END_YEAR.replace('\n', "\r\n")
+        );
+        assert!(plain.is_ok());
+        assert_eq!(parse_report(windows.as_bytes()), plain);
     }
 
     #[test]
