@@ -558,14 +558,19 @@ impl MigrationTrait for Migration {
                 vec![Report::PlatformId.into_iden()],
             ),
             index(
-                "ix_report_country",
+                // A report is its country, plan, year and kind: importing it again replaces
+                // it, and this keeps two concurrent imports from making two.
+                "ux_report_country_plan_year_kind",
                 Report::Table,
                 vec![
                     Report::CountryId.into_iden(),
+                    Report::PlanId.into_iden(),
                     Report::Year.into_iden(),
                     Report::Kind.into_iden(),
                 ],
-            ),
+            )
+            .unique()
+            .take(),
             index(
                 "ux_sector_figures_report_sector",
                 SectorFigures::Table,

@@ -143,6 +143,53 @@ async fn importing_again_replaces_in_place(backend: Backend) {
 }
 on_both_databases!(importing_again_replaces_in_place);
 
+async fn concurrent_imports_of_one_report_leave_one_report(backend: Backend) {
+    let test = crate::support::empty_store(backend).await;
+    let imports: Vec<_> = (0..6)
+        .map(|_| {
+            let store = test.store.clone();
+            tokio::spawn(async move {
+                import_report(
+                    &store,
+                    PERU_2023_END_YEAR.as_bytes(),
+                    "rmrp-2023-end-year-report-peru.txt",
+                    None,
+                )
+                .await
+                .map(|summary| summary.outcome.report_id)
+            })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for import in imports {
+        ids.push(import.await.expect("task").expect("every import succeeds"));
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    let after = data(
+        &test.store,
+        r#"{ reports { totalCount } country(iso3: "PER") { reports { sectors { peopleTargeted } ageGender { percent } sections { paragraphs } footnotes { marker } sources { url } partnerCounts { count } } } }"#,
+    )
+    .await;
+    assert_eq!(after["reports"]["totalCount"], 1);
+    let report = &after["country"]["reports"][0];
+    let len = |field: &str| report[field].as_array().map(Vec::len);
+    assert_eq!(
+        [
+            len("sectors"),
+            len("ageGender"),
+            len("sections"),
+            len("footnotes"),
+            len("sources"),
+            len("partnerCounts")
+        ],
+        [Some(13), Some(4), Some(3), Some(2), Some(6), Some(4)]
+    );
+}
+on_both_databases!(
+    concurrent_imports_of_one_report_leave_one_report,
+    multi_thread
+);
+
 async fn the_country_must_be_known(backend: Backend) {
     let test = peru_store(backend).await;
     let before = snapshot(&test.store).await;

@@ -5,7 +5,7 @@ use plangraph_domain::reference;
 use plangraph_domain::report::ReportDocument;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
-    TransactionTrait,
+    SqlErr, TransactionTrait,
 };
 
 use crate::entities::{
@@ -69,6 +69,20 @@ impl Store {
         &self,
         import: &ReportImport<'_>,
     ) -> Result<ImportOutcome, StoreError> {
+        // Two imports of the same report at once both find none and both insert; the unique
+        // index stops the second, which then runs again and replaces what the first wrote.
+        match self.import_once(import).await {
+            Err(StoreError::Query(err))
+                if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
+            {
+                tracing::info!("concurrent import of the same report; replacing it");
+                self.import_once(import).await
+            }
+            other => other,
+        }
+    }
+
+    async fn import_once(&self, import: &ReportImport<'_>) -> Result<ImportOutcome, StoreError> {
         let txn = self.db.begin().await?;
         let outcome = write_report(&txn, import).await?;
         txn.commit().await?;
@@ -157,6 +171,9 @@ async fn write_report(
         .filter(report::Column::PlanId.eq(plan.id))
         .filter(report::Column::Kind.eq(doc.kind.as_str()))
         .filter(report::Column::Year.eq(doc.year))
+        // Postgres: a second import of the same report waits here for the first to commit,
+        // then replaces what it wrote. (SQLite has one writer at a time anyway.)
+        .lock_exclusive()
         .one(txn)
         .await?;
     let replaced = existing.is_some();

@@ -98,9 +98,24 @@ pub async fn data(store: &Store, query: &str) -> Value {
 }
 
 /// Declares a test once and runs it on SQLite and on Postgres; `actix` runs it on actix's
-/// runtime (needed by actix-web's test service).
+/// runtime (needed by actix-web's test service), `multi_thread` on several worker threads.
 #[macro_export]
 macro_rules! on_both_databases {
+    ($name:ident, multi_thread) => {
+        mod $name {
+            use $crate::support::Backend;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name(Backend::Postgres).await;
+            }
+        }
+    };
     ($name:ident, actix) => {
         mod $name {
             use $crate::support::Backend;
