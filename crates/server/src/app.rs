@@ -54,7 +54,8 @@ async fn graphql(state: web::Data<AppState>, request: GraphQLRequest) -> GraphQL
         .into()
 }
 
-/// A browser asking for HTML with no query gets GraphiQL; anything else is a GET query.
+/// A GET with a `query` parameter is a query; without one, a browser asking for HTML gets
+/// GraphiQL and anything else a 400.
 async fn graphql_get(
     state: web::Data<AppState>,
     http: HttpRequest,
@@ -65,11 +66,13 @@ async fn graphql_get(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"));
-    let has_query = http.query_string().contains("query=");
+    // A GET without parameters still extracts, as an empty query.
+    let request = request
+        .map(GraphQLRequest::into_inner)
+        .filter(|r| !r.query.is_empty());
     match request {
-        Some(request) if has_query => {
-            let response =
-                plangraph_api::execute(&state.schema, &state.store, request.into_inner()).await;
+        Some(request) => {
+            let response = plangraph_api::execute(&state.schema, &state.store, request).await;
             actix_web::Responder::respond_to(GraphQLResponse::from(response), &http)
                 .map_into_boxed_body()
         }
