@@ -1,6 +1,9 @@
 //! GraphQL object types. Each wraps a storage model and resolves its relationships through the
 //! request's DataLoader, never with a query of its own.
 
+use std::hash::Hash;
+
+use async_graphql::dataloader::Loader;
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use plangraph_persistence::SectionWithParagraphs;
 use plangraph_persistence::entities::{
@@ -12,16 +15,26 @@ use crate::enums::{
     LinkPlacement, OrganizationRole, PartnerRole, PlatformScope, ReportKind, SectionKind,
     ShareBasis, ShareDimension,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, LoadError};
 use crate::loaders::{
     CountryById, FootnotesOfReport, Loaders, OrganizationsOfReport, PartnerCountsOfReport,
     PlanById, PlatformById, ReportsOfCountry, SectionsOfReport, SectorById, SectorFiguresOfReport,
-    SharesOfReport, SourcesOfReport, SubSectorsOf, TotalsOfReport,
+    SharesOfReport, SourcesOfReport, StoreLoader, SubSectorsOf, TotalsOfReport,
 };
 use crate::scalars::Date;
 
 pub(crate) fn loader<'a>(ctx: &Context<'a>) -> Result<&'a Loaders> {
     ctx.data::<Loaders>()
+}
+
+/// The rows a list-valued loader holds for `key`; none is an empty list.
+async fn rows<K, M>(ctx: &Context<'_>, key: K) -> Result<Vec<M>>
+where
+    K: Send + Sync + Hash + Eq + Clone + 'static,
+    M: Send + Sync + Clone + 'static,
+    StoreLoader: Loader<K, Value = Vec<M>, Error = LoadError>,
+{
+    Ok(loader(ctx)?.load_one(key).await?.unwrap_or_default())
 }
 
 /// People counts fit GraphQL's 32-bit `Int`; a larger stored value is a corrupt store.
@@ -75,10 +88,7 @@ impl Country {
         year: Option<i32>,
         kind: Option<ReportKind>,
     ) -> Result<Vec<Report>> {
-        let reports = loader(ctx)?
-            .load_one(ReportsOfCountry(self.0.id))
-            .await?
-            .unwrap_or_default();
+        let reports = rows(ctx, ReportsOfCountry(self.0.id)).await?;
         Ok(reports
             .into_iter()
             .filter(|r| year.is_none_or(|y| r.year == y))
@@ -93,10 +103,7 @@ impl Country {
         year: i32,
         #[graphql(default_with = "ReportKind::EndYear")] kind: ReportKind,
     ) -> Result<Option<Report>> {
-        let reports = loader(ctx)?
-            .load_one(ReportsOfCountry(self.0.id))
-            .await?
-            .unwrap_or_default();
+        let reports = rows(ctx, ReportsOfCountry(self.0.id)).await?;
         Ok(reports
             .into_iter()
             .find(|r| r.year == year && r.kind == kind.as_stored())
@@ -211,10 +218,8 @@ impl Report {
 
     /// Every printed row of the key-figures table, in printed order, sub-sectors included.
     async fn sectors(&self, ctx: &Context<'_>) -> Result<Vec<SectorFigures>> {
-        Ok(loader(ctx)?
-            .load_one(SectorFiguresOfReport(self.0.id))
+        Ok(rows(ctx, SectorFiguresOfReport(self.0.id))
             .await?
-            .unwrap_or_default()
             .into_iter()
             .map(SectorFigures)
             .collect())
@@ -222,10 +227,7 @@ impl Report {
 
     /// The row of one sector, by code (`EDU`, `PRO-GBV`).
     async fn sector(&self, ctx: &Context<'_>, code: String) -> Result<Option<SectorFigures>> {
-        let rows = loader(ctx)?
-            .load_one(SectorFiguresOfReport(self.0.id))
-            .await?
-            .unwrap_or_default();
+        let rows = rows(ctx, SectorFiguresOfReport(self.0.id)).await?;
         let Some(sector) = loader(ctx)?
             .load_one(crate::loaders::SectorByCode(code))
             .await?
@@ -252,10 +254,8 @@ impl Report {
 
     /// Partner and donor counts as published. Never sum them.
     async fn partner_counts(&self, ctx: &Context<'_>) -> Result<Vec<PartnerCount>> {
-        Ok(loader(ctx)?
-            .load_one(PartnerCountsOfReport(self.0.id))
+        Ok(rows(ctx, PartnerCountsOfReport(self.0.id))
             .await?
-            .unwrap_or_default()
             .into_iter()
             .map(PartnerCount)
             .collect())
@@ -272,20 +272,16 @@ impl Report {
     }
 
     async fn sections(&self, ctx: &Context<'_>) -> Result<Vec<NarrativeSection>> {
-        Ok(loader(ctx)?
-            .load_one(SectionsOfReport(self.0.id))
+        Ok(rows(ctx, SectionsOfReport(self.0.id))
             .await?
-            .unwrap_or_default()
             .into_iter()
             .map(NarrativeSection)
             .collect())
     }
 
     async fn footnotes(&self, ctx: &Context<'_>) -> Result<Vec<Footnote>> {
-        Ok(loader(ctx)?
-            .load_one(FootnotesOfReport(self.0.id))
+        Ok(rows(ctx, FootnotesOfReport(self.0.id))
             .await?
-            .unwrap_or_default()
             .into_iter()
             .map(Footnote)
             .collect())
@@ -293,10 +289,8 @@ impl Report {
 
     /// Links printed in the report, in printed order.
     async fn sources(&self, ctx: &Context<'_>) -> Result<Vec<SourceLink>> {
-        Ok(loader(ctx)?
-            .load_one(SourcesOfReport(self.0.id))
+        Ok(rows(ctx, SourcesOfReport(self.0.id))
             .await?
-            .unwrap_or_default()
             .into_iter()
             .map(SourceLink)
             .collect())
@@ -333,10 +327,8 @@ impl Report {
 
 impl Report {
     async fn shares(&self, ctx: &Context<'_>, dimension: ShareDimension) -> Result<Vec<Share>> {
-        Ok(loader(ctx)?
-            .load_one(SharesOfReport(self.0.id))
+        Ok(rows(ctx, SharesOfReport(self.0.id))
             .await?
-            .unwrap_or_default()
             .into_iter()
             .filter(|s| s.dimension == dimension.as_stored())
             .map(Share)
@@ -348,10 +340,8 @@ impl Report {
         ctx: &Context<'_>,
         role: OrganizationRole,
     ) -> Result<Vec<Organization>> {
-        Ok(loader(ctx)?
-            .load_one(OrganizationsOfReport(self.0.id))
+        Ok(rows(ctx, OrganizationsOfReport(self.0.id))
             .await?
-            .unwrap_or_default()
             .into_iter()
             .filter(|(link, _)| link.role == role.as_stored())
             .map(|(_, org)| Organization(org))
@@ -520,10 +510,8 @@ impl Sector {
     }
 
     async fn sub_sectors(&self, ctx: &Context<'_>) -> Result<Vec<Sector>> {
-        Ok(loader(ctx)?
-            .load_one(SubSectorsOf(self.0.id))
+        Ok(rows(ctx, SubSectorsOf(self.0.id))
             .await?
-            .unwrap_or_default()
             .into_iter()
             .map(Sector)
             .collect())
