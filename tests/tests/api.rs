@@ -20,6 +20,25 @@ async fn lookups_by_key_answer_null_when_unknown(backend: Backend) {
 }
 on_both_databases!(lookups_by_key_answer_null_when_unknown);
 
+async fn codes_are_matched_whatever_their_case(backend: Backend) {
+    let test = peru_store(backend).await;
+    let data = data(
+        &test.store,
+        r#"{ country(iso3: "per") { iso3 report(year: 2023) { sector(code: "pro-gbv") { peopleReached } } }
+             sector(code: "edu") { code } reports(filter: { countryIso3: "per" }) { totalCount } }"#,
+    )
+    .await;
+    assert_eq!(
+        data,
+        json!({
+            "country": { "iso3": "PER", "report": { "sector": { "peopleReached": 32_600 } } },
+            "sector": { "code": "EDU" },
+            "reports": { "totalCount": 1 }
+        })
+    );
+}
+on_both_databases!(codes_are_matched_whatever_their_case);
+
 async fn reports_page_with_cursors_and_filters(backend: Backend) {
     let test = peru_store(backend).await;
     let page = data(

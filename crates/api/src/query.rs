@@ -127,9 +127,10 @@ impl Query {
         Ok(rows.into_iter().map(Country).collect())
     }
 
+    /// A country by ISO3 code (`PER`; letter case does not matter).
     async fn country(&self, ctx: &Context<'_>, iso3: String) -> Result<Option<Country>> {
         Ok(loader(ctx)?
-            .load_one(CountryByIso3(iso3))
+            .load_one(CountryByIso3(iso3.to_ascii_uppercase()))
             .await?
             .map(Country))
     }
@@ -140,8 +141,12 @@ impl Query {
         Ok(rows.into_iter().map(Sector).collect())
     }
 
+    /// A sector by code (`EDU`, `PRO-GBV`; letter case does not matter).
     async fn sector(&self, ctx: &Context<'_>, code: String) -> Result<Option<Sector>> {
-        Ok(loader(ctx)?.load_one(SectorByCode(code)).await?.map(Sector))
+        Ok(loader(ctx)?
+            .load_one(SectorByCode(code.to_ascii_uppercase()))
+            .await?
+            .map(Sector))
     }
 
     /// A report by id; null when no report has that id.
@@ -164,7 +169,7 @@ impl Query {
         let after = after_id(after)?;
         let filter = filter.unwrap_or_default();
         let query = ReportQuery {
-            country_iso3: filter.country_iso3,
+            country_iso3: filter.country_iso3.map(|c| c.to_ascii_uppercase()),
             plan_code: filter.plan_code,
             year: filter.year,
             kind: filter.kind.map(|k| k.as_stored().to_owned()),

@@ -225,11 +225,11 @@ impl Report {
             .collect())
     }
 
-    /// The row of one sector, by code (`EDU`, `PRO-GBV`).
+    /// The row of one sector, by code (`EDU`, `PRO-GBV`; letter case does not matter).
     async fn sector(&self, ctx: &Context<'_>, code: String) -> Result<Option<SectorFigures>> {
         let rows = rows(ctx, SectorFiguresOfReport(self.0.id)).await?;
         let Some(sector) = loader(ctx)?
-            .load_one(crate::loaders::SectorByCode(code))
+            .load_one(crate::loaders::SectorByCode(code.to_ascii_uppercase()))
             .await?
         else {
             return Ok(None);
