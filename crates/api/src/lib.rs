@@ -1,8 +1,8 @@
-//! The GraphQL schema of plangraph, free of any transport: tests run `schema.execute(..)`
+//! The GraphQL schema of plangraph, free of any transport: tests call [`Api::execute`]
 //! directly and the server only wires it to HTTP.
 //!
-//! Run requests with [`execute`]: it attaches the request's DataLoader and gives request errors
-//! (parse, validation, limits) their stable codes.
+//! [`Api::execute`] attaches the request's DataLoader, gives request errors (parse, validation,
+//! limits) their stable codes and puts the response in selection order.
 
 mod enums;
 mod error;
@@ -29,13 +29,50 @@ pub const MAX_DEPTH: usize = 12;
 /// Upper bound on a query's complexity (one point per field).
 pub const MAX_COMPLEXITY: usize = 2_000;
 
-/// The schema, holding the store for root look-ups.
-pub fn build_schema(store: Store) -> PlangraphSchema {
-    Schema::build(Query, EmptyMutation, EmptySubscription)
-        .data(store)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
-        .finish()
+/// The schema and the store it reads, built once at start-up and shared by every request.
+#[derive(Clone)]
+pub struct Api {
+    schema: PlangraphSchema,
+    store: Store,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Api {
+    pub fn new(store: Store) -> Self {
+        let schema = Schema::build(Query, EmptyMutation, EmptySubscription)
+            .data(store.clone())
+            .limit_depth(MAX_DEPTH)
+            .limit_complexity(MAX_COMPLEXITY)
+            .finish();
+        Self { schema, store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs one request: a fresh DataLoader, then the schema; then codes for errors that
+    /// stopped the request before any resolver ran, and the response's fields put in
+    /// selection order.
+    pub async fn execute(&self, request: impl Into<Request>) -> Response {
+        let request = request.into();
+        let query = request.query.clone();
+        let operation_name = request.operation_name.clone();
+        let mut response = self
+            .schema
+            .execute(with_loaders(request, &self.store))
+            .await;
+        tag_request_errors(&mut response, &query);
+        order::in_selection_order(&mut response.data, &query, operation_name.as_deref());
+        response
+    }
 }
 
 /// The schema without a store, for printing the SDL.
@@ -54,22 +91,6 @@ fn with_loaders(request: impl Into<Request>, store: &Store) -> Request {
         HashMapCache::default(),
     );
     request.into().data(loader)
-}
-
-/// Runs one request: a fresh DataLoader, then the schema; then codes for errors that stopped
-/// the request before any resolver ran, and the response's fields put in selection order.
-pub async fn execute(
-    schema: &PlangraphSchema,
-    store: &Store,
-    request: impl Into<Request>,
-) -> Response {
-    let request = request.into();
-    let query = request.query.clone();
-    let operation_name = request.operation_name.clone();
-    let mut response = schema.execute(with_loaders(request, store)).await;
-    tag_request_errors(&mut response, &query);
-    order::in_selection_order(&mut response.data, &query, operation_name.as_deref());
-    response
 }
 
 /// async-graphql reports parse, validation and limit errors with a message only. Each gets a

@@ -43,7 +43,7 @@ fn index<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, V> 
     rows.into_iter().map(|r| (key(&r), r)).collect()
 }
 
-/// Declares a key type and its loader in one line: `key!(Name(i32) => Value, |store, keys| ...)`.
+/// Declares a key type and its batch load: `loader!(Name(i32) => Value, |store, keys| map)`.
 macro_rules! loader {
     ($(#[$doc:meta])* $key:ident($inner:ty) => $value:ty, |$store:ident, $keys:ident| $body:expr) => {
         $(#[$doc])*

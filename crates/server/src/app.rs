@@ -9,30 +9,20 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_graphql::http::GraphiQLSource;
 use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
-use plangraph_api::PlangraphSchema;
+use plangraph_api::Api;
 use plangraph_persistence::Store;
 use serde_json::json;
 
 /// What every handler shares.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct AppState {
-    pub schema: PlangraphSchema,
-    pub store: Store,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("store", &self.store)
-            .finish_non_exhaustive()
-    }
+    pub api: Api,
 }
 
 impl AppState {
     pub fn new(store: Store) -> Self {
         Self {
-            schema: plangraph_api::build_schema(store.clone()),
-            store,
+            api: Api::new(store),
         }
     }
 }
@@ -49,9 +39,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
 }
 
 async fn graphql(state: web::Data<AppState>, request: GraphQLRequest) -> GraphQLResponse {
-    plangraph_api::execute(&state.schema, &state.store, request.into_inner())
-        .await
-        .into()
+    state.api.execute(request.into_inner()).await.into()
 }
 
 /// A GET with a `query` parameter is a query; without one, a browser asking for HTML gets
@@ -72,7 +60,7 @@ async fn graphql_get(
         .filter(|r| !r.query.is_empty());
     match request {
         Some(request) => {
-            let response = plangraph_api::execute(&state.schema, &state.store, request).await;
+            let response = state.api.execute(request).await;
             actix_web::Responder::respond_to(GraphQLResponse::from(response), &http)
                 .map_into_boxed_body()
         }
@@ -95,10 +83,9 @@ async fn healthz() -> HttpResponse {
 
 /// The store answers.
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.ping().await {
-        Ok(()) => {
-            HttpResponse::Ok().json(json!({ "status": "ready", "store": state.store.backend() }))
-        }
+    let store = state.api.store();
+    match store.ping().await {
+        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "store": store.backend() })),
         Err(err) => {
             tracing::warn!(code = err.code(), error = %err, "readiness check failed");
             HttpResponse::ServiceUnavailable()

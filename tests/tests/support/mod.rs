@@ -80,8 +80,7 @@ pub async fn peru_store(backend: Backend) -> TestStore {
 /// Runs a query through the schema with the request's loaders; returns the whole response
 /// (`data` and `errors`) as JSON.
 pub async fn execute(store: &Store, query: &str) -> Value {
-    let schema = plangraph_api::build_schema(store.clone());
-    let response = plangraph_api::execute(&schema, store, query).await;
+    let response = plangraph_api::Api::new(store.clone()).execute(query).await;
     serde_json::to_value(&response).expect("response is JSON")
 }
 
