@@ -13,7 +13,9 @@ mod scalars;
 mod types;
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use async_graphql::{EmptyMutation, EmptySubscription, Request, Response, Schema, Value};
+use async_graphql::{
+    EmptyMutation, EmptySubscription, Request, Response, Schema, ServerError, Value,
+};
 use plangraph_persistence::Store;
 
 pub use enums::*;
@@ -62,15 +64,22 @@ impl Api {
     /// stopped the request before any resolver ran, and the response's fields put in
     /// selection order.
     pub async fn execute(&self, request: impl Into<Request>) -> Response {
-        let request = request.into();
-        let query = request.query.clone();
+        let mut request = request.into();
+        // The one parse of the request: async-graphql executes this document, and the copy
+        // kept here puts the response in selection order.
+        let document = match request.parsed_query() {
+            Ok(document) => document.clone(),
+            Err(error) => {
+                return Response::from_errors(vec![with_code(error, "GRAPHQL_PARSE_FAILED")]);
+            }
+        };
         let operation_name = request.operation_name.clone();
         let mut response = self
             .schema
             .execute(with_loaders(request, &self.store))
             .await;
-        tag_request_errors(&mut response, &query);
-        order::in_selection_order(&mut response.data, &query, operation_name.as_deref());
+        tag_request_errors(&mut response);
+        order::in_selection_order(&mut response.data, &document, operation_name.as_deref());
         response
     }
 }
@@ -93,8 +102,16 @@ fn with_loaders(request: impl Into<Request>, store: &Store) -> Request {
     request.into().data(loader)
 }
 
-/// async-graphql reports parse, validation and limit errors with a message only. Each gets a
-/// stable code here:
+fn with_code(mut error: ServerError, code: &str) -> ServerError {
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", code);
+    error
+}
+
+/// async-graphql reports validation and limit errors with a message only. Each gets a stable
+/// code here (parse errors get theirs in [`Api::execute`]):
 ///
 /// | code | when |
 /// |---|---|
@@ -102,12 +119,11 @@ fn with_loaders(request: impl Into<Request>, store: &Store) -> Request {
 /// | `GRAPHQL_VALIDATION_FAILED` | it is, but not valid against the schema (or its variables) |
 /// | `QUERY_TOO_DEEP` | deeper than [`MAX_DEPTH`] |
 /// | `QUERY_TOO_COMPLEX` | over [`MAX_COMPLEXITY`] |
-fn tag_request_errors(response: &mut Response, query: &str) {
+fn tag_request_errors(response: &mut Response) {
     // Resolver errors come with data (at least `null` fields under it) and carry their own code.
-    if response.data != Value::Null || response.errors.is_empty() {
+    if response.data != Value::Null {
         return;
     }
-    let mut parsed: Option<bool> = None;
     for error in &mut response.errors {
         let has_code = error
             .extensions
@@ -119,16 +135,7 @@ fn tag_request_errors(response: &mut Response, query: &str) {
         let code = match error.message.as_str() {
             "Query is nested too deep." => "QUERY_TOO_DEEP",
             "Query is too complex." => "QUERY_TOO_COMPLEX",
-            _ => {
-                // Only a failed request pays for this second parse.
-                let parses = *parsed
-                    .get_or_insert_with(|| async_graphql::parser::parse_query(query).is_ok());
-                if parses {
-                    "GRAPHQL_VALIDATION_FAILED"
-                } else {
-                    "GRAPHQL_PARSE_FAILED"
-                }
-            }
+            _ => "GRAPHQL_VALIDATION_FAILED",
         };
         error
             .extensions

@@ -13,12 +13,13 @@ use async_graphql::parser::types::{
 /// Fragments nest at most this deep; validation rejects cycles, this only bounds the walk.
 const MAX_FRAGMENT_DEPTH: usize = 32;
 
-/// Re-orders `data` to follow `query`'s operation (`operation_name`, or the only one).
-/// Leaves `data` alone when the query does not parse or names no operation it holds.
-pub fn in_selection_order(data: &mut Value, query: &str, operation_name: Option<&str>) {
-    let Ok(doc) = async_graphql::parser::parse_query(query) else {
-        return;
-    };
+/// Re-orders `data` to follow `doc`'s operation (`operation_name`, or the only one). Leaves
+/// `data` alone when the document names no operation it holds.
+pub fn in_selection_order(
+    data: &mut Value,
+    doc: &ExecutableDocument,
+    operation_name: Option<&str>,
+) {
     let operation = match (&doc.operations, operation_name) {
         (DocumentOperations::Single(op), _) => Some(op),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
@@ -26,9 +27,12 @@ pub fn in_selection_order(data: &mut Value, query: &str, operation_name: Option<
         (DocumentOperations::Multiple(_), None) => None,
     };
     if let Some(op) = operation {
-        reorder(&doc, &[&op.node.selection_set.node], data);
+        reorder(doc, &[&op.node.selection_set.node], data);
     }
 }
+
+/// The keys of every object at one place in the response, with the selections under each.
+type Keys<'a> = Vec<(&'a str, Vec<&'a SelectionSet>)>;
 
 /// The response keys a selection set produces, in order, each with the sub-selections merged
 /// under it.
@@ -36,7 +40,7 @@ fn response_keys<'a>(
     doc: &'a ExecutableDocument,
     set: &'a SelectionSet,
     depth: usize,
-    keys: &mut Vec<(&'a str, Vec<&'a SelectionSet>)>,
+    keys: &mut Keys<'a>,
 ) {
     if depth > MAX_FRAGMENT_DEPTH {
         return;
@@ -63,22 +67,31 @@ fn response_keys<'a>(
     }
 }
 
-fn reorder(doc: &ExecutableDocument, sets: &[&SelectionSet], value: &mut Value) {
+/// Orders the object(s) at one place of the response. The keys are worked out once per place,
+/// not once per row of a list.
+fn reorder<'a>(doc: &'a ExecutableDocument, sets: &[&'a SelectionSet], value: &mut Value) {
+    if !matches!(value, Value::Object(_) | Value::List(_)) {
+        return;
+    }
+    let mut keys = Keys::new();
+    for set in sets {
+        response_keys(doc, set, 0, &mut keys);
+    }
+    apply(doc, &keys, value);
+}
+
+fn apply<'a>(doc: &'a ExecutableDocument, keys: &Keys<'a>, value: &mut Value) {
     match value {
         Value::List(items) => {
             for item in items {
-                reorder(doc, sets, item);
+                apply(doc, keys, item);
             }
         }
         Value::Object(map) => {
-            let mut keys = Vec::new();
-            for set in sets {
-                response_keys(doc, set, 0, &mut keys);
-            }
             let mut unordered = std::mem::take(map);
             for (key, subs) in keys {
-                if let Some((name, mut child)) = unordered.shift_remove_entry(key) {
-                    reorder(doc, &subs, &mut child);
+                if let Some((name, mut child)) = unordered.shift_remove_entry(*key) {
+                    reorder(doc, subs, &mut child);
                     map.insert(name, child);
                 }
             }
@@ -94,6 +107,13 @@ mod tests {
     use async_graphql::{Name, Value};
 
     use super::in_selection_order;
+
+    fn order(data: &mut Value, query: &str, operation: Option<&str>) {
+        match async_graphql::parser::parse_query(query) {
+            Ok(doc) => in_selection_order(data, &doc, operation),
+            Err(e) => panic!("test query does not parse: {e}"),
+        }
+    }
 
     fn object(pairs: Vec<(&str, Value)>) -> Value {
         Value::Object(pairs.into_iter().map(|(k, v)| (Name::new(k), v)).collect())
@@ -119,7 +139,7 @@ mod tests {
             ),
             ("first", Value::Null),
         ]);
-        in_selection_order(
+        order(
             &mut data,
             "query { first list { a ...F ... on T { z } } } fragment F on T { b }",
             None,
@@ -135,7 +155,7 @@ mod tests {
     #[test]
     fn the_named_operation_is_the_one_followed() {
         let mut data = object(vec![("b", Value::Null), ("a", Value::Null)]);
-        in_selection_order(&mut data, "query X { b a } query Y { a b }", Some("Y"));
+        order(&mut data, "query X { b a } query Y { a b }", Some("Y"));
         assert_eq!(keys(&data), vec!["a", "b"]);
     }
 }
