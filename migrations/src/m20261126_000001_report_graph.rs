@@ -216,6 +216,18 @@ fn index(name: &str, table: impl IntoIden + 'static, cols: Vec<DynIden>) -> Inde
     stmt
 }
 
+async fn drop_tables(
+    manager: &SchemaManager<'_>,
+    tables: impl IntoIterator<Item = DynIden>,
+) -> Result<(), DbErr> {
+    for table in tables {
+        manager
+            .drop_table(Table::drop().table(table).to_owned())
+            .await?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -679,11 +691,7 @@ impl MigrationTrait for Migration {
             ReportTotals::Table.into_iden(),
             Report::Table.into_iden(),
         ];
-        for table in dependents {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
-        }
+        drop_tables(manager, dependents).await?;
         // SQLite drops a table by deleting its rows, and the sector table refers to itself
         // (RESTRICT): remove the sub-sectors before their parents go.
         manager
@@ -700,11 +708,6 @@ impl MigrationTrait for Migration {
             Country::Table.into_iden(),
             Platform::Table.into_iden(),
         ];
-        for table in references {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
-        }
-        Ok(())
+        drop_tables(manager, references).await
     }
 }

@@ -3,6 +3,7 @@
 use chrono::Utc;
 use plangraph_domain::reference;
 use plangraph_domain::report::ReportDocument;
+use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
     SqlErr, TransactionTrait,
@@ -225,51 +226,45 @@ where
     Ok(())
 }
 
-async fn delete_children(txn: &DatabaseTransaction, report_id: i32) -> Result<(), StoreError> {
-    let section_ids: Vec<i32> = narrative_section::Entity::find()
-        .select_only()
-        .column(narrative_section::Column::Id)
-        .filter(narrative_section::Column::ReportId.eq(report_id))
-        .into_tuple()
-        .all(txn)
-        .await?;
-    narrative_paragraph::Entity::delete_many()
-        .filter(narrative_paragraph::Column::SectionId.is_in(section_ids))
-        .exec(txn)
-        .await?;
-    narrative_section::Entity::delete_many()
-        .filter(narrative_section::Column::ReportId.eq(report_id))
-        .exec(txn)
-        .await?;
-    report_totals::Entity::delete_many()
-        .filter(report_totals::Column::ReportId.eq(report_id))
-        .exec(txn)
-        .await?;
-    sector_figures::Entity::delete_many()
-        .filter(sector_figures::Column::ReportId.eq(report_id))
-        .exec(txn)
-        .await?;
-    share::Entity::delete_many()
-        .filter(share::Column::ReportId.eq(report_id))
-        .exec(txn)
-        .await?;
-    partner_count::Entity::delete_many()
-        .filter(partner_count::Column::ReportId.eq(report_id))
-        .exec(txn)
-        .await?;
-    footnote::Entity::delete_many()
-        .filter(footnote::Column::ReportId.eq(report_id))
-        .exec(txn)
-        .await?;
-    source_link::Entity::delete_many()
-        .filter(source_link::Column::ReportId.eq(report_id))
-        .exec(txn)
-        .await?;
-    report_organization::Entity::delete_many()
-        .filter(report_organization::Column::ReportId.eq(report_id))
-        .exec(txn)
-        .await?;
+/// Deletes the rows of `E` that `condition` selects.
+async fn delete_where<E: EntityTrait>(
+    txn: &DatabaseTransaction,
+    condition: impl IntoCondition,
+) -> Result<(), StoreError> {
+    E::delete_many().filter(condition).exec(txn).await?;
     Ok(())
+}
+
+async fn delete_children(txn: &DatabaseTransaction, report_id: i32) -> Result<(), StoreError> {
+    let sections_of_report = Query::select()
+        .column(narrative_section::Column::Id)
+        .from(narrative_section::Entity)
+        .and_where(Expr::col(narrative_section::Column::ReportId).eq(report_id))
+        .to_owned();
+    delete_where::<narrative_paragraph::Entity>(
+        txn,
+        narrative_paragraph::Column::SectionId.in_subquery(sections_of_report),
+    )
+    .await?;
+    delete_where::<narrative_section::Entity>(
+        txn,
+        narrative_section::Column::ReportId.eq(report_id),
+    )
+    .await?;
+    delete_where::<report_totals::Entity>(txn, report_totals::Column::ReportId.eq(report_id))
+        .await?;
+    delete_where::<sector_figures::Entity>(txn, sector_figures::Column::ReportId.eq(report_id))
+        .await?;
+    delete_where::<share::Entity>(txn, share::Column::ReportId.eq(report_id)).await?;
+    delete_where::<partner_count::Entity>(txn, partner_count::Column::ReportId.eq(report_id))
+        .await?;
+    delete_where::<footnote::Entity>(txn, footnote::Column::ReportId.eq(report_id)).await?;
+    delete_where::<source_link::Entity>(txn, source_link::Column::ReportId.eq(report_id)).await?;
+    delete_where::<report_organization::Entity>(
+        txn,
+        report_organization::Column::ReportId.eq(report_id),
+    )
+    .await
 }
 
 async fn insert_children(

@@ -8,7 +8,9 @@ use plangraph_domain::reference;
 use plangraph_migrations::{Migrator, MigratorTrait};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, EntityTrait, Set};
+use sea_orm::{
+    ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait, QueryFilter, Set,
+};
 
 use crate::StoreError;
 use crate::entities::{platform, sector};
@@ -118,7 +120,8 @@ impl Store {
         for (position, def) in (0i32..).zip(reference::SECTORS) {
             let parent_id = match def.parent {
                 Some(code) => Some(
-                    sector::Entity::find_by_code(code)
+                    sector::Entity::find()
+                        .filter(sector::Column::Code.eq(code))
                         .one(&self.db)
                         .await?
                         .ok_or_else(|| StoreError::MissingReference(format!("sector {code}")))?
@@ -153,13 +156,6 @@ impl Store {
     /// uses the repository methods.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
-    }
-}
-
-impl sector::Entity {
-    fn find_by_code(code: &str) -> sea_orm::Select<sector::Entity> {
-        use sea_orm::{ColumnTrait, QueryFilter};
-        sector::Entity::find().filter(sector::Column::Code.eq(code))
     }
 }
 

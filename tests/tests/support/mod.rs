@@ -21,9 +21,6 @@ pub enum Backend {
 #[derive(Debug)]
 pub struct TestStore {
     pub store: Store,
-    /// Where the store is, for tests that run the binary against it.
-    #[allow(dead_code)]
-    pub url: String,
     _dir: Option<TempDir>,
 }
 
@@ -43,11 +40,7 @@ pub async fn empty_store(backend: Backend) -> TestStore {
     let (url, dir) = database_url(backend).await;
     let store = Store::connect(&url).await.expect("connect");
     store.migrate().await.expect("migrate");
-    TestStore {
-        store,
-        url,
-        _dir: dir,
-    }
+    TestStore { store, _dir: dir }
 }
 
 /// An empty, migrated store that counts its statements.
@@ -58,14 +51,7 @@ pub async fn counted_store(backend: Backend) -> (TestStore, StatementCounter) {
         .await
         .expect("connect");
     store.migrate().await.expect("migrate");
-    (
-        TestStore {
-            store,
-            url,
-            _dir: dir,
-        },
-        counter,
-    )
+    (TestStore { store, _dir: dir }, counter)
 }
 
 /// A store holding the bundled Peru report.
