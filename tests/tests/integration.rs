@@ -8,6 +8,7 @@
 mod support;
 
 mod api;
+mod concurrency;
 mod contract;
 mod figures;
 mod http;

@@ -1,7 +1,7 @@
 //! DataLoaders: every relationship of the graph is a batched look-up by a set of keys.
 //!
 //! One [`StoreLoader`] serves every key type; a fresh `DataLoader` is attached to each request
-//! (see [`crate::execute`]), so caching never outlives a request.
+//! (see [`crate::pipeline`]), so caching never outlives a request.
 
 use std::collections::HashMap;
 use std::hash::Hash;

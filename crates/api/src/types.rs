@@ -2,6 +2,7 @@
 //! request's DataLoader, never with a query of its own.
 
 use std::hash::Hash;
+use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
@@ -21,10 +22,12 @@ use crate::loaders::{
     PlanById, PlatformById, ReportsOfCountry, SectionsOfReport, SectorById, SectorFiguresOfReport,
     SharesOfReport, SourcesOfReport, StoreLoader, SubSectorsOf, TotalsOfReport,
 };
+use crate::pipeline::LoaderSlot;
 use crate::scalars::Date;
 
-pub(crate) fn loader<'a>(ctx: &Context<'a>) -> Result<&'a Loaders> {
-    ctx.data::<Loaders>()
+/// The DataLoader of the request (or of the subscription event) being resolved.
+pub(crate) fn loader(ctx: &Context<'_>) -> Result<Arc<Loaders>> {
+    Ok(ctx.data::<LoaderSlot>()?.current())
 }
 
 /// The rows a list-valued loader holds for `key`; none is an empty list.

@@ -2,17 +2,20 @@
 //!
 //! Pure types and rules, free of storage and transport: checked units ([`units`]), codes
 //! ([`codes`]), template reference data ([`reference`]), the report model ([`report`]), the
-//! report-text reader ([`parser`]) and its consistency checks ([`validation`]).
+//! report-text reader ([`parser`]) and its consistency checks ([`validation`]), and the
+//! importer's check that a text is about the country it is imported for ([`country_check`]).
 
 pub mod checksum;
 pub mod codes;
+/// Refuses a text that names another R4V country far more often than the one asked for.
+pub mod country_check;
 pub mod parser;
 pub mod reference;
 pub mod report;
 pub mod units;
 pub mod validation;
 
-pub use parser::{ParseError, ParseErrorKind, parse_report};
+pub use parser::{ParseError, ParseErrorKind, TruncationSign, parse_report};
 pub use validation::{Warning, validate};
 
 /// The text of the RMRP End-Year Report 2023 for Peru, as extracted from the published PDF.

@@ -47,6 +47,54 @@ pub enum ParseErrorKind {
     FigureCount { expected: usize, found: usize },
     #[error("the sector {0} is printed twice")]
     DuplicateSector(String),
+    /// The end of the text looks cut short (an interrupted copy or download): storing it would
+    /// publish a paragraph or a link that is not the one printed.
+    #[error("{}", .sign.message(.last))]
+    Truncated {
+        sign: TruncationSign,
+        /// The end of the last line, quoted.
+        last: String,
+    },
+}
+
+/// What makes the end of a text look cut short.
+///
+/// A cut always lands at the end, so only the document's final line and final prose are
+/// judged: the last line must be closed by a line break, and when it is prose the last
+/// paragraph must end a sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TruncationSign {
+    /// The last line is a link and no line break follows it: a URL has no end mark of its own,
+    /// so only the line break shows it was written out whole.
+    UnterminatedLink,
+    /// The last line is prose and no line break follows it: a cut inside the line can land
+    /// right after a full stop ("…substantial support." of "support. The short…"), which the
+    /// sentence rule alone would accept.
+    UnterminatedProse,
+    /// The last paragraph of the last section does not end a sentence.
+    UnfinishedSentence,
+}
+
+impl TruncationSign {
+    /// The message of a [`ParseErrorKind::Truncated`], with what to do about it.
+    fn message(self, last: &str) -> String {
+        match self {
+            Self::UnterminatedLink => format!(
+                "the text may be cut short: it ends on the link {last} with no line break \
+                 after it, so the link cannot be known to be complete; if the file is whole, \
+                 end the file with a line break"
+            ),
+            Self::UnterminatedProse => format!(
+                "the text may be cut short: it ends on the line {last} with no line break \
+                 after it, so the paragraph cannot be known to be complete; if the file is \
+                 whole, end the file with a line break"
+            ),
+            Self::UnfinishedSentence => format!(
+                "the text looks cut short: its last paragraph ends mid-sentence ({last}); \
+                 restore the rest of the report (a paragraph ends with . ! ? : or ;)"
+            ),
+        }
+    }
 }
 
 impl ParseErrorKind {
@@ -60,6 +108,7 @@ impl ParseErrorKind {
             Self::UnknownSector(_) => "REPORT_UNKNOWN_SECTOR",
             Self::FigureCount { .. } => "REPORT_FIGURE_COUNT",
             Self::DuplicateSector(_) => "REPORT_DUPLICATE_SECTOR",
+            Self::Truncated { .. } => "REPORT_TRUNCATED",
         }
     }
 }
@@ -153,6 +202,7 @@ pub fn parse_report(bytes: &[u8]) -> Result<ReportDocument, ParseError> {
             },
         ));
     }
+    check_complete(text, &cur, &sections)?;
 
     let (funding_source, funding_as_of) = footnotes
         .iter()
@@ -220,6 +270,84 @@ fn decode(bytes: &[u8]) -> Result<&str, ParseError> {
     }
     // A byte-order mark is an encoding artefact, not text of the report.
     Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+}
+
+/// Refuses a text whose end looks cut short (see [`TruncationSign`]). Runs once the structure
+/// has read whole, so the last non-blank line is either an end-note link or the final prose of
+/// the last section; nothing earlier is judged, because a cut only ever removes the end.
+fn check_complete(
+    text: &str,
+    cur: &Cursor<'_>,
+    sections: &[NarrativeSection],
+) -> Result<(), ParseError> {
+    let Some((index, last)) = cur
+        .lines
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, l)| !l.trim().is_empty())
+    else {
+        return Err(err(1, ParseErrorKind::Empty));
+    };
+    let line = index + 1;
+    let last = last.trim();
+    // A line break (LF, CRLF, or the form feed PDF extractors end pages with) after the last
+    // non-blank character; trailing spaces alone prove nothing, lines carry them mid-paragraph.
+    let tail = &text[text.trim_end().len()..];
+    let closed = tail.contains(['\n', '\u{c}']);
+    let truncated = |sign| {
+        err(
+            line,
+            ParseErrorKind::Truncated {
+                sign,
+                last: quote_end(last),
+            },
+        )
+    };
+    if is_link(last) {
+        return if closed {
+            Ok(())
+        } else {
+            Err(truncated(TruncationSign::UnterminatedLink))
+        };
+    }
+    let final_prose = sections.last().and_then(|s| s.paragraphs.last());
+    if let Some(paragraph) = final_prose
+        && !ends_sentence(paragraph)
+    {
+        return Err(err(
+            line,
+            ParseErrorKind::Truncated {
+                sign: TruncationSign::UnfinishedSentence,
+                last: quote_end(paragraph),
+            },
+        ));
+    }
+    if !closed {
+        return Err(truncated(TruncationSign::UnterminatedProse));
+    }
+    Ok(())
+}
+
+/// Does a paragraph end a sentence? It must end with . ! ? : ; or an ellipsis, optionally
+/// followed by closing brackets or quotes ("….)", "…?”"). A bracket or quote alone is not
+/// enough: "(FTS)" can close a line in mid-sentence, so a cut there would pass.
+fn ends_sentence(paragraph: &str) -> bool {
+    paragraph
+        .trim_end()
+        .trim_end_matches([')', ']', '”', '’', '"', '\'', '»'])
+        .ends_with(['.', '!', '?', ':', ';', '…'])
+}
+
+/// The end of a line, quoted: where a cut lands is what the reader needs to see.
+fn quote_end(text: &str) -> String {
+    const MAX: usize = 60;
+    let count = text.chars().count();
+    if count > MAX {
+        format!("'…{}'", text.chars().skip(count - MAX).collect::<String>())
+    } else {
+        format!("'{text}'")
+    }
 }
 
 fn quote(text: &str) -> String {
@@ -863,6 +991,179 @@ mod tests {
         );
         assert!(plain.is_ok());
         assert_eq!(parse_report(windows.as_bytes()), plain);
+    }
+
+    /// The code and line of a parse, or `None` when it succeeds.
+    fn refusal(text: &str) -> Option<(&'static str, usize)> {
+        parse_report(text.as_bytes())
+            .err()
+            .map(|e| (e.kind.code(), e.line))
+    }
+
+    /// The Peru text cut after its first `percent` of bytes (rounded down to a character).
+    fn cut_at(percent: usize) -> &'static str {
+        let text = crate::PERU_2023_END_YEAR;
+        let mut at = text.len() * percent / 100;
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        &text[..at]
+    }
+
+    /// Succeeds only with what the full report holds: every paragraph and every link of the
+    /// parsed copy equals the full report's one at the same place (fewer of them is fine).
+    fn assert_nothing_cut_short(copy: &str, full: &ReportDocument) {
+        let Ok(doc) = parse_report(copy.as_bytes()) else {
+            return;
+        };
+        let at = copy.len();
+        for (section, whole) in doc.sections.iter().zip(&full.sections) {
+            assert_eq!(section.kind, whole.kind, "cut at byte {at}");
+            for (p, q) in section.paragraphs.iter().zip(&whole.paragraphs) {
+                assert_eq!(p, q, "cut at byte {at} stored a paragraph cut short");
+            }
+            assert!(section.paragraphs.len() <= whole.paragraphs.len());
+        }
+        for (s, t) in doc.sources.iter().zip(&full.sources) {
+            assert_eq!(s, t, "cut at byte {at} stored a link cut short");
+        }
+        assert!(doc.sources.len() <= full.sources.len());
+    }
+
+    #[allow(clippy::unwrap_used)]
+    fn full_peru() -> ReportDocument {
+        parse_report(crate::PERU_2023_END_YEAR.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_cut_at_any_line_of_the_last_quarter_never_stores_a_paragraph_or_link_cut_short() {
+        let text = crate::PERU_2023_END_YEAR;
+        let full = full_peru();
+        let breaks = text
+            .match_indices('\n')
+            .map(|(i, _)| i)
+            .filter(|&i| i >= text.len() * 3 / 4);
+        for at in breaks {
+            // Right before the line break, right after it, and as `lines().join` would give.
+            assert_nothing_cut_short(&text[..at], &full);
+            assert_nothing_cut_short(&text[..=at], &full);
+            assert_nothing_cut_short(&format!("{}\n\n", &text[..at]), &full);
+        }
+    }
+
+    #[test]
+    fn a_cut_at_any_byte_of_the_last_fifteen_percent_never_stores_a_paragraph_or_link_cut_short() {
+        let text = crate::PERU_2023_END_YEAR;
+        let full = full_peru();
+        for at in text.len() * 85 / 100..=text.len() {
+            if text.is_char_boundary(at) {
+                assert_nothing_cut_short(&text[..at], &full);
+            } else {
+                // Cut inside a character: not UTF-8, still no panic.
+                assert!(parse_report(&text.as_bytes()[..at]).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn a_copy_cut_at_ninety_percent_is_refused_as_truncated() {
+        let copy = cut_at(90);
+        assert!(copy.ends_with("for th"), "{copy:?}");
+        let e = parse_report(copy.as_bytes()).err();
+        assert_eq!(
+            e.as_ref().map(|e| e.kind.code()),
+            Some("REPORT_TRUNCATED"),
+            "{e:?}"
+        );
+        assert_eq!(e.map(|e| e.line), Some(copy.lines().count()));
+    }
+
+    #[test]
+    fn a_copy_cut_at_ninety_nine_percent_is_refused_as_truncated() {
+        let copy = cut_at(99);
+        assert_eq!(
+            refusal(copy),
+            Some(("REPORT_TRUNCATED", copy.lines().count()))
+        );
+    }
+
+    #[test]
+    fn a_report_ending_right_after_its_last_url_is_refused_with_the_fix() {
+        let copy = crate::PERU_2023_END_YEAR.trim_end();
+        let e = parse_report(copy.as_bytes()).err();
+        assert_eq!(
+            e.as_ref().map(|e| (e.kind.code(), e.line)),
+            Some(("REPORT_TRUNCATED", copy.lines().count()))
+        );
+        let message = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            message.contains("end the file with a line break"),
+            "{message}"
+        );
+        assert!(message.contains("SOP_Trata_RyM_Peru"), "{message}");
+    }
+
+    #[test]
+    fn the_full_report_and_its_line_break_variants_are_not_truncated() {
+        let text = crate::PERU_2023_END_YEAR;
+        assert!(parse_report(text.as_bytes()).is_ok());
+        let body = text.trim_end();
+        for end in ["\n", "\r\n", "\u{c}", "\n  \n", " \n"] {
+            assert_eq!(refusal(&format!("{body}{end}")), None, "{end:?}");
+        }
+    }
+
+    #[test]
+    fn a_report_without_end_notes_must_end_its_last_paragraph_and_line() {
+        let text = crate::PERU_2023_END_YEAR;
+        let Some(notes) = text.find("https://www.gob.pe/") else {
+            panic!("the end notes moved");
+        };
+        let prose = &text[..notes];
+        assert_eq!(refusal(prose), None);
+        let unterminated = prose.trim_end();
+        assert_eq!(
+            refusal(unterminated).map(|(code, _)| code),
+            Some("REPORT_TRUNCATED")
+        );
+        // Cut inside the last line right after a full stop: only the line break can tell.
+        let Some(stop) = prose.find("stakeholders.") else {
+            panic!("the last paragraph moved");
+        };
+        let mid = format!("{}\n", &prose[..stop]);
+        assert!(matches!(
+            parse_report(mid.as_bytes()).map_err(|e| e.kind),
+            Err(ParseErrorKind::Truncated {
+                sign: TruncationSign::UnfinishedSentence,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn sentences_end_with_a_stop_perhaps_closed_by_a_bracket_or_quote() {
+        for ended in [
+            "done.",
+            "why?",
+            "as follows:",
+            "done.)",
+            "“done.”",
+            "done!’",
+            "so…",
+        ] {
+            assert!(ends_sentence(ended), "{ended}");
+        }
+        for open in ["for th", "the (FTS)", "partners,", "“quoted”", "2023"] {
+            assert!(!ends_sentence(open), "{open}");
+        }
+    }
+
+    #[test]
+    fn every_paragraph_of_the_bundled_report_ends_a_sentence() {
+        let full = full_peru();
+        for paragraph in full.sections.iter().flat_map(|s| &s.paragraphs) {
+            assert!(ends_sentence(paragraph), "{paragraph}");
+        }
     }
 
     #[test]

@@ -152,6 +152,17 @@ pub struct CountryDef {
     pub sovereign: bool,
     /// The lower-case name as it appears in report file names ("...-report-peru.txt").
     pub file_slug: &'static str,
+    /// Other spellings a report text uses for the country besides `name`: the Spanish,
+    /// Portuguese or local name and the English demonym ("Perú", "Peruvian"). Case-sensitive,
+    /// matched as whole words by [`crate::country_check`].
+    pub aliases: &'static [&'static str],
+}
+
+impl CountryDef {
+    /// The name followed by its aliases: every spelling that counts as a mention.
+    pub fn spellings(&self) -> impl Iterator<Item = &'static str> + use<> {
+        std::iter::once(self.name).chain(self.aliases.iter().copied())
+    }
 }
 
 const fn country(
@@ -160,6 +171,7 @@ const fn country(
     platform: Option<&'static str>,
     sovereign: bool,
     file_slug: &'static str,
+    aliases: &'static [&'static str],
 ) -> CountryDef {
     CountryDef {
         iso3,
@@ -167,40 +179,134 @@ const fn country(
         platform,
         sovereign,
         file_slug,
+        aliases,
     }
 }
 
 /// The 17 countries of the R4V response.
 pub const COUNTRIES: &[CountryDef] = &[
-    country("ARG", "Argentina", Some("SOUTHERN_CONE"), true, "argentina"),
-    country("ABW", "Aruba", Some("CARIBBEAN"), false, "aruba"),
-    country("BOL", "Bolivia", Some("SOUTHERN_CONE"), true, "bolivia"),
-    country("BRA", "Brazil", None, true, "brazil"),
-    country("CHL", "Chile", None, true, "chile"),
-    country("COL", "Colombia", Some("GIFMM"), true, "colombia"),
-    country("CRI", "Costa Rica", Some("CAM"), true, "costa-rica"),
-    country("CUW", "Curaçao", Some("CARIBBEAN"), false, "curacao"),
+    country(
+        "ARG",
+        "Argentina",
+        Some("SOUTHERN_CONE"),
+        true,
+        "argentina",
+        &["Argentine", "Argentinian"],
+    ),
+    country(
+        "ABW",
+        "Aruba",
+        Some("CARIBBEAN"),
+        false,
+        "aruba",
+        &["Aruban"],
+    ),
+    country(
+        "BOL",
+        "Bolivia",
+        Some("SOUTHERN_CONE"),
+        true,
+        "bolivia",
+        &["Bolivian"],
+    ),
+    country(
+        "BRA",
+        "Brazil",
+        None,
+        true,
+        "brazil",
+        &["Brasil", "Brazilian"],
+    ),
+    country("CHL", "Chile", None, true, "chile", &["Chilean"]),
+    country(
+        "COL",
+        "Colombia",
+        Some("GIFMM"),
+        true,
+        "colombia",
+        &["Colombian"],
+    ),
+    country(
+        "CRI",
+        "Costa Rica",
+        Some("CAM"),
+        true,
+        "costa-rica",
+        &["Costa Rican"],
+    ),
+    country(
+        "CUW",
+        "Curaçao",
+        Some("CARIBBEAN"),
+        false,
+        "curacao",
+        &["Curazao", "Curacao"],
+    ),
     country(
         "DOM",
         "Dominican Republic",
         Some("CARIBBEAN"),
         true,
         "dominican-republic",
+        &["República Dominicana", "Dominican"],
     ),
-    country("ECU", "Ecuador", None, true, "ecuador"),
-    country("GUY", "Guyana", Some("CARIBBEAN"), true, "guyana"),
-    country("MEX", "Mexico", Some("CAM"), true, "mexico"),
-    country("PAN", "Panama", Some("CAM"), true, "panama"),
-    country("PRY", "Paraguay", Some("SOUTHERN_CONE"), true, "paraguay"),
-    country("PER", "Peru", Some("GTRM"), true, "peru"),
+    country("ECU", "Ecuador", None, true, "ecuador", &["Ecuadorian"]),
+    country(
+        "GUY",
+        "Guyana",
+        Some("CARIBBEAN"),
+        true,
+        "guyana",
+        &["Guyanese"],
+    ),
+    country(
+        "MEX",
+        "Mexico",
+        Some("CAM"),
+        true,
+        "mexico",
+        &["México", "Mexican"],
+    ),
+    country(
+        "PAN",
+        "Panama",
+        Some("CAM"),
+        true,
+        "panama",
+        &["Panamá", "Panamanian"],
+    ),
+    country(
+        "PRY",
+        "Paraguay",
+        Some("SOUTHERN_CONE"),
+        true,
+        "paraguay",
+        &["Paraguayan"],
+    ),
+    country(
+        "PER",
+        "Peru",
+        Some("GTRM"),
+        true,
+        "peru",
+        &["Perú", "Peruvian"],
+    ),
     country(
         "TTO",
         "Trinidad and Tobago",
         Some("CARIBBEAN"),
         true,
         "trinidad-and-tobago",
+        &["Trinidad y Tobago", "Trinidadian"],
     ),
-    country("URY", "Uruguay", Some("SOUTHERN_CONE"), true, "uruguay"),
+    country(
+        "URY",
+        "Uruguay",
+        Some("SOUTHERN_CONE"),
+        true,
+        "uruguay",
+        &["Uruguayan"],
+    ),
 ];
 
 pub fn country_by_iso3(iso3: &str) -> Option<&'static CountryDef> {
@@ -238,6 +344,24 @@ mod tests {
                     "{} names unknown platform {p}",
                     c.iso3
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn no_spelling_names_two_countries() {
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for c in COUNTRIES {
+            for spelling in c.spellings() {
+                assert!(
+                    !spelling.trim().is_empty(),
+                    "{} has a blank spelling",
+                    c.iso3
+                );
+                if let Some((_, other)) = seen.iter().find(|(s, _)| *s == spelling) {
+                    panic!("{spelling} names both {other} and {}", c.iso3);
+                }
+                seen.push((spelling, c.iso3));
             }
         }
     }

@@ -6,7 +6,7 @@ use plangraph_domain::report::ReportDocument;
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
-    SqlErr, TransactionTrait,
+    SqlErr,
 };
 
 use crate::entities::{
@@ -84,9 +84,9 @@ impl Store {
     }
 
     async fn import_once(&self, import: &ReportImport<'_>) -> Result<ImportOutcome, StoreError> {
-        let txn = self.db.begin().await?;
-        let outcome = write_report(&txn, import).await?;
-        txn.commit().await?;
+        let write = self.begin_write().await?;
+        let outcome = write_report(&write.txn, import).await?;
+        write.txn.commit().await?;
         Ok(outcome)
     }
 }

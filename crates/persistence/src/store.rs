@@ -9,7 +9,9 @@ use plangraph_migrations::{Migrator, MigratorTrait};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ColumnTrait, ConnectOptions, Database, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Set, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
 };
 
 use crate::StoreError;
@@ -36,11 +38,37 @@ impl StatementCounter {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) db: DatabaseConnection,
+    pub(crate) shared: Arc<Shared>,
 }
 
+/// What every clone of a [`Store`] shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// Where the store is, for connections outside the pool (the Postgres change listener).
+    pub(crate) url: String,
+    /// SQLite has one writer at a time; this process's writers take turns here.
+    sqlite_writer: Option<tokio::sync::Mutex<()>>,
+}
+
+/// A write transaction and, on SQLite, this process's turn to write.
+pub(crate) struct WriteTxn<'a> {
+    pub(crate) txn: DatabaseTransaction,
+    _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+}
+
+/// Pooled connections. SQLite in WAL mode lets readers work beside the one writer, so readers
+/// never queue behind an import.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// How long a SQLite writer waits for another process's write before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Advisory-lock key that serialises migrations on Postgres ("plangrph" in ASCII).
+const MIGRATION_LOCK_KEY: i64 = 0x706c_616e_6772_7068;
+
 impl Store {
-    /// Opens the store at `url` (`sqlite://…` or `postgres://…`). SQLite runs in WAL mode so
-    /// readers never wait for the importer.
+    /// Opens the store at `url` (`sqlite://…` or `postgres://…`). SQLite runs in WAL mode with a
+    /// pool of connections, so readers never wait for a writer.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         Self::open(url, None).await
     }
@@ -52,8 +80,13 @@ impl Store {
 
     async fn open(url: &str, counter: Option<StatementCounter>) -> Result<Self, StoreError> {
         let mut options = ConnectOptions::new(url);
+        // An in-memory SQLite database exists once per connection, so it gets exactly one.
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let is_sqlite = url.starts_with("sqlite:");
         options
             .sqlx_logging(false)
+            .max_connections(if in_memory { 1 } else { MAX_CONNECTIONS })
+            .min_connections(1)
             .connect_timeout(Duration::from_secs(10))
             .acquire_timeout(Duration::from_secs(10))
             .map_sqlx_sqlite_opts(|opts| {
@@ -61,7 +94,7 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(5))
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
             });
         let mut db = Database::connect(options)
             .await
@@ -74,16 +107,64 @@ impl Store {
                 counter.0.fetch_add(1, Ordering::SeqCst);
             });
         }
-        Ok(Self { db })
+        Ok(Self {
+            db,
+            shared: Arc::new(Shared {
+                url: url.to_owned(),
+                sqlite_writer: is_sqlite.then(|| tokio::sync::Mutex::new(())),
+            }),
+        })
     }
 
     /// Applies pending migrations and seeds the template's reference rows (sectors, platforms).
-    /// Safe to run on every start.
+    /// Safe to run on every start, and by several processes at once: the migrations run in one
+    /// transaction that holds a lock (SQLite's write lock; a Postgres advisory lock), so a
+    /// second process waits for the first and then finds nothing left to do.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.db, None)
+        let txn = self.begin_locked().await.map_err(StoreError::Migrate)?;
+        if self.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+            txn.execute_unprepared(&format!(
+                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+            ))
             .await
             .map_err(StoreError::Migrate)?;
-        self.seed_reference().await
+        }
+        Migrator::up(&txn, None)
+            .await
+            .map_err(StoreError::Migrate)?;
+        seed_reference(&txn).await?;
+        txn.commit().await.map_err(StoreError::Migrate)
+    }
+
+    /// Starts a transaction that will write. On SQLite it takes the write lock at `BEGIN`
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later fails at
+    /// once with "database is locked" (SQLITE_BUSY_SNAPSHOT) when another process wrote in
+    /// between, where an immediate one waits its turn for up to the busy timeout.
+    async fn begin_locked(&self) -> Result<DatabaseTransaction, DbErr> {
+        match self.db.get_database_backend() {
+            sea_orm::DatabaseBackend::Sqlite => {
+                self.db
+                    .begin_with_options(TransactionOptions {
+                        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                        ..Default::default()
+                    })
+                    .await
+            }
+            _ => self.db.begin().await,
+        }
+    }
+
+    /// A write transaction, one writer at a time. On SQLite, writers of this process queue on
+    /// an async lock instead of holding pooled connections while SQLite's busy handler spins;
+    /// writers of other processes wait in `BEGIN IMMEDIATE`. On Postgres, writes serialise on
+    /// the row locks they take (see `write.rs`).
+    pub(crate) async fn begin_write(&self) -> Result<WriteTxn<'_>, StoreError> {
+        let guard = match &self.shared.sqlite_writer {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        };
+        let txn = self.begin_locked().await?;
+        Ok(WriteTxn { txn, _guard: guard })
     }
 
     /// Answers when the database answers (readiness).
@@ -100,63 +181,64 @@ impl Store {
         }
     }
 
-    async fn seed_reference(&self) -> Result<(), StoreError> {
-        let platforms = reference::PLATFORMS.iter().map(|p| platform::ActiveModel {
-            code: Set(p.code.to_owned()),
-            name: Set(p.name.to_owned()),
-            scope: Set(p.scope.as_str().to_owned()),
-            ..Default::default()
-        });
-        platform::Entity::insert_many(platforms)
-            .on_conflict(
-                OnConflict::column(platform::Column::Code)
-                    .update_columns([platform::Column::Name, platform::Column::Scope])
-                    .to_owned(),
-            )
-            .exec_without_returning(&self.db)
-            .await?;
-
-        // Parents first, so sub-sectors can point at their id.
-        for (position, def) in (0i32..).zip(reference::SECTORS) {
-            let parent_id = match def.parent {
-                Some(code) => Some(
-                    sector::Entity::find()
-                        .filter(sector::Column::Code.eq(code))
-                        .one(&self.db)
-                        .await?
-                        .ok_or_else(|| StoreError::MissingReference(format!("sector {code}")))?
-                        .id,
-                ),
-                None => None,
-            };
-            let row = sector::ActiveModel {
-                code: Set(def.code.to_owned()),
-                name: Set(def.name.to_owned()),
-                parent_id: Set(parent_id),
-                position: Set(position),
-                ..Default::default()
-            };
-            sector::Entity::insert(row)
-                .on_conflict(
-                    OnConflict::column(sector::Column::Code)
-                        .update_columns([
-                            sector::Column::Name,
-                            sector::Column::ParentId,
-                            sector::Column::Position,
-                        ])
-                        .to_owned(),
-                )
-                .exec_without_returning(&self.db)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// Direct access for tests and tools that need raw SQL or the migrator; application code
     /// uses the repository methods.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }
+}
+
+/// Platforms and sectors of the RMRP template, inserted or brought up to date.
+async fn seed_reference(db: &impl ConnectionTrait) -> Result<(), StoreError> {
+    let platforms = reference::PLATFORMS.iter().map(|p| platform::ActiveModel {
+        code: Set(p.code.to_owned()),
+        name: Set(p.name.to_owned()),
+        scope: Set(p.scope.as_str().to_owned()),
+        ..Default::default()
+    });
+    platform::Entity::insert_many(platforms)
+        .on_conflict(
+            OnConflict::column(platform::Column::Code)
+                .update_columns([platform::Column::Name, platform::Column::Scope])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+
+    // Parents first, so sub-sectors can point at their id.
+    for (position, def) in (0i32..).zip(reference::SECTORS) {
+        let parent_id = match def.parent {
+            Some(code) => Some(
+                sector::Entity::find()
+                    .filter(sector::Column::Code.eq(code))
+                    .one(db)
+                    .await?
+                    .ok_or_else(|| StoreError::MissingReference(format!("sector {code}")))?
+                    .id,
+            ),
+            None => None,
+        };
+        let row = sector::ActiveModel {
+            code: Set(def.code.to_owned()),
+            name: Set(def.name.to_owned()),
+            parent_id: Set(parent_id),
+            position: Set(position),
+            ..Default::default()
+        };
+        sector::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(sector::Column::Code)
+                    .update_columns([
+                        sector::Column::Name,
+                        sector::Column::ParentId,
+                        sector::Column::Position,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(db)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The URL without its password, for messages.

@@ -9,7 +9,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_graphql::http::GraphiQLSource;
 use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
-use plangraph_api::Api;
+use plangraph_api::{Api, Transport};
 use plangraph_persistence::Store;
 use serde_json::json;
 
@@ -60,7 +60,7 @@ async fn graphql_get(
         .filter(|r| !r.query.is_empty());
     match request {
         Some(request) => {
-            let response = state.api.execute(request).await;
+            let response = state.api.execute(request.data(Transport::HttpGet)).await;
             actix_web::Responder::respond_to(GraphQLResponse::from(response), &http)
                 .map_into_boxed_body()
         }

@@ -1,0 +1,245 @@
+//! The request pipeline, inside the schema: every entry point (HTTP POST and GET, each WebSocket
+//! operation, each request of a batch, federation look-ups) runs through it because async-graphql
+//! runs it for every request it executes, not because a caller remembered to.
+//!
+//! Per request it
+//! - attaches a [`LoaderSlot`]: a fresh DataLoader, so cached rows never outlive the request
+//!   (a subscription swaps in a loader of each event's own, see [`LoaderSlot::set`]);
+//! - refuses a mutation that arrived over HTTP GET ([`Transport::HttpGet`]);
+//! - gives request errors (parse, validation, limits) their stable codes;
+//! - puts every response, and every subscription event, in selection order.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_graphql::dataloader::{DataLoader, HashMapCache};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
+    NextSubscribe, NextValidation,
+};
+use async_graphql::futures_util::StreamExt;
+use async_graphql::futures_util::stream::BoxStream;
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::{
+    Request, Response, ServerError, ServerResult, ValidationResult, Value, Variables,
+};
+use plangraph_persistence::Store;
+
+use crate::loaders::{Loaders, StoreLoader};
+use crate::order;
+
+/// How a request reached the schema, when it matters to the rules: GraphQL over HTTP forbids
+/// mutations over GET (a GET must be safe to repeat and to prefetch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    HttpGet,
+}
+
+/// The request's DataLoader. Resolvers read it through [`LoaderSlot::current`]; a subscription
+/// replaces it before each event so an event never sees rows cached before its change.
+pub struct LoaderSlot {
+    current: Mutex<Arc<Loaders>>,
+}
+
+impl std::fmt::Debug for LoaderSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoaderSlot").finish_non_exhaustive()
+    }
+}
+
+/// A DataLoader over `store` with an empty cache.
+pub fn fresh_loaders(store: &Store) -> Arc<Loaders> {
+    Arc::new(DataLoader::with_cache(
+        StoreLoader::new(store.clone()),
+        tokio::spawn,
+        HashMapCache::default(),
+    ))
+}
+
+impl LoaderSlot {
+    pub fn new(store: &Store) -> Self {
+        Self {
+            current: Mutex::new(fresh_loaders(store)),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Arc<Loaders>> {
+        // The guarded value is only ever replaced whole, so a poisoned lock still holds a
+        // valid loader.
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn current(&self) -> Arc<Loaders> {
+        self.lock().clone()
+    }
+
+    /// Resolves what follows with `loaders`. Subscription events are resolved one after the
+    /// other, so setting the slot before yielding an event scopes the loader to that event.
+    pub fn set(&self, loaders: Arc<Loaders>) {
+        *self.lock() = loaders;
+    }
+}
+
+/// Installs the pipeline on a schema (`SchemaBuilder::extension(Pipeline)`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pipeline;
+
+impl ExtensionFactory for Pipeline {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(RequestPipeline::default())
+    }
+}
+
+/// What one request's pipeline remembers between its stages.
+#[derive(Default)]
+struct Seen {
+    operation_name: Option<String>,
+    /// The parsed document, kept to put the response in selection order.
+    document: Option<ExecutableDocument>,
+}
+
+#[derive(Default)]
+struct RequestPipeline {
+    seen: Arc<Mutex<Seen>>,
+}
+
+fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
+    seen.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+pub(crate) fn with_code(mut error: ServerError, code: &str) -> ServerError {
+    let has_code = error
+        .extensions
+        .as_ref()
+        .is_some_and(|ext| ext.get("code").is_some());
+    if !has_code {
+        error
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", code);
+    }
+    error
+}
+
+/// The stable code of a validation-stage error. async-graphql states depth and complexity
+/// refusals with a message only; everything else at this stage is a validation failure.
+fn validation_code(error: &ServerError) -> &'static str {
+    match error.message.as_str() {
+        "Query is nested too deep." => "QUERY_TOO_DEEP",
+        "Query is too complex." => "QUERY_TOO_COMPLEX",
+        _ => "GRAPHQL_VALIDATION_FAILED",
+    }
+}
+
+fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
+/// The last stage of every response: codes for request errors, then selection order.
+fn finish(seen: &Mutex<Seen>, response: &mut Response) {
+    // Resolver errors come with data (at least `null` fields under it) and carry their own
+    // code; errors before execution (an unknown operation name, say) come without data.
+    if response.data == Value::Null {
+        for error in &mut response.errors {
+            *error = with_code(
+                std::mem::replace(error, ServerError::new("", None)),
+                "GRAPHQL_VALIDATION_FAILED",
+            );
+        }
+    }
+    let seen = lock(seen);
+    if let Some(document) = &seen.document {
+        order::in_selection_order(&mut response.data, document, seen.operation_name.as_deref());
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for RequestPipeline {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        finish(&self.seen, &mut response);
+        response
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let seen = self.seen.clone();
+        next.run(ctx, stream)
+            .map(move |mut response| {
+                finish(&seen, &mut response);
+                response
+            })
+            .boxed()
+    }
+
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let store = ctx
+            .data::<Store>()
+            .map_err(|e| with_code(ServerError::new(e.message, None), "INTERNAL"))?;
+        lock(&self.seen).operation_name = request.operation_name.clone();
+        let request = request.data(LoaderSlot::new(store));
+        next.run(ctx, request).await
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let document = next
+            .run(ctx, query, variables)
+            .await
+            .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
+        let mut seen = lock(&self.seen);
+        if ctx.data_opt::<Transport>() == Some(&Transport::HttpGet)
+            && operation_type(&document, seen.operation_name.as_deref())
+                == Some(OperationType::Mutation)
+        {
+            return Err(with_code(
+                ServerError::new(
+                    "mutations are not allowed over GET; send them with POST",
+                    None,
+                ),
+                "METHOD_NOT_ALLOWED",
+            ));
+        }
+        seen.document = Some(document.clone());
+        Ok(document)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| {
+            errors
+                .into_iter()
+                .map(|e| {
+                    let code = validation_code(&e);
+                    with_code(e, code)
+                })
+                .collect()
+        })
+    }
+}
