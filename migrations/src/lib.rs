@@ -6,6 +6,8 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_report_graph;
+mod m20261127_000001_changes;
+mod util;
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -13,6 +15,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_report_graph::Migration)]
+        vec![
+            Box::new(m20261126_000001_report_graph::Migration),
+            Box::new(m20261127_000001_changes::Migration),
+        ]
     }
 }

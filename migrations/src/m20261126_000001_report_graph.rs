@@ -7,6 +7,8 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
+use crate::util::{drop_tables, fk, index};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -192,40 +194,6 @@ enum SourceLink {
     Url,
     Label,
     Placement,
-}
-
-fn fk(
-    name: &str,
-    from: (impl IntoIden + 'static, impl IntoIden + 'static),
-    to: (impl IntoIden + 'static, impl IntoIden + 'static),
-    on_delete: ForeignKeyAction,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(from.0, from.1)
-        .to(to.0, to.1)
-        .on_delete(on_delete)
-        .take()
-}
-
-fn index(name: &str, table: impl IntoIden + 'static, cols: Vec<DynIden>) -> IndexCreateStatement {
-    let mut stmt = Index::create().name(name).table(table).take();
-    for col in cols {
-        stmt.col(col);
-    }
-    stmt
-}
-
-async fn drop_tables(
-    manager: &SchemaManager<'_>,
-    tables: impl IntoIterator<Item = DynIden>,
-) -> Result<(), DbErr> {
-    for table in tables {
-        manager
-            .drop_table(Table::drop().table(table).to_owned())
-            .await?;
-    }
-    Ok(())
 }
 
 #[async_trait::async_trait]

@@ -42,3 +42,23 @@ fn the_contract_names_are_served() {
         assert!(sdl.contains(name), "the SDL lacks `{name}`");
     }
 }
+
+/// The printed SDL comes from the builder that serves: the schema of a running `Api` (with its
+/// store, limits and pipeline) prints exactly the same.
+#[tokio::test]
+async fn the_served_and_printed_schemas_are_one() {
+    let test = crate::support::empty_store(crate::support::Backend::Sqlite).await;
+    let api = plangraph_api::Api::new(test.store.clone());
+    assert_eq!(api.sdl(), plangraph_api::sdl());
+    for name in [
+        "type Mutation",
+        "type Subscription",
+        "reportChanged(countryIso3: String, year: Int, reportId: ID, afterRevision: Int): Change!",
+        "figuresChanged(reportId: ID!, sectorCode: String, afterRevision: Int): FiguresChange!",
+        "importReport(text: String!, country: String!, expectedRevision: Int!",
+        "revision: Int!",
+        "history(first: Int, after: String): ChangeConnection!",
+    ] {
+        assert!(api.sdl().contains(name), "the SDL lacks `{name}`");
+    }
+}

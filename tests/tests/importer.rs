@@ -2,6 +2,7 @@
 //! problems are warnings; importing again replaces in place.
 
 use plangraph_domain::PERU_2023_END_YEAR;
+use plangraph_domain::importer::ImportError;
 use plangraph_server::{CliError, import_report};
 use serde_json::Value;
 
@@ -69,7 +70,7 @@ async fn broken_reports_are_line_numbered_errors_and_change_nothing(backend: Bac
     for (name, bytes, code, line) in broken_copies() {
         let result = import_report(&test.store, &bytes, "copy-peru.txt", Some("PER")).await;
         match result {
-            Err(CliError::Report { source, .. }) => {
+            Err(CliError::Import(ImportError::Report { error: source, .. })) => {
                 assert_eq!(source.kind.code(), code, "{name}: {source}");
                 assert_eq!(source.line, line, "{name}: {source}");
                 assert!(source.to_string().starts_with(&format!("line {line}: ")));
@@ -127,7 +128,10 @@ async fn importing_again_replaces_in_place(backend: Backend) {
     assert!(again.outcome.replaced);
     assert_eq!(
         first["country"]["report"]["id"],
-        again.outcome.report_id.to_string()
+        again
+            .report_id()
+            .map(|id| id.to_string())
+            .unwrap_or_default()
     );
     let after = data(
         &test.store,
@@ -156,7 +160,7 @@ async fn concurrent_imports_of_one_report_leave_one_report(backend: Backend) {
                     None,
                 )
                 .await
-                .map(|summary| summary.outcome.report_id)
+                .map(|summary| summary.report_id())
             })
         })
         .collect();
@@ -201,7 +205,10 @@ async fn the_country_must_be_known(backend: Backend) {
     )
     .await;
     assert!(
-        matches!(unnamed, Err(CliError::UnknownCountry { .. })),
+        matches!(
+            unnamed,
+            Err(CliError::Import(ImportError::UnknownCountry { .. }))
+        ),
         "{unnamed:?}"
     );
     let wrong = import_report(

@@ -4,6 +4,14 @@
 //! |---|---|
 //! | `BAD_USER_INPUT` | an argument is out of range or malformed |
 //! | `INVALID_CURSOR` | an `after` cursor this server did not issue |
+//! | `UNAUTHENTICATED` | a write without a token, or with an unknown or revoked one |
+//! | `FORBIDDEN` | a valid token writing outside its scope |
+//! | `CONFLICT` | a write based on a stale revision (`extensions.currentRevision`) |
+//! | `NOT_FOUND` | a write to a report, section, row or organisation that does not exist |
+//! | `IMPORT_WOULD_REMOVE` | a re-import that removes content (`extensions.removals`) |
+//! | the domain's edit codes | `INVALID_FIGURE`, `EMPTY_TEXT`, `TEXT_TOO_LONG`, `INVALID_URL`, `UNKNOWN_SECTOR`, `UNKNOWN_COUNTRY` |
+//! | the store's write codes | `INCOMPLETE_FIGURES`, `POSITION_OUT_OF_RANGE`, `DUPLICATE` |
+//! | the importer's codes | `REPORT_*`, `IMPORT_*` (see the domain's parser and importer) |
 //! | `INTERNAL` | the store failed; details are logged, never sent |
 //!
 //! Store messages can carry SQL or connection details, so they are logged and replaced by the
@@ -11,13 +19,22 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Error, ErrorExtensions};
-use plangraph_persistence::StoreError;
+use async_graphql::{Error, ErrorExtensions, Value};
+use plangraph_domain::edit::EditError;
+use plangraph_domain::importer::ImportError;
+use plangraph_persistence::{FieldChange, StoreError, WriteError};
 
-#[derive(Debug, Clone)]
+/// Removals listed in an `IMPORT_WOULD_REMOVE` error; the message counts them all.
+const MAX_LISTED_REMOVALS: usize = 50;
+
+#[derive(Debug)]
 pub enum ApiError {
     BadUserInput(String),
     InvalidCursor(String),
+    Unauthenticated(String),
+    Edit(EditError),
+    Import(ImportError),
+    Write(WriteError),
     Internal { store_code: &'static str },
 }
 
@@ -26,7 +43,11 @@ impl ApiError {
         match self {
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::InvalidCursor(_) => "INVALID_CURSOR",
-            Self::Internal { .. } => "INTERNAL",
+            Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::Edit(e) => e.code(),
+            Self::Import(e) => e.code(),
+            Self::Write(WriteError::Store(_)) | Self::Internal { .. } => "INTERNAL",
+            Self::Write(e) => e.code(),
         }
     }
 
@@ -34,9 +55,14 @@ impl ApiError {
     /// without its code.)
     pub fn message(&self) -> String {
         match self {
-            Self::BadUserInput(m) => m.clone(),
+            Self::BadUserInput(m) | Self::Unauthenticated(m) => m.clone(),
             Self::InvalidCursor(c) => format!("the cursor '{c}' was not issued by this server"),
-            Self::Internal { .. } => "internal error".to_owned(),
+            Self::Edit(e) => e.to_string(),
+            Self::Import(e) => e.to_string(),
+            Self::Write(WriteError::Store(_)) | Self::Internal { .. } => {
+                "internal error".to_owned()
+            }
+            Self::Write(e) => e.to_string(),
         }
     }
 
@@ -57,15 +83,73 @@ impl ApiError {
     }
 }
 
+fn change_value(change: &FieldChange) -> Value {
+    let mut map = async_graphql::indexmap::IndexMap::new();
+    map.insert(
+        async_graphql::Name::new("path"),
+        Value::String(change.path.clone()),
+    );
+    for (key, value) in [("before", &change.before), ("after", &change.after)] {
+        map.insert(
+            async_graphql::Name::new(key),
+            value.clone().map_or(Value::Null, Value::String),
+        );
+    }
+    Value::Object(map)
+}
+
 impl From<ApiError> for Error {
     fn from(err: ApiError) -> Self {
         let code = err.code();
         Error::new(err.message()).extend_with(|_, ext| {
             ext.set("code", code);
-            if let ApiError::Internal { store_code } = &err {
-                ext.set("storeCode", *store_code);
+            match &err {
+                ApiError::Internal { store_code } => ext.set("storeCode", *store_code),
+                ApiError::Write(WriteError::Store(e)) => ext.set("storeCode", e.code()),
+                ApiError::Write(WriteError::Conflict { expected, current }) => {
+                    ext.set("expectedRevision", *expected);
+                    ext.set("currentRevision", *current);
+                }
+                ApiError::Write(WriteError::WouldRemove(removals)) => {
+                    ext.set("removalCount", removals.len());
+                    ext.set(
+                        "removals",
+                        Value::List(
+                            removals
+                                .iter()
+                                .take(MAX_LISTED_REMOVALS)
+                                .map(change_value)
+                                .collect(),
+                        ),
+                    );
+                }
+                ApiError::Import(ImportError::Report { error, .. }) => {
+                    ext.set("line", error.line);
+                }
+                _ => {}
             }
         })
+    }
+}
+
+impl From<EditError> for ApiError {
+    fn from(err: EditError) -> Self {
+        Self::Edit(err)
+    }
+}
+
+impl From<ImportError> for ApiError {
+    fn from(err: ImportError) -> Self {
+        Self::Import(err)
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(err: WriteError) -> Self {
+        if let WriteError::Store(e) = &err {
+            tracing::error!(code = e.code(), error = %e, "store failure while writing");
+        }
+        Self::Write(err)
     }
 }
 

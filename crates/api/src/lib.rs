@@ -4,25 +4,32 @@
 //! Everything a request needs beyond the resolvers (its DataLoader, stable error codes,
 //! selection order) lives in the schema itself, in [`pipeline`], so every entry point gets it.
 
+mod auth;
 mod enums;
 mod error;
+mod history;
 mod loaders;
+mod mutation;
 mod order;
 pub mod pipeline;
 mod query;
 mod scalars;
+mod subscription;
 mod types;
 
-use async_graphql::{EmptyMutation, EmptySubscription, Request, Response, Schema, SchemaBuilder};
+use async_graphql::{Request, Response, Schema, SchemaBuilder};
 use plangraph_persistence::Store;
 
+pub use auth::Credentials;
 pub use enums::*;
 pub use error::ApiError;
 pub use loaders::StoreLoader;
+pub use mutation::{MAX_LIST, Mutation, WriteLimits};
 pub use pipeline::Transport;
 pub use query::{DEFAULT_PAGE, MAX_PAGE, Query};
+pub use subscription::Subscription;
 
-pub type PlangraphSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+pub type PlangraphSchema = Schema<Query, Mutation, Subscription>;
 
 /// Deepest selection a query may nest. The full nested dashboard query (countries → reports →
 /// sectors → sector → parent → fields) is 7 deep.
@@ -33,8 +40,8 @@ pub const MAX_COMPLEXITY: usize = 2_000;
 /// The one schema builder: the schema that serves and the schema `plangraph schema` prints
 /// both come from here, so they cannot drift apart. Only request-independent data (the store)
 /// is added afterwards.
-fn builder() -> SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
-    Schema::build(Query, EmptyMutation, EmptySubscription)
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query, Mutation, Subscription)
         .extension(pipeline::Pipeline)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
@@ -57,7 +64,11 @@ impl std::fmt::Debug for Api {
 
 impl Api {
     pub fn new(store: Store) -> Self {
-        let schema = builder().data(store.clone()).finish();
+        Self::with_limits(store, WriteLimits::default())
+    }
+
+    pub fn with_limits(store: Store, limits: WriteLimits) -> Self {
+        let schema = builder().data(store.clone()).data(limits).finish();
         Self { schema, store }
     }
 

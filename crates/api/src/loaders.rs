@@ -114,6 +114,9 @@ loader!(SourcesOfReport(i32) => Vec<source_link::Model>, |store, keys| {
 loader!(SectionsOfReport(i32) => Vec<SectionWithParagraphs>, |store, keys| {
     group(store.sections_by_report(&keys).await?, |s| s.section.report_id)
 });
+loader!(OrganizationById(i32) => organization::Model, |store, keys| {
+    index(store.organizations_by_id(&keys).await?, |o| o.id)
+});
 loader!(
     /// Organizations linked to a report, with the link's role.
     OrganizationsOfReport(i32) => Vec<(report_organization::Model, organization::Model)>,

@@ -35,9 +35,11 @@ pub enum Transport {
 }
 
 /// The request's DataLoader. Resolvers read it through [`LoaderSlot::current`]; a subscription
-/// replaces it before each event so an event never sees rows cached before its change.
+/// replaces it before each event so an event never sees rows cached before its change, and a
+/// mutation after its write. Clones share the slot.
+#[derive(Clone)]
 pub struct LoaderSlot {
-    current: Mutex<Arc<Loaders>>,
+    current: Arc<Mutex<Arc<Loaders>>>,
 }
 
 impl std::fmt::Debug for LoaderSlot {
@@ -47,18 +49,23 @@ impl std::fmt::Debug for LoaderSlot {
 }
 
 /// A DataLoader over `store` with an empty cache.
-pub fn fresh_loaders(store: &Store) -> Arc<Loaders> {
-    Arc::new(DataLoader::with_cache(
+pub fn new_loaders(store: &Store) -> Loaders {
+    DataLoader::with_cache(
         StoreLoader::new(store.clone()),
         tokio::spawn,
         HashMapCache::default(),
-    ))
+    )
+}
+
+/// [`new_loaders`], shared.
+pub fn fresh_loaders(store: &Store) -> Arc<Loaders> {
+    Arc::new(new_loaders(store))
 }
 
 impl LoaderSlot {
     pub fn new(store: &Store) -> Self {
         Self {
-            current: Mutex::new(fresh_loaders(store)),
+            current: Arc::new(Mutex::new(fresh_loaders(store))),
         }
     }
 

@@ -49,7 +49,15 @@ pub struct ConnectionTotals {
     total_count: i64,
 }
 
-fn page_size(first: Option<i32>) -> Result<u64, ApiError> {
+impl ConnectionTotals {
+    pub(crate) fn new(total: u64) -> Self {
+        Self {
+            total_count: i64::try_from(total).unwrap_or(i64::MAX),
+        }
+    }
+}
+
+pub(crate) fn page_size(first: Option<i32>) -> Result<u64, ApiError> {
     match first.unwrap_or(DEFAULT_PAGE) {
         n @ 0..=MAX_PAGE => Ok(n as u64),
         n => Err(ApiError::BadUserInput(format!(
@@ -79,13 +87,8 @@ fn page<M, N: async_graphql::OutputType>(
 ) -> Connection<IdCursor, N, ConnectionTotals> {
     let has_next = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let mut connection = Connection::with_additional_fields(
-        has_previous,
-        has_next,
-        ConnectionTotals {
-            total_count: i64::try_from(total).unwrap_or(i64::MAX),
-        },
-    );
+    let mut connection =
+        Connection::with_additional_fields(has_previous, has_next, ConnectionTotals::new(total));
     connection.edges.extend(
         rows.into_iter()
             .map(|row| Edge::new(IdCursor(id(&row)), node(row))),

@@ -6,17 +6,18 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::Loader;
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
-use plangraph_persistence::SectionWithParagraphs;
 use plangraph_persistence::entities::{
     country, footnote, organization, partner_count, plan, platform, report, report_totals, sector,
     sector_figures, share, source_link,
 };
+use plangraph_persistence::{ChangeFilter, SectionWithParagraphs};
 
 use crate::enums::{
     LinkPlacement, OrganizationRole, PartnerRole, PlatformScope, ReportKind, SectionKind,
     ShareBasis, ShareDimension,
 };
 use crate::error::{ApiError, LoadError};
+use crate::history::{HistoryConnection, history_page, revision};
 use crate::loaders::{
     CountryById, FootnotesOfReport, Loaders, OrganizationsOfReport, PartnerCountsOfReport,
     PlanById, PlatformById, ReportsOfCountry, SectionsOfReport, SectorById, SectorFiguresOfReport,
@@ -319,6 +320,27 @@ impl Report {
         self.0.synthetic
     }
 
+    /// The store revision of the report's last change (0: none recorded). Every write takes
+    /// the revision it is based on and fails with `CONFLICT` when it is no longer current.
+    async fn revision(&self) -> Result<i32> {
+        revision(self.0.revision)
+    }
+
+    /// Every recorded change to the report, newest first: who, when, each value before and
+    /// after. A re-import is one change; what it replaced stays here.
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<HistoryConnection> {
+        let filter = ChangeFilter {
+            report_id: Some(self.0.id),
+            ..ChangeFilter::default()
+        };
+        history_page(ctx, filter, first, after).await
+    }
+
     async fn provenance(&self) -> Provenance {
         Provenance {
             source_name: self.0.source_name.clone(),
@@ -610,6 +632,25 @@ impl Organization {
     /// The organization's id in OCHA's Financial Tracking Service, when known.
     async fn fts_id(&self) -> Option<&str> {
         self.0.fts_id.as_deref()
+    }
+
+    /// The store revision of the organisation's last change (0: none recorded).
+    async fn revision(&self) -> Result<i32> {
+        revision(self.0.revision)
+    }
+
+    /// Changes to the organisation and to its links with reports, newest first.
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<HistoryConnection> {
+        let filter = ChangeFilter {
+            organization_id: Some(self.0.id),
+            ..ChangeFilter::default()
+        };
+        history_page(ctx, filter, first, after).await
     }
 }
 

@@ -5,10 +5,16 @@
 //! report-text reader ([`parser`]) and its consistency checks ([`validation`]), and the
 //! importer's check that a text is about the country it is imported for ([`country_check`]).
 
+/// Who may write what: roles, and the actor every change is recorded with.
+pub mod access;
 pub mod checksum;
 pub mod codes;
 /// Refuses a text that names another R4V country far more often than the one asked for.
 pub mod country_check;
+/// Partners' edits to a stored report, each value checked before anything is written.
+pub mod edit;
+/// The importer's checks: size cap, parse, country, warnings; shared by the CLI and the API.
+pub mod importer;
 pub mod parser;
 pub mod reference;
 pub mod report;

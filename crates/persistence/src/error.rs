@@ -1,10 +1,16 @@
-//! The storage boundary's error: what went wrong talking to the database.
+//! The storage boundary's errors.
 //!
-//! Callers outside (API, CLI) never show the database's own message to a client: they log it and
-//! answer with the stable [`StoreError::code`].
+//! [`StoreError`]: what went wrong talking to the database. Callers outside (API, CLI) never
+//! show the database's own message to a client: they log it and answer with the stable
+//! [`StoreError::code`].
+//!
+//! [`WriteError`]: why a write was refused. Each refusal is the client's to fix, so its message
+//! is shown as it is, with its stable code; a refused write changed nothing.
 
 use sea_orm::DbErr;
 use thiserror::Error;
+
+use crate::snapshot::FieldChange;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -23,6 +29,9 @@ pub enum StoreError {
     /// A figure does not fit the column that holds it.
     #[error("the figure {0} is too large to store")]
     Overflow(String),
+    /// A value could not be encoded for storage.
+    #[error("cannot encode a change for the history: {0}")]
+    Encode(String),
 }
 
 impl StoreError {
@@ -31,9 +40,81 @@ impl StoreError {
         match self {
             Self::Connect { .. } => "STORE_UNAVAILABLE",
             Self::Migrate(_) => "STORE_MIGRATION_FAILED",
+            Self::Query(err) if is_unavailable(err) => "STORE_UNAVAILABLE",
             Self::Query(_) => "STORE_QUERY_FAILED",
             Self::MissingReference(_) => "STORE_NOT_MIGRATED",
             Self::Overflow(_) => "STORE_VALUE_OUT_OF_RANGE",
+            Self::Encode(_) => "STORE_ENCODE_FAILED",
+        }
+    }
+}
+
+/// The database is not there (as opposed to a statement it refused).
+fn is_unavailable(err: &DbErr) -> bool {
+    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
+}
+
+/// A write the store refused.
+#[derive(Debug, Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no {what} {key}")]
+    NotFound { what: &'static str, key: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(
+        "the write was based on revision {expected}, but the current revision is {current}: read the current values and try again"
+    )]
+    Conflict { expected: i64, current: i64 },
+    #[error("{}", would_remove_message(.0))]
+    WouldRemove(Vec<FieldChange>),
+    #[error("{sector} has no row in this report yet; a new row needs every figure, missing: {}", .missing.join(", "))]
+    IncompleteFigures {
+        sector: &'static str,
+        missing: Vec<&'static str>,
+    },
+    #[error("paragraph {position} is out of range: the section has {len} (append with {})", .len + 1)]
+    PositionOutOfRange { position: u32, len: usize },
+    #[error("{0}")]
+    Duplicate(String),
+}
+
+fn would_remove_message(removals: &[FieldChange]) -> String {
+    let cut = removals.iter().filter(|r| r.after.is_some()).count();
+    let gone = removals.len() - cut;
+    let examples: Vec<&str> = removals.iter().take(5).map(|r| r.path.as_str()).collect();
+    format!(
+        "the import would remove {gone} stored value(s) and cut {cut} short ({}{}); nothing was written. Check the text is complete, or allow removals",
+        examples.join(", "),
+        if removals.len() > examples.len() {
+            ", …"
+        } else {
+            ""
+        }
+    )
+}
+
+impl WriteError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Store(e) => e.code(),
+            Self::NotFound { .. } => "NOT_FOUND",
+            Self::Forbidden(_) => "FORBIDDEN",
+            Self::Conflict { .. } => "CONFLICT",
+            Self::WouldRemove(_) => "IMPORT_WOULD_REMOVE",
+            Self::IncompleteFigures { .. } => "INCOMPLETE_FIGURES",
+            Self::PositionOutOfRange { .. } => "POSITION_OUT_OF_RANGE",
+            Self::Duplicate(_) => "DUPLICATE",
+        }
+    }
+
+    /// For callers that only ever write as the local operator with every check off: anything
+    /// but a store failure is a bug there, reported as one.
+    pub(crate) fn into_store_error(self) -> StoreError {
+        match self {
+            Self::Store(e) => e,
+            other => StoreError::MissingReference(format!("a refused local write: {other}")),
         }
     }
 }

@@ -1,18 +1,19 @@
-//! Writing a report: one transaction that replaces the report in place.
+//! Importing a report: the rows a document becomes. The transaction around them is
+//! [`Store::write`]'s.
 
 use chrono::Utc;
+use plangraph_domain::access::Actor;
 use plangraph_domain::reference;
 use plangraph_domain::report::ReportDocument;
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect, Set,
-    SqlErr,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 
 use crate::entities::{
     country, footnote, narrative_paragraph, narrative_section, partner_count, plan, platform,
     report, report_organization, report_totals, sector, sector_figures, share, source_link,
 };
+use crate::error::WriteError;
+use crate::write::{ImportOptions, WriteRequest};
 use crate::{Store, StoreError};
 
 /// The country a report is about.
@@ -63,31 +64,31 @@ fn small(value: usize, what: &str) -> Result<i32, StoreError> {
 }
 
 impl Store {
-    /// Stores a report. The same report (country, plan, kind, year) imported again keeps its
-    /// id and has everything it prints replaced; nothing is written unless all of it is.
+    /// Stores a report as the operator at the command line: the same report (country, plan,
+    /// kind, year) imported again keeps its id and has everything it prints replaced, removals
+    /// included. Runs through [`Store::write`] like every other write.
     #[tracing::instrument(skip(self, import), fields(country = %import.country.iso3, year = import.document.year))]
     pub async fn import_report(
         &self,
         import: &ReportImport<'_>,
     ) -> Result<ImportOutcome, StoreError> {
-        // Two imports of the same report at once both find none and both insert; the unique
-        // index stops the second, which then runs again and replaces what the first wrote.
-        match self.import_once(import).await {
-            Err(StoreError::Query(err))
-                if matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
-            {
-                tracing::info!("concurrent import of the same report; replacing it");
-                self.import_once(import).await
-            }
-            other => other,
-        }
-    }
-
-    async fn import_once(&self, import: &ReportImport<'_>) -> Result<ImportOutcome, StoreError> {
-        let write = self.begin_write().await?;
-        let outcome = write_report(&write.txn, import).await?;
-        write.txn.commit().await?;
-        Ok(outcome)
+        let outcome = self
+            .write(
+                &Actor::local("plangraph import"),
+                WriteRequest::Import {
+                    import: import.clone(),
+                    options: ImportOptions {
+                        allow_removals: true,
+                        ..ImportOptions::default()
+                    },
+                },
+            )
+            .await
+            .map_err(WriteError::into_store_error)?;
+        Ok(ImportOutcome {
+            report_id: outcome.report_id.unwrap_or_default(),
+            replaced: outcome.replaced,
+        })
     }
 }
 
@@ -159,31 +160,55 @@ async fn upsert_plan(
     .await?)
 }
 
-async fn write_report(
+/// The stored report `import` would replace, if any.
+pub(crate) async fn find_existing(
     txn: &DatabaseTransaction,
     import: &ReportImport<'_>,
-) -> Result<ImportOutcome, StoreError> {
+) -> Result<Option<report::Model>, StoreError> {
     let doc = import.document;
-    let country = upsert_country(txn, &import.country).await?;
-    let plan = upsert_plan(txn, doc).await?;
-
-    let existing = report::Entity::find()
+    let Some(country) = country::Entity::find()
+        .filter(country::Column::Iso3.eq(&import.country.iso3))
+        .one(txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let Some(plan) = plan::Entity::find()
+        .filter(plan::Column::Code.eq(doc.plan_code()))
+        .one(txn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(report::Entity::find()
         .filter(report::Column::CountryId.eq(country.id))
         .filter(report::Column::PlanId.eq(plan.id))
         .filter(report::Column::Kind.eq(doc.kind.as_str()))
         .filter(report::Column::Year.eq(doc.year))
-        // Postgres: a second import of the same report waits here for the first to commit,
-        // then replaces what it wrote. (SQLite has one writer at a time anyway.)
-        .lock_exclusive()
         .one(txn)
-        .await?;
+        .await?)
+}
+
+/// Writes the document: into `existing` (its rows replaced, its id and revision kept) or as a
+/// new report.
+pub(crate) async fn write_report(
+    txn: &DatabaseTransaction,
+    import: &ReportImport<'_>,
+    existing: Option<&report::Model>,
+) -> Result<ImportOutcome, StoreError> {
+    let doc = import.document;
+    let country = upsert_country(txn, &import.country).await?;
+    let plan = upsert_plan(txn, doc).await?;
     let replaced = existing.is_some();
     let mut active: report::ActiveModel = match existing {
         Some(found) => {
             delete_children(txn, found.id).await?;
-            found.into()
+            found.clone().into()
         }
-        None => <report::ActiveModel as Default>::default(),
+        None => report::ActiveModel {
+            revision: Set(0),
+            ..Default::default()
+        },
     };
     active.plan_id = Set(plan.id);
     active.platform_id = Set(country.platform_id);

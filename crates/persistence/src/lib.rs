@@ -2,15 +2,26 @@
 //!
 //! Every read takes a *set* of keys and answers in one statement, so the API's DataLoaders turn
 //! a nested request into a number of statements bounded by its depth. Every write goes through
-//! [`Store`], one transaction per import.
+//! [`Store::write`], one transaction that records the change in the history and announces it on
+//! the change feed.
 
 pub mod entities;
 mod error;
+mod feed;
 mod import;
 mod reads;
+mod rows;
+mod snapshot;
 mod store;
+mod tokens;
+mod write;
 
-pub use error::StoreError;
+pub use error::{StoreError, WriteError};
+pub use feed::{ChangeFilter, ChangeRecord};
 pub use import::{CountryRef, ImportOutcome, ReportImport};
 pub use reads::{OrganizationQuery, ReportQuery, SectionWithParagraphs};
+pub use rows::ReportRows;
+pub use snapshot::FieldChange;
 pub use store::{DEFAULT_DATABASE_URL, StatementCounter, Store, redact};
+pub use tokens::{NewToken, TOKEN_PREFIX};
+pub use write::{ImportOptions, WriteOutcome, WriteRequest};

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    Select, Value,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Value,
 };
 
 use crate::entities::{
@@ -42,8 +42,8 @@ pub struct SectionWithParagraphs {
 }
 
 /// Rows of `E` whose `column` is one of `keys`, in `order`; no statement for no keys.
-async fn find_in<E, V>(
-    store: &Store,
+pub(crate) async fn find_in<E, V>(
+    db: &impl ConnectionTrait,
     column: E::Column,
     keys: &[V],
     order: &[E::Column],
@@ -59,7 +59,7 @@ where
     for col in order {
         select = select.order_by_asc(*col);
     }
-    Ok(select.all(&store.db).await?)
+    Ok(select.all(db).await?)
 }
 
 impl Store {
@@ -72,26 +72,33 @@ impl Store {
     }
 
     pub async fn countries_by_id(&self, ids: &[i32]) -> Result<Vec<country::Model>, StoreError> {
-        find_in::<country::Entity, _>(self, country::Column::Id, ids, &[]).await
+        find_in::<country::Entity, _>(&self.db, country::Column::Id, ids, &[]).await
     }
 
     pub async fn countries_by_iso3(
         &self,
         codes: &[String],
     ) -> Result<Vec<country::Model>, StoreError> {
-        find_in::<country::Entity, _>(self, country::Column::Iso3, codes, &[]).await
+        find_in::<country::Entity, _>(&self.db, country::Column::Iso3, codes, &[]).await
     }
 
     pub async fn platforms_by_id(&self, ids: &[i32]) -> Result<Vec<platform::Model>, StoreError> {
-        find_in::<platform::Entity, _>(self, platform::Column::Id, ids, &[]).await
+        find_in::<platform::Entity, _>(&self.db, platform::Column::Id, ids, &[]).await
+    }
+
+    pub async fn organizations_by_id(
+        &self,
+        ids: &[i32],
+    ) -> Result<Vec<organization::Model>, StoreError> {
+        find_in::<organization::Entity, _>(&self.db, organization::Column::Id, ids, &[]).await
     }
 
     pub async fn plans_by_id(&self, ids: &[i32]) -> Result<Vec<plan::Model>, StoreError> {
-        find_in::<plan::Entity, _>(self, plan::Column::Id, ids, &[]).await
+        find_in::<plan::Entity, _>(&self.db, plan::Column::Id, ids, &[]).await
     }
 
     pub async fn reports_by_id(&self, ids: &[i32]) -> Result<Vec<report::Model>, StoreError> {
-        find_in::<report::Entity, _>(self, report::Column::Id, ids, &[]).await
+        find_in::<report::Entity, _>(&self.db, report::Column::Id, ids, &[]).await
     }
 
     /// Reports of each country, newest year first.
@@ -177,7 +184,8 @@ impl Store {
         &self,
         ids: &[i32],
     ) -> Result<Vec<report_totals::Model>, StoreError> {
-        find_in::<report_totals::Entity, _>(self, report_totals::Column::ReportId, ids, &[]).await
+        find_in::<report_totals::Entity, _>(&self.db, report_totals::Column::ReportId, ids, &[])
+            .await
     }
 
     pub async fn sector_figures_by_report(
@@ -185,7 +193,7 @@ impl Store {
         ids: &[i32],
     ) -> Result<Vec<sector_figures::Model>, StoreError> {
         find_in::<sector_figures::Entity, _>(
-            self,
+            &self.db,
             sector_figures::Column::ReportId,
             ids,
             &[
@@ -205,14 +213,14 @@ impl Store {
     }
 
     pub async fn sectors_by_id(&self, ids: &[i32]) -> Result<Vec<sector::Model>, StoreError> {
-        find_in::<sector::Entity, _>(self, sector::Column::Id, ids, &[]).await
+        find_in::<sector::Entity, _>(&self.db, sector::Column::Id, ids, &[]).await
     }
 
     pub async fn sectors_by_code(
         &self,
         codes: &[String],
     ) -> Result<Vec<sector::Model>, StoreError> {
-        find_in::<sector::Entity, _>(self, sector::Column::Code, codes, &[]).await
+        find_in::<sector::Entity, _>(&self.db, sector::Column::Code, codes, &[]).await
     }
 
     pub async fn sectors_by_parent(
@@ -220,7 +228,7 @@ impl Store {
         parent_ids: &[i32],
     ) -> Result<Vec<sector::Model>, StoreError> {
         find_in::<sector::Entity, _>(
-            self,
+            &self.db,
             sector::Column::ParentId,
             parent_ids,
             &[sector::Column::Position],
@@ -230,7 +238,7 @@ impl Store {
 
     pub async fn shares_by_report(&self, ids: &[i32]) -> Result<Vec<share::Model>, StoreError> {
         find_in::<share::Entity, _>(
-            self,
+            &self.db,
             share::Column::ReportId,
             ids,
             &[
@@ -247,7 +255,7 @@ impl Store {
         ids: &[i32],
     ) -> Result<Vec<partner_count::Model>, StoreError> {
         find_in::<partner_count::Entity, _>(
-            self,
+            &self.db,
             partner_count::Column::ReportId,
             ids,
             &[partner_count::Column::ReportId, partner_count::Column::Id],
@@ -260,7 +268,7 @@ impl Store {
         ids: &[i32],
     ) -> Result<Vec<footnote::Model>, StoreError> {
         find_in::<footnote::Entity, _>(
-            self,
+            &self.db,
             footnote::Column::ReportId,
             ids,
             &[footnote::Column::ReportId, footnote::Column::Position],
@@ -273,7 +281,7 @@ impl Store {
         ids: &[i32],
     ) -> Result<Vec<source_link::Model>, StoreError> {
         find_in::<source_link::Entity, _>(
-            self,
+            &self.db,
             source_link::Column::ReportId,
             ids,
             &[source_link::Column::ReportId, source_link::Column::Position],
@@ -286,38 +294,7 @@ impl Store {
         &self,
         ids: &[i32],
     ) -> Result<Vec<SectionWithParagraphs>, StoreError> {
-        let sections = find_in::<narrative_section::Entity, _>(
-            self,
-            narrative_section::Column::ReportId,
-            ids,
-            &[
-                narrative_section::Column::ReportId,
-                narrative_section::Column::Position,
-            ],
-        )
-        .await?;
-        let section_ids: Vec<i32> = sections.iter().map(|s| s.id).collect();
-        let paragraphs = find_in::<narrative_paragraph::Entity, _>(
-            self,
-            narrative_paragraph::Column::SectionId,
-            &section_ids,
-            &[
-                narrative_paragraph::Column::SectionId,
-                narrative_paragraph::Column::Position,
-            ],
-        )
-        .await?;
-        let mut by_section: HashMap<i32, Vec<String>> = HashMap::new();
-        for p in paragraphs {
-            by_section.entry(p.section_id).or_default().push(p.body);
-        }
-        Ok(sections
-            .into_iter()
-            .map(|section| SectionWithParagraphs {
-                paragraphs: by_section.remove(&section.id).unwrap_or_default(),
-                section,
-            })
-            .collect())
+        sections_in(&self.db, ids).await
     }
 
     /// Organizations linked to each report, with the link's role (PARTNER or DONOR).
@@ -325,25 +302,7 @@ impl Store {
         &self,
         ids: &[i32],
     ) -> Result<Vec<(report_organization::Model, organization::Model)>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = report_organization::Entity::find()
-            .filter(report_organization::Column::ReportId.is_in(ids.iter().copied()))
-            .order_by_asc(report_organization::Column::Id)
-            .all(&self.db)
-            .await?;
-        let org_ids: Vec<i32> = rows.iter().map(|r| r.organization_id).collect();
-        let orgs: HashMap<i32, organization::Model> =
-            find_in::<organization::Entity, _>(self, organization::Column::Id, &org_ids, &[])
-                .await?
-                .into_iter()
-                .map(|o| (o.id, o))
-                .collect();
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| orgs.get(&r.organization_id).cloned().map(|o| (r, o)))
-            .collect())
+        organizations_in(&self.db, ids).await
     }
 
     fn organization_condition(filter: &OrganizationQuery) -> Condition {
@@ -397,4 +356,69 @@ impl Store {
     pub async fn has_reports(&self) -> Result<bool, StoreError> {
         Ok(report::Entity::find().limit(1).count(&self.db).await? > 0)
     }
+}
+
+/// Sections of each report with their paragraphs: two statements for any number of reports.
+pub(crate) async fn sections_in(
+    db: &impl ConnectionTrait,
+    ids: &[i32],
+) -> Result<Vec<SectionWithParagraphs>, StoreError> {
+    let sections = find_in::<narrative_section::Entity, _>(
+        db,
+        narrative_section::Column::ReportId,
+        ids,
+        &[
+            narrative_section::Column::ReportId,
+            narrative_section::Column::Position,
+        ],
+    )
+    .await?;
+    let section_ids: Vec<i32> = sections.iter().map(|s| s.id).collect();
+    let paragraphs = find_in::<narrative_paragraph::Entity, _>(
+        db,
+        narrative_paragraph::Column::SectionId,
+        &section_ids,
+        &[
+            narrative_paragraph::Column::SectionId,
+            narrative_paragraph::Column::Position,
+        ],
+    )
+    .await?;
+    let mut by_section: HashMap<i32, Vec<String>> = HashMap::new();
+    for p in paragraphs {
+        by_section.entry(p.section_id).or_default().push(p.body);
+    }
+    Ok(sections
+        .into_iter()
+        .map(|section| SectionWithParagraphs {
+            paragraphs: by_section.remove(&section.id).unwrap_or_default(),
+            section,
+        })
+        .collect())
+}
+
+/// Organizations linked to each report, with the link's role (PARTNER or DONOR).
+pub(crate) async fn organizations_in(
+    db: &impl ConnectionTrait,
+    ids: &[i32],
+) -> Result<Vec<(report_organization::Model, organization::Model)>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = report_organization::Entity::find()
+        .filter(report_organization::Column::ReportId.is_in(ids.iter().copied()))
+        .order_by_asc(report_organization::Column::Id)
+        .all(db)
+        .await?;
+    let org_ids: Vec<i32> = rows.iter().map(|r| r.organization_id).collect();
+    let orgs: HashMap<i32, organization::Model> =
+        find_in::<organization::Entity, _>(db, organization::Column::Id, &org_ids, &[])
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect();
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| orgs.get(&r.organization_id).cloned().map(|o| (r, o)))
+        .collect())
 }

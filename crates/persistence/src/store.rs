@@ -16,6 +16,7 @@ use sea_orm::{
 
 use crate::StoreError;
 use crate::entities::{platform, sector};
+use crate::feed::Feed;
 
 /// The default store: a SQLite file in the working directory, created when missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://plangraph.db?mode=rwc";
@@ -48,6 +49,8 @@ pub(crate) struct Shared {
     pub(crate) url: String,
     /// SQLite has one writer at a time; this process's writers take turns here.
     sqlite_writer: Option<tokio::sync::Mutex<()>>,
+    /// This process's side of the change feed.
+    pub(crate) feed: Feed,
 }
 
 /// A write transaction and, on SQLite, this process's turn to write.
@@ -112,6 +115,7 @@ impl Store {
             shared: Arc::new(Shared {
                 url: url.to_owned(),
                 sqlite_writer: is_sqlite.then(|| tokio::sync::Mutex::new(())),
+                feed: Feed::new(),
             }),
         })
     }

@@ -1,4 +1,5 @@
-//! The HTTP surface: `/graphql` (POST, GET, GraphiQL), `/healthz`, `/readyz`.
+//! The HTTP surface: `/graphql` (POST, GET, GraphiQL, WebSocket subscriptions in both the
+//! `graphql-transport-ws` and the legacy `graphql-ws` protocol), `/healthz`, `/readyz`.
 
 use std::time::Instant;
 
@@ -6,10 +7,11 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, guard, web};
 use async_graphql::http::GraphiQLSource;
-use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse};
-use plangraph_api::{Api, Transport};
+use async_graphql::{Data, Request, Response};
+use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
+use plangraph_api::{Api, Credentials, Transport, WriteLimits};
 use plangraph_persistence::Store;
 use serde_json::json;
 
@@ -21,8 +23,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: Store) -> Self {
+        Self::with_limits(store, WriteLimits::default())
+    }
+
+    pub fn with_limits(store: Store, limits: WriteLimits) -> Self {
         Self {
-            api: Api::new(store),
+            api: Api::with_limits(store, limits),
         }
     }
 }
@@ -32,14 +38,70 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg| {
         cfg.app_data(web::Data::new(state))
             .route("/graphql", web::post().to(graphql))
+            .route(
+                "/graphql",
+                web::get()
+                    .guard(guard::Header("upgrade", "websocket"))
+                    .to(subscriptions),
+            )
             .route("/graphql", web::get().to(graphql_get))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz));
     }
 }
 
-async fn graphql(state: web::Data<AppState>, request: GraphQLRequest) -> GraphQLResponse {
-    state.api.execute(request.into_inner()).await.into()
+/// What the client presented in `Authorization`, for the schema to check on writes.
+fn credentials(http: &HttpRequest) -> Credentials {
+    Credentials::from_authorization(
+        http.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+/// A request error's status: 405 for a mutation over GET; GraphQL errors otherwise travel in a
+/// 200 body, as the stock responder sends them.
+fn respond(response: Response, http: &HttpRequest) -> HttpResponse {
+    let method_not_allowed = response.data == async_graphql::Value::Null
+        && response.errors.iter().any(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(|c| *c == async_graphql::Value::from("METHOD_NOT_ALLOWED"))
+        });
+    let mut reply = actix_web::Responder::respond_to(GraphQLResponse::from(response), http)
+        .map_into_boxed_body();
+    if method_not_allowed {
+        *reply.status_mut() = actix_web::http::StatusCode::METHOD_NOT_ALLOWED;
+        reply
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+    }
+    reply
+}
+
+async fn graphql(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    request: GraphQLRequest,
+) -> HttpResponse {
+    let request: Request = request.into_inner().data(credentials(&http));
+    respond(state.api.execute(request).await, &http)
+}
+
+/// WebSocket operations: the token, if any, rides in the `connection_init` payload.
+async fn subscriptions(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    payload: web::Payload,
+) -> actix_web::Result<HttpResponse> {
+    GraphQLSubscription::new(state.api.schema().clone())
+        .on_connection_init(|params: serde_json::Value| async move {
+            let mut data = Data::default();
+            data.insert(Credentials::from_connection_params(&params));
+            Ok(data)
+        })
+        .start(&http, payload)
 }
 
 /// A GET with a `query` parameter is a query; without one, a browser asking for HTML gets
@@ -60,9 +122,8 @@ async fn graphql_get(
         .filter(|r| !r.query.is_empty());
     match request {
         Some(request) => {
-            let response = state.api.execute(request.data(Transport::HttpGet)).await;
-            actix_web::Responder::respond_to(GraphQLResponse::from(response), &http)
-                .map_into_boxed_body()
+            let request = request.data(Transport::HttpGet).data(credentials(&http));
+            respond(state.api.execute(request).await, &http)
         }
         _ if wants_html => HttpResponse::Ok()
             .content_type("text/html; charset=utf-8")

@@ -4,12 +4,16 @@
 use std::net::TcpListener;
 
 use actix_web::{App, HttpServer, middleware::from_fn};
-use clap::{Args, Parser, Subcommand};
-use plangraph_persistence::{DEFAULT_DATABASE_URL, Store, redact};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use plangraph_api::WriteLimits;
+use plangraph_domain::access::Role;
+use plangraph_domain::codes::Iso3;
+use plangraph_domain::importer::{self, DEFAULT_MAX_REPORT_BYTES};
+use plangraph_persistence::{ChangeFilter, DEFAULT_DATABASE_URL, Store, redact};
 
 use crate::app::{AppState, configure, log_requests};
 use crate::error::CliError;
-use crate::import::{load_bundled_if_empty, prepare_import, store_import};
+use crate::import::{ImportFlags, load_bundled_if_empty, prepare_import, store_import};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +42,20 @@ pub struct StoreArgs {
     pub database_url: String,
 }
 
+/// How large a report text may be.
+#[derive(Debug, Args)]
+pub struct SizeArgs {
+    /// Largest report text accepted, in bytes; larger ones are refused without being read.
+    #[arg(long, env = "PLANGRAPH_MAX_REPORT_BYTES", default_value_t = DEFAULT_MAX_REPORT_BYTES)]
+    pub max_report_bytes: usize,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Editor,
+    Admin,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the GraphQL API (loads the bundled Peru report into an empty store).
@@ -47,16 +65,31 @@ pub enum Command {
         listen: String,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        size: SizeArgs,
     },
-    /// Import a report's text; importing the same report again replaces it in place.
+    /// Import a report's text (`-` reads standard input). Importing the same report again
+    /// replaces it in place; a re-import that would remove content needs --allow-removals.
     Import {
-        /// The report text file.
+        /// The report text file, or `-` for standard input.
         file: String,
         /// ISO3 code of the country; by default taken from the file name (`…-peru.txt`).
         #[arg(long)]
         country: Option<String>,
+        /// Let a re-import remove rows, paragraphs or sources, or cut a text short (the
+        /// replaced content stays in the history).
+        #[arg(long)]
+        allow_removals: bool,
+        /// Import even though the text names another country far more than --country.
+        #[arg(long)]
+        force_country: bool,
+        /// Check and compare with the stored report; write nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        size: SizeArgs,
     },
     /// Apply pending migrations.
     Migrate {
@@ -65,6 +98,52 @@ pub enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Manage the API tokens partner systems write with.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print committed changes as they happen (every process's, from the store itself).
+    Watch {
+        /// Only reports of this country (ISO3).
+        #[arg(long)]
+        country: Option<String>,
+        /// Only reports of this year.
+        #[arg(long)]
+        year: Option<i32>,
+        /// Only this report.
+        #[arg(long)]
+        report: Option<i32>,
+        /// First print every change after this revision from the history.
+        #[arg(long)]
+        after_revision: Option<i64>,
+        /// Stop after this many changes.
+        #[arg(long)]
+        limit: Option<usize>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print its secret (shown once; the store keeps only a hash).
+    Create {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// A country an editor may write (repeat for several); not for admins.
+        #[arg(long = "country")]
+        countries: Vec<String>,
+        /// A label for people, recorded with every change the token makes.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token: it stops working at once.
+    Revoke { id: i32 },
 }
 
 async fn open_store(args: &StoreArgs) -> Result<Store, CliError> {
@@ -73,13 +152,33 @@ async fn open_store(args: &StoreArgs) -> Result<Store, CliError> {
     Ok(store)
 }
 
+/// Reads a report file (or standard input) in bounded chunks, never past `limit`.
+fn read_report(file: &str, limit: usize) -> Result<Vec<u8>, CliError> {
+    if file == "-" {
+        return Ok(importer::read_capped(
+            std::io::stdin().lock(),
+            limit,
+            "stdin",
+        )?);
+    }
+    let handle = std::fs::File::open(file).map_err(|error| importer::ImportError::Io {
+        source_name: file.to_owned(),
+        error,
+    })?;
+    Ok(importer::read_capped(handle, limit, file)?)
+}
+
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve { listen, store } => {
+        Command::Serve {
+            listen,
+            store,
+            size,
+        } => {
             let store = open_store(&store).await?;
             if let Some(summary) = load_bundled_if_empty(&store).await? {
                 tracing::info!(
-                    report_id = summary.outcome.report_id,
+                    report_id = summary.report_id(),
                     country = summary.country,
                     "store was empty: loaded the bundled report"
                 );
@@ -88,37 +187,59 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 addr: listen.clone(),
                 source,
             })?;
-            serve(store, listener).await
+            let limits = WriteLimits {
+                max_report_bytes: size.max_report_bytes,
+            };
+            serve(store, listener, limits).await
         }
         Command::Import {
             file,
             country,
+            allow_removals,
+            force_country,
+            dry_run,
             store,
+            size,
         } => {
+            let flags = ImportFlags {
+                allow_removals,
+                override_country_check: force_country,
+                dry_run,
+                max_bytes: size.max_report_bytes,
+            };
             // Read and check before opening the store: a broken file never touches it.
-            let bytes = std::fs::read(&file).map_err(|source| CliError::Io {
-                file: file.clone(),
-                source,
-            })?;
-            let prepared = prepare_import(&bytes, &file, country.as_deref())?;
+            let bytes = read_report(&file, flags.max_bytes)?;
+            let name = if file == "-" { "stdin" } else { file.as_str() };
+            let prepared = prepare_import(&bytes, name, country.as_deref(), flags)?;
             let store_handle = open_store(&store).await?;
-            let summary = store_import(&store_handle, prepared).await?;
+            let summary = store_import(&store_handle, prepared, flags).await?;
             for warning in &summary.warnings {
                 eprintln!("warning[{}]: {file}:{warning}", warning.check.code());
             }
+            let outcome = &summary.outcome;
+            let verb = match (dry_run, outcome.replaced, outcome.change.is_some()) {
+                (true, _, _) => "would import",
+                (false, true, true) => "replaced",
+                (false, true, false) => "unchanged",
+                (false, false, _) => "imported",
+            };
             println!(
-                "{} report {} ({} {}) into {} with {} warning(s)",
-                if summary.outcome.replaced {
-                    "replaced"
-                } else {
-                    "imported"
-                },
-                summary.outcome.report_id,
+                "{verb} report {} ({} {}) into {}: revision {}, {} value(s) changed, {} warning(s)",
+                summary
+                    .report_id()
+                    .map_or_else(|| "(new)".to_owned(), |id| id.to_string()),
                 summary.country,
                 summary.year,
                 redact(&store.database_url),
+                outcome.revision,
+                outcome.fields.len(),
                 summary.warnings.len()
             );
+            if dry_run {
+                for removal in outcome.fields.iter().filter(|f| f.is_removal()) {
+                    println!("  would remove {}", removal.path);
+                }
+            }
             Ok(())
         }
         Command::Migrate { store } => {
@@ -130,16 +251,127 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             print!("{}", plangraph_api::sdl());
             Ok(())
         }
+        Command::Token { command, store } => {
+            let store = open_store(&store).await?;
+            token(&store, command).await
+        }
+        Command::Watch {
+            country,
+            year,
+            report,
+            after_revision,
+            limit,
+            store,
+        } => {
+            let store = open_store(&store).await?;
+            let country = country
+                .as_deref()
+                .map(|c| {
+                    plangraph_domain::edit::country(c)
+                        .map(|def| def.iso3.to_owned())
+                        .map_err(|e| CliError::Usage(e.to_string()))
+                })
+                .transpose()?;
+            let filter = ChangeFilter {
+                report_id: report,
+                country_iso3: country,
+                year,
+                ..ChangeFilter::default()
+            };
+            crate::watch::watch(&store, filter, after_revision, limit).await
+        }
+    }
+}
+
+async fn token(store: &Store, command: TokenCommand) -> Result<(), CliError> {
+    match command {
+        TokenCommand::Create {
+            role,
+            countries,
+            name,
+        } => {
+            let role = match role {
+                RoleArg::Editor => Role::Editor,
+                RoleArg::Admin => Role::Admin,
+            };
+            let codes = countries
+                .iter()
+                .map(|c| {
+                    plangraph_domain::edit::country(c)
+                        .ok()
+                        .and_then(|def| Iso3::parse(def.iso3).ok())
+                        .ok_or_else(|| CliError::Usage(format!("'{c}' is not an R4V country code")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            match (role, codes.is_empty()) {
+                (Role::Editor, true) => {
+                    return Err(CliError::Usage(
+                        "an editor token needs at least one --country".to_owned(),
+                    ));
+                }
+                (Role::Admin, false) => {
+                    return Err(CliError::Usage(
+                        "an admin token writes every country; drop --country".to_owned(),
+                    ));
+                }
+                _ => {}
+            }
+            let label = name.unwrap_or_else(|| {
+                let scope: Vec<&str> = codes.iter().map(Iso3::as_str).collect();
+                format!("{} {}", role.as_str().to_lowercase(), scope.join(" "))
+                    .trim()
+                    .to_owned()
+            });
+            let created = store.create_token(&label, role, &codes).await?;
+            eprintln!(
+                "token {} ({}, {}) created; its secret is shown once, keep it safe:",
+                created.token.id, created.token.name, created.token.role
+            );
+            println!("{}", created.secret);
+            Ok(())
+        }
+        TokenCommand::List => {
+            println!("id\trole\tcountries\tname\tcreated\trevoked");
+            for t in store.tokens().await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.role,
+                    if t.countries.is_empty() {
+                        "*"
+                    } else {
+                        &t.countries
+                    },
+                    t.name,
+                    t.created_at.to_rfc3339(),
+                    t.revoked_at
+                        .map_or_else(|| "-".to_owned(), |r| r.to_rfc3339())
+                );
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { id } => {
+            if store.revoke_token(id).await? {
+                println!("token {id} revoked");
+                Ok(())
+            } else {
+                Err(CliError::UnknownToken(id))
+            }
+        }
     }
 }
 
 /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
-pub async fn serve(store: Store, listener: TcpListener) -> Result<(), CliError> {
+pub async fn serve(
+    store: Store,
+    listener: TcpListener,
+    limits: WriteLimits,
+) -> Result<(), CliError> {
     let addr = listener.local_addr().map_err(|source| CliError::Listen {
         addr: "listener".to_owned(),
         source,
     })?;
-    let state = AppState::new(store);
+    let state = AppState::with_limits(store, limits);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(log_requests))

@@ -1,40 +1,50 @@
 //! The command line's error: each variant has a stable code printed as `error[CODE]`.
 
-use plangraph_domain::ParseError;
-use plangraph_persistence::StoreError;
+use plangraph_domain::importer::ImportError;
+use plangraph_persistence::{StoreError, WriteError};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum CliError {
-    /// The report text is broken; nothing was written.
-    #[error("{file}:{source}")]
-    Report { file: String, source: ParseError },
-    #[error("cannot tell which country {file} is about; pass --country ISO3")]
-    UnknownCountry { file: String },
-    #[error("'{0}' is not an R4V country code")]
-    NotACountry(String),
-    #[error("cannot read {file}: {source}")]
-    Io {
-        file: String,
-        source: std::io::Error,
-    },
+    /// The report text was refused; nothing was written.
+    #[error(transparent)]
+    Import(#[from] ImportError),
+    /// The store refused the write; nothing was written.
+    #[error(transparent)]
+    Write(WriteError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Usage(String),
+    #[error("no token has the id {0}")]
+    UnknownToken(i32),
+    #[error("{0}")]
+    Watch(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<WriteError> for CliError {
+    fn from(err: WriteError) -> Self {
+        match err {
+            WriteError::Store(e) => Self::Store(e),
+            other => Self::Write(other),
+        }
+    }
 }
 
 impl CliError {
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Report { source, .. } => source.kind.code(),
-            Self::UnknownCountry { .. } => "IMPORT_UNKNOWN_COUNTRY",
-            Self::NotACountry(_) => "IMPORT_NOT_A_COUNTRY",
-            Self::Io { .. } => "IO_ERROR",
+            Self::Import(e) => e.code(),
+            Self::Write(e) => e.code(),
             Self::Listen { .. } => "LISTEN_FAILED",
+            Self::Usage(_) => "USAGE",
+            Self::UnknownToken(_) => "NOT_FOUND",
+            Self::Watch(_) => "WATCH_FAILED",
             Self::Store(e) => e.code(),
         }
     }

@@ -1,79 +1,90 @@
-//! The importer: report text in, one transaction out, warnings beside.
+//! The importer at the command line: the domain's checks, then the store's one write path.
 
-use plangraph_domain::checksum::sha256_hex;
-use plangraph_domain::codes::Iso3;
-use plangraph_domain::reference::{self, CountryDef};
-use plangraph_domain::report::ReportDocument;
-use plangraph_domain::{Warning, parse_report, validate};
-use plangraph_persistence::{CountryRef, ImportOutcome, ReportImport, Store};
+use plangraph_domain::Warning;
+use plangraph_domain::access::Actor;
+use plangraph_domain::importer::{self, ImportRequest, PreparedImport};
+use plangraph_persistence::{
+    CountryRef, ImportOptions, ReportImport, Store, WriteOutcome, WriteRequest,
+};
 
 use crate::error::CliError;
 
 /// What an import did.
 #[derive(Debug)]
 pub struct ImportSummary {
-    pub outcome: ImportOutcome,
+    pub outcome: WriteOutcome,
     pub warnings: Vec<Warning>,
     pub country: String,
     pub year: i32,
 }
 
-/// A report read, checked and ready to store: nothing has touched the store yet.
-#[derive(Debug)]
-pub struct PreparedImport {
-    document: ReportDocument,
-    country: &'static CountryDef,
-    source_name: String,
-    sha256: String,
-    warnings: Vec<Warning>,
+impl ImportSummary {
+    /// The stored report's id (on a dry run of a new report: none).
+    pub fn report_id(&self) -> Option<i32> {
+        self.outcome.report_id
+    }
 }
 
-/// Reads `bytes` as report text. The country comes from `country` or, failing that, from the
-/// file name (`…-peru.txt`). A structural problem is an error; consistency problems become
-/// warnings.
+/// How the command line imports.
+#[derive(Debug, Clone, Copy)]
+pub struct ImportFlags {
+    pub allow_removals: bool,
+    pub override_country_check: bool,
+    pub dry_run: bool,
+    pub max_bytes: usize,
+}
+
+impl Default for ImportFlags {
+    fn default() -> Self {
+        Self {
+            allow_removals: false,
+            override_country_check: false,
+            dry_run: false,
+            max_bytes: importer::DEFAULT_MAX_REPORT_BYTES,
+        }
+    }
+}
+
+/// Reads and checks `bytes` as report text; nothing touches the store.
 pub fn prepare_import(
     bytes: &[u8],
     source_name: &str,
     country: Option<&str>,
+    flags: ImportFlags,
 ) -> Result<PreparedImport, CliError> {
-    let document = parse_report(bytes).map_err(|source| CliError::Report {
-        file: source_name.to_owned(),
-        source,
-    })?;
-    let country = match country {
-        Some(code) => {
-            let iso3 = Iso3::parse(code).map_err(|_| CliError::NotACountry(code.to_owned()))?;
-            reference::country_by_iso3(iso3.as_str())
-                .ok_or_else(|| CliError::NotACountry(code.to_owned()))?
-        }
-        None => reference::country_from_file_name(source_name).ok_or_else(|| {
-            CliError::UnknownCountry {
-                file: source_name.to_owned(),
-            }
-        })?,
-    };
-    Ok(PreparedImport {
-        warnings: validate(&document),
-        document,
+    Ok(importer::prepare(ImportRequest {
+        bytes,
+        source_name,
         country,
-        source_name: source_name.to_owned(),
-        sha256: sha256_hex(bytes),
-    })
+        override_country_check: flags.override_country_check,
+        max_bytes: flags.max_bytes,
+    })?)
 }
 
-/// Stores a prepared report in one transaction.
+/// Stores a prepared report through the store's write path, as the local operator.
 pub async fn store_import(
     store: &Store,
     prepared: PreparedImport,
+    flags: ImportFlags,
 ) -> Result<ImportSummary, CliError> {
     let outcome = store
-        .import_report(&ReportImport {
-            document: &prepared.document,
-            country: CountryRef::from_reference(prepared.country),
-            source_name: prepared.source_name,
-            source_sha256: prepared.sha256,
-            synthetic: false,
-        })
+        .write(
+            &Actor::local("plangraph import"),
+            WriteRequest::Import {
+                import: ReportImport {
+                    document: &prepared.document,
+                    country: CountryRef::from_reference(prepared.country),
+                    source_name: prepared.source_name.clone(),
+                    source_sha256: prepared.sha256.clone(),
+                    synthetic: false,
+                },
+                options: ImportOptions {
+                    expected_revision: None,
+                    allow_removals: flags.allow_removals,
+                    dry_run: flags.dry_run,
+                },
+            },
+        )
         .await?;
     Ok(ImportSummary {
         outcome,
@@ -83,14 +94,21 @@ pub async fn store_import(
     })
 }
 
-/// Reads and stores a report: [`prepare_import`] then [`store_import`].
+/// Reads and stores a report with the default flags: [`prepare_import`] then
+/// [`store_import`].
 pub async fn import_report(
     store: &Store,
     bytes: &[u8],
     source_name: &str,
     country: Option<&str>,
 ) -> Result<ImportSummary, CliError> {
-    store_import(store, prepare_import(bytes, source_name, country)?).await
+    let flags = ImportFlags::default();
+    store_import(
+        store,
+        prepare_import(bytes, source_name, country, flags)?,
+        flags,
+    )
+    .await
 }
 
 /// Loads the bundled Peru report when the store holds no report yet, so a fresh install

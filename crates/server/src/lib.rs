@@ -6,10 +6,10 @@ pub mod cli;
 pub mod error;
 pub mod import;
 pub mod telemetry;
+pub mod watch;
 
 pub use app::{AppState, configure};
 pub use error::CliError;
 pub use import::{
-    ImportSummary, PreparedImport, import_report, load_bundled_if_empty, prepare_import,
-    store_import,
+    ImportFlags, ImportSummary, import_report, load_bundled_if_empty, prepare_import, store_import,
 };

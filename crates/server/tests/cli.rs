@@ -62,7 +62,7 @@ fn a_corrupted_copy_fails_with_its_line_and_leaves_the_store_as_it_was() {
         dir.path(),
         &["import", "rmrp-2023-end-year-report-peru.txt"],
     );
-    assert!(String::from_utf8_lossy(&again.stdout).contains("replaced report 1 (PER 2023)"));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("unchanged report 1 (PER 2023)"));
 }
 
 #[test]

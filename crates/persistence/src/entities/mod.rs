@@ -1,5 +1,7 @@
 //! Storage models, one module per table. These are not GraphQL types: the API crate maps them.
 
+pub mod api_token;
+pub mod change;
 pub mod country;
 pub mod footnote;
 pub mod narrative_paragraph;
@@ -15,3 +17,4 @@ pub mod sector;
 pub mod sector_figures;
 pub mod share;
 pub mod source_link;
+pub mod store_revision;

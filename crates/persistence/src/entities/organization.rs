@@ -12,6 +12,8 @@ pub struct Model {
     pub org_type: Option<String>,
     pub refugee_and_migrant_led: bool,
     pub fts_id: Option<String>,
+    /// Store revision of the organisation's last change (0: none recorded).
+    pub revision: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

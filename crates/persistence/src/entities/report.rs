@@ -23,6 +23,8 @@ pub struct Model {
     pub imported_at: DateTimeUtc,
     /// Generated for load tests, never a published figure.
     pub synthetic: bool,
+    /// Store revision of the report's last change (0: none recorded).
+    pub revision: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

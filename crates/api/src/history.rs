@@ -1,0 +1,289 @@
+//! Changes as the API shows them: history entries, mutation results and subscription events
+//! are one type, [`Change`], so a client reads a change the same way wherever it meets it.
+
+use std::sync::Arc;
+
+use async_graphql::connection::{Connection, CursorType, Edge};
+use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use plangraph_persistence::{ChangeFilter, ChangeRecord, FieldChange, Store};
+
+use crate::error::ApiError;
+use crate::loaders::{
+    OrganizationById, ReportById, SectorByCode, SectorFiguresOfReport, TotalsOfReport,
+};
+use crate::query::{ConnectionTotals, page_size};
+use crate::types::{Organization, Report, ReportTotals, SectorFigures, loader};
+
+/// A revision as GraphQL's 32-bit `Int`; a larger one is a corrupt store.
+pub(crate) fn revision(value: i64) -> Result<i32> {
+    i32::try_from(value).map_err(|_| ApiError::corrupt("revision", &value.to_string()).into())
+}
+
+/// One value a change changed, as printed: `before` is null for an addition, `after` for a
+/// removal. Paths name things by their keys: `totals.peopleReached`,
+/// `sectors.EDU.fundingUsd`, `sections.RESPONSE.paragraphs.3`, `partnerCounts.DONOR`.
+#[derive(SimpleObject, Debug, Clone)]
+#[graphql(name = "FieldChange")]
+pub struct FieldChangeObject {
+    path: String,
+    before: Option<String>,
+    after: Option<String>,
+}
+
+impl From<&FieldChange> for FieldChangeObject {
+    fn from(c: &FieldChange) -> Self {
+        Self {
+            path: c.path.clone(),
+            before: c.before.clone(),
+            after: c.after.clone(),
+        }
+    }
+}
+
+/// Who made a change.
+#[derive(SimpleObject, Debug)]
+pub struct ChangeActor {
+    /// The token's id; null for the operator at the command line.
+    token_id: Option<ID>,
+    /// The token's label, or the local command that wrote.
+    label: String,
+}
+
+/// One committed write: its revision, who made it, when, and every value before and after.
+pub struct Change(pub Arc<ChangeRecord>);
+
+#[Object]
+impl Change {
+    /// The store revision the write committed as. Revisions are store-wide and increase with
+    /// every write, so `afterRevision` resumes any subscription.
+    async fn revision(&self) -> Result<i32> {
+        revision(self.0.revision)
+    }
+
+    /// When it committed (RFC 3339, UTC).
+    async fn at(&self) -> String {
+        self.0.at.to_rfc3339()
+    }
+
+    /// IMPORT, TOTALS, SECTOR_FIGURES, SECTOR_FIGURES_REMOVED, SHARES, PARTNER_COUNT, SECTION,
+    /// SECTION_REMOVED, FOOTNOTES, SOURCES, ORGANIZATION_LINKED, ORGANIZATION_UNLINKED,
+    /// ORGANIZATION_CREATED or ORGANIZATION_UPDATED.
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+
+    /// One line for people.
+    async fn summary(&self) -> &str {
+        &self.0.summary
+    }
+
+    async fn actor(&self) -> ChangeActor {
+        ChangeActor {
+            token_id: self.0.token_id.map(|id| ID(id.to_string())),
+            label: self.0.actor_label.clone(),
+        }
+    }
+
+    /// Every value the change changed, before and after.
+    async fn changes(&self) -> Vec<FieldChangeObject> {
+        self.0.fields.iter().map(FieldChangeObject::from).collect()
+    }
+
+    /// The report changed, as it is now.
+    async fn report(&self, ctx: &Context<'_>) -> Result<Option<Report>> {
+        let Some(id) = self.0.report_id else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?.load_one(ReportById(id)).await?.map(Report))
+    }
+
+    /// The organisation changed, created, linked or unlinked, as it is now.
+    async fn organization(&self, ctx: &Context<'_>) -> Result<Option<Organization>> {
+        let Some(id) = self.0.organization_id else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?
+            .load_one(OrganizationById(id))
+            .await?
+            .map(Organization))
+    }
+}
+
+/// A change to a report's figures: its totals or sector rows.
+pub struct FiguresChange {
+    pub(crate) record: Arc<ChangeRecord>,
+    /// The sector the subscriber asked for, if any.
+    pub(crate) sector: Option<String>,
+}
+
+/// Sector codes whose rows a change touched, in order.
+fn touched_sectors(record: &ChangeRecord) -> Vec<String> {
+    let mut codes: Vec<String> = Vec::new();
+    for f in &record.fields {
+        if let Some(rest) = f.path.strip_prefix("sectors.")
+            && let Some((code, _)) = rest.split_once('.')
+            && !codes.iter().any(|c| c == code)
+        {
+            codes.push(code.to_owned());
+        }
+    }
+    codes
+}
+
+impl FiguresChange {
+    fn is_figure(&self, path: &str) -> bool {
+        match &self.sector {
+            Some(code) => path
+                .strip_prefix("sectors.")
+                .and_then(|rest| rest.strip_prefix(code.as_str()))
+                .is_some_and(|rest| rest.starts_with('.')),
+            None => path.starts_with("sectors.") || path.starts_with("totals."),
+        }
+    }
+}
+
+#[Object]
+impl FiguresChange {
+    async fn revision(&self) -> Result<i32> {
+        revision(self.record.revision)
+    }
+
+    async fn at(&self) -> String {
+        self.record.at.to_rfc3339()
+    }
+
+    async fn kind(&self) -> &str {
+        &self.record.kind
+    }
+
+    async fn actor(&self) -> ChangeActor {
+        ChangeActor {
+            token_id: self.record.token_id.map(|id| ID(id.to_string())),
+            label: self.record.actor_label.clone(),
+        }
+    }
+
+    /// The sector asked for; null when every figure of the report was.
+    async fn sector_code(&self) -> Option<&str> {
+        self.sector.as_deref()
+    }
+
+    /// The figures' values before and after (only figures: totals and sector rows).
+    async fn changes(&self) -> Vec<FieldChangeObject> {
+        self.record
+            .fields
+            .iter()
+            .filter(|f| self.is_figure(&f.path))
+            .map(FieldChangeObject::from)
+            .collect()
+    }
+
+    /// The sector rows the change touched, with their values now (a removed row is absent).
+    async fn figures(&self, ctx: &Context<'_>) -> Result<Vec<SectorFigures>> {
+        let Some(report_id) = self.record.report_id else {
+            return Ok(Vec::new());
+        };
+        let codes: Vec<String> = match &self.sector {
+            Some(code) => vec![code.clone()],
+            None => touched_sectors(&self.record),
+        };
+        let loaders = loader(ctx)?;
+        let sectors = loaders
+            .load_many(codes.into_iter().map(SectorByCode))
+            .await?;
+        let rows = loaders
+            .load_one(SectorFiguresOfReport(report_id))
+            .await?
+            .unwrap_or_default();
+        Ok(rows
+            .into_iter()
+            .filter(|row| sectors.values().any(|s| s.id == row.sector_id))
+            .map(SectorFigures)
+            .collect())
+    }
+
+    /// The report's totals now, when the change touched them.
+    async fn totals(&self, ctx: &Context<'_>) -> Result<Option<ReportTotals>> {
+        let touched = self.sector.is_none()
+            && self
+                .record
+                .fields
+                .iter()
+                .any(|f| f.path.starts_with("totals."));
+        let Some(report_id) = self.record.report_id.filter(|_| touched) else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?
+            .load_one(TotalsOfReport(report_id))
+            .await?
+            .map(ReportTotals))
+    }
+
+    async fn report(&self, ctx: &Context<'_>) -> Result<Option<Report>> {
+        let Some(id) = self.record.report_id else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?.load_one(ReportById(id)).await?.map(Report))
+    }
+}
+
+/// Position in a history, newest first. Opaque to clients.
+#[derive(Debug, Clone, Copy)]
+pub struct RevisionCursor(i64);
+
+impl CursorType for RevisionCursor {
+    type Error = crate::query::BadCursor;
+
+    fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
+        s.strip_prefix("rev:")
+            .and_then(|n| n.parse::<i64>().ok())
+            .map(RevisionCursor)
+            .ok_or(crate::query::BadCursor)
+    }
+
+    fn encode_cursor(&self) -> String {
+        format!("rev:{}", self.0)
+    }
+}
+
+pub(crate) type HistoryConnection = Connection<RevisionCursor, Change, ConnectionTotals>;
+
+/// A page of history matching `filter`, newest first.
+pub(crate) async fn history_page(
+    ctx: &Context<'_>,
+    filter: ChangeFilter,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<HistoryConnection> {
+    let limit = page_size(first)?;
+    let before = after
+        .map(|c| {
+            RevisionCursor::decode_cursor(&c)
+                .map(|RevisionCursor(r)| r)
+                .map_err(|_| ApiError::InvalidCursor(c.chars().take(64).collect()))
+        })
+        .transpose()?;
+    let store = ctx.data::<Store>()?;
+    let mut rows = store
+        .history(&filter, before, limit + 1)
+        .await
+        .map_err(ApiError::from)?;
+    let has_next = rows.len() as u64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    // Counted only when asked for: a count is a statement of its own.
+    let total = if ctx.look_ahead().field("totalCount").exists() {
+        store.history_count(&filter).await.map_err(ApiError::from)?
+    } else {
+        0
+    };
+    let mut connection = Connection::with_additional_fields(
+        before.is_some(),
+        has_next,
+        ConnectionTotals::new(total),
+    );
+    connection.edges.extend(
+        rows.into_iter()
+            .map(|r| Edge::new(RevisionCursor(r.revision), Change(Arc::new(r)))),
+    );
+    Ok(connection)
+}

@@ -1,0 +1,139 @@
+//! The root `Subscription`: committed changes, as they commit.
+//!
+//! Each event is resolved with a DataLoader of its own (shared by every subscriber of this
+//! process that receives the same event), so it never serves rows cached before the change it
+//! announces. `afterRevision` first replays every matching change after that revision from the
+//! history, then follows the live feed: a subscriber that reconnects with the last revision it
+//! saw loses nothing.
+
+use async_graphql::futures_util::{Stream, StreamExt};
+use async_graphql::{Context, ID, Result, Subscription as GraphQLSubscription};
+use plangraph_domain::edit;
+use plangraph_persistence::{ChangeFilter, Store};
+
+use crate::error::ApiError;
+use crate::history::{Change, FiguresChange};
+use crate::loaders::Loaders;
+use crate::pipeline::{LoaderSlot, new_loaders};
+
+#[derive(Debug, Default)]
+pub struct Subscription;
+
+fn store<'a>(ctx: &Context<'a>) -> Result<&'a Store, ApiError> {
+    ctx.data::<Store>().map_err(|_| ApiError::Internal {
+        store_code: "STORE_MISSING",
+    })
+}
+
+fn slot(ctx: &Context<'_>) -> Result<LoaderSlot, ApiError> {
+    ctx.data::<LoaderSlot>()
+        .cloned()
+        .map_err(|_| ApiError::Internal {
+            store_code: "LOADERS_MISSING",
+        })
+}
+
+fn after(revision: Option<i32>) -> Result<Option<i64>, ApiError> {
+    match revision {
+        Some(r) if r < 0 => Err(ApiError::BadUserInput(format!(
+            "afterRevision must be 0 or more, got {r}"
+        ))),
+        other => Ok(other.map(i64::from)),
+    }
+}
+
+fn report_id(id: &ID) -> Result<i32, ApiError> {
+    id.parse::<i32>().map_err(|_| {
+        ApiError::BadUserInput(format!(
+            "'{}' is not a report id",
+            id.chars().take(64).collect::<String>()
+        ))
+    })
+}
+
+/// The store's matching changes, each with the loader its event is resolved with.
+fn events(
+    store: &Store,
+    slot: LoaderSlot,
+    filter: ChangeFilter,
+    after: Option<i64>,
+) -> impl Stream<Item = Result<std::sync::Arc<plangraph_persistence::ChangeRecord>, ApiError>>
++ Send
++ 'static
++ use<> {
+    let loader_store = store.clone();
+    store.watch(filter, after).map(move |item| {
+        let record = item.map_err(ApiError::from)?;
+        let loaders = record
+            .attachment::<Loaders>(|| new_loaders(&loader_store))
+            .ok_or(ApiError::Internal {
+                store_code: "EVENT_LOADER",
+            })?;
+        slot.set(loaders);
+        Ok(record)
+    })
+}
+
+#[GraphQLSubscription]
+impl Subscription {
+    /// Every change to the reports that match: a country's (ISO3, any letter case), a year's,
+    /// one report's; all of them when no filter is given.
+    async fn report_changed(
+        &self,
+        ctx: &Context<'_>,
+        country_iso3: Option<String>,
+        year: Option<i32>,
+        report_id: Option<ID>,
+        after_revision: Option<i32>,
+    ) -> Result<impl Stream<Item = Result<Change>> + use<>> {
+        let country = country_iso3
+            .as_deref()
+            .map(edit::country)
+            .transpose()
+            .map_err(ApiError::from)?;
+        let filter = ChangeFilter {
+            report_id: report_id.as_ref().map(self::report_id).transpose()?,
+            country_iso3: country.map(|c| c.iso3.to_owned()),
+            year,
+            ..ChangeFilter::default()
+        };
+        let after = after(after_revision)?;
+        let stream = events(store(ctx)?, slot(ctx)?, filter, after);
+        Ok(stream.map(|item| item.map(Change).map_err(Into::into)))
+    }
+
+    /// Every change to one report's figures (its totals and sector rows), or to one sector's
+    /// row when `sectorCode` is given.
+    async fn figures_changed(
+        &self,
+        ctx: &Context<'_>,
+        report_id: ID,
+        sector_code: Option<String>,
+        after_revision: Option<i32>,
+    ) -> Result<impl Stream<Item = Result<FiguresChange>> + use<>> {
+        let sector = sector_code
+            .as_deref()
+            .map(edit::sector)
+            .transpose()
+            .map_err(ApiError::from)?
+            .map(|s| s.code.to_owned());
+        let path_prefixes = match &sector {
+            Some(code) => vec![format!("sectors.{code}.")],
+            None => vec!["totals.".to_owned(), "sectors.".to_owned()],
+        };
+        let filter = ChangeFilter {
+            report_id: Some(self::report_id(&report_id)?),
+            path_prefixes,
+            ..ChangeFilter::default()
+        };
+        let after = after(after_revision)?;
+        let stream = events(store(ctx)?, slot(ctx)?, filter, after);
+        Ok(stream.map(move |item| {
+            item.map(|record| FiguresChange {
+                record,
+                sector: sector.clone(),
+            })
+            .map_err(Into::into)
+        }))
+    }
+}
