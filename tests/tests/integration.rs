@@ -15,3 +15,4 @@ mod http;
 mod importer;
 mod schema;
 mod statements;
+mod writes;

@@ -129,18 +129,23 @@ pub fn prepare(request: ImportRequest<'_>) -> Result<PreparedImport, ImportError
         });
     }
     let source_name = file_name(request.source_name).to_owned();
+    // A country the caller names is checked before the text: a wrong code is the clearer error.
+    let named = request
+        .country
+        .map(|code| {
+            let upper = code.trim().to_ascii_uppercase();
+            Iso3::parse(&upper)
+                .ok()
+                .and_then(|iso3| reference::country_by_iso3(iso3.as_str()))
+                .ok_or_else(|| ImportError::NotACountry(code.chars().take(32).collect()))
+        })
+        .transpose()?;
     let document = parse_report(request.bytes).map_err(|error| ImportError::Report {
         source_name: source_name.clone(),
         error,
     })?;
-    let country = match request.country {
-        Some(code) => {
-            let upper = code.trim().to_ascii_uppercase();
-            let iso3 =
-                Iso3::parse(&upper).map_err(|_| ImportError::NotACountry(code.to_owned()))?;
-            reference::country_by_iso3(iso3.as_str())
-                .ok_or_else(|| ImportError::NotACountry(code.to_owned()))?
-        }
+    let country = match named {
+        Some(country) => country,
         None => reference::country_from_file_name(&source_name).ok_or_else(|| {
             ImportError::UnknownCountry {
                 source_name: source_name.clone(),
