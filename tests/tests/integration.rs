@@ -10,6 +10,7 @@ mod support;
 mod api;
 mod concurrency;
 mod contract;
+mod doors;
 mod figures;
 mod http;
 mod importer;
