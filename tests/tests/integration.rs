@@ -16,4 +16,5 @@ mod http;
 mod importer;
 mod schema;
 mod statements;
+mod subscriptions;
 mod writes;

@@ -280,7 +280,7 @@ impl Store {
             let Some(last) = page.last() else { break };
             cursor = last.revision;
             let full = page.len() as u64 == PAGE;
-            all.extend(page);
+            all.extend(page.into_iter().filter(|r| filter.matches(r)));
             if !full {
                 break;
             }
@@ -334,7 +334,7 @@ impl Store {
             while cursor < head {
                 let page = page_of_changes(&store.db, cursor, Some(head), &filter).await?;
                 let Some(last) = page.last().map(|r| r.revision) else { break };
-                for record in page {
+                for record in page.into_iter().filter(|r| filter.matches(r)) {
                     yield Arc::new(record);
                 }
                 cursor = last;
@@ -357,7 +357,7 @@ impl Store {
                         while cursor < head {
                             let page = page_of_changes(&store.db, cursor, Some(head), &filter).await?;
                             let Some(last) = page.last().map(|r| r.revision) else { break };
-                            for record in page {
+                            for record in page.into_iter().filter(|r| filter.matches(r)) {
                                 yield Arc::new(record);
                             }
                             cursor = last;
