@@ -71,3 +71,26 @@ async fn nested_query_statements_do_not_grow_with_rows(backend: Backend) {
     assert!(one <= 20, "{one} statements for one nested request");
 }
 on_both_databases!(nested_query_statements_do_not_grow_with_rows);
+
+/// A connection counts its rows only when `totalCount` is selected: the count is a statement of
+/// its own.
+async fn connections_count_only_when_asked(backend: Backend) {
+    let (test, counter): (_, StatementCounter) = counted_store(backend).await;
+    // Three countries with two reports each, every report with its import in the history.
+    fill(&test.store, 3, 2).await;
+    for (query, expected) in [
+        ("{ reports(first: 5) { edges { node { id } } } }", 1),
+        ("{ reports(first: 5) { totalCount edges { node { id } } } }", 2),
+        ("{ organizations { pageInfo { hasNextPage } } }", 1),
+        ("{ organizations { totalCount } }", 2),
+        (r#"{ report(id: "1") { history { edges { node { revision } } } } }"#, 2),
+        (r#"{ report(id: "1") { history { totalCount edges { node { revision } } } } }"#, 3),
+        // Histories of six reports: one statement for the pages, one for the counts.
+        ("{ countries { reports { history(first: 2) { totalCount edges { node { revision } } } } } }", 4),
+    ] {
+        counter.reset();
+        data(&test.store, query).await;
+        assert_eq!(counter.get(), expected, "{query}");
+    }
+}
+on_both_databases!(connections_count_only_when_asked);

@@ -5,11 +5,12 @@ use std::sync::Arc;
 
 use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
-use plangraph_persistence::{ChangeFilter, ChangeRecord, FieldChange, Store};
+use plangraph_persistence::{ChangeRecord, FieldChange, HistoryOwner};
 
 use crate::error::ApiError;
 use crate::loaders::{
-    OrganizationById, ReportById, SectorByCode, SectorFiguresOfReport, TotalsOfReport,
+    HistoryCount, HistoryPage, OrganizationById, ReportById, SectorByCode, SectorFiguresOfReport,
+    TotalsOfReport,
 };
 use crate::query::{ConnectionTotals, page_size};
 use crate::types::{Organization, Report, ReportTotals, SectorFigures, loader};
@@ -248,10 +249,12 @@ impl CursorType for RevisionCursor {
 
 pub(crate) type HistoryConnection = Connection<RevisionCursor, Change, ConnectionTotals>;
 
-/// A page of history matching `filter`, newest first.
+/// A page of a report's or an organisation's history, newest first, through the request's
+/// loaders (so a list of reports with their histories costs one statement, not one each).
 pub(crate) async fn history_page(
     ctx: &Context<'_>,
-    filter: ChangeFilter,
+    owner: HistoryOwner,
+    id: i32,
     first: Option<i32>,
     after: Option<String>,
 ) -> Result<HistoryConnection> {
@@ -263,16 +266,24 @@ pub(crate) async fn history_page(
                 .map_err(|_| ApiError::InvalidCursor(c.chars().take(64).collect()))
         })
         .transpose()?;
-    let store = ctx.data::<Store>()?;
-    let mut rows = store
-        .history(&filter, before, limit + 1)
-        .await
-        .map_err(ApiError::from)?;
+    let loaders = loader(ctx)?;
+    let mut rows = loaders
+        .load_one(HistoryPage {
+            owner,
+            id,
+            before,
+            limit: limit + 1,
+        })
+        .await?
+        .unwrap_or_default();
     let has_next = rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     // Counted only when asked for: a count is a statement of its own.
     let total = if ctx.look_ahead().field("totalCount").exists() {
-        store.history_count(&filter).await.map_err(ApiError::from)?
+        loaders
+            .load_one(HistoryCount { owner, id })
+            .await?
+            .unwrap_or_default()
     } else {
         0
     };
@@ -283,7 +294,7 @@ pub(crate) async fn history_page(
     );
     connection.edges.extend(
         rows.into_iter()
-            .map(|r| Edge::new(RevisionCursor(r.revision), Change(Arc::new(r)))),
+            .map(|r| Edge::new(RevisionCursor(r.revision), Change(r))),
     );
     Ok(connection)
 }

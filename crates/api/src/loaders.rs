@@ -11,7 +11,9 @@ use plangraph_persistence::entities::{
     country, footnote, organization, partner_count, plan, platform, report, report_organization,
     report_totals, sector, sector_figures, share, source_link,
 };
-use plangraph_persistence::{SectionWithParagraphs, Store};
+use std::sync::Arc;
+
+use plangraph_persistence::{ChangeRecord, HistoryOwner, SectionWithParagraphs, Store};
 
 use crate::error::LoadError;
 
@@ -123,3 +125,73 @@ loader!(
     |store, keys| {
     group(store.organizations_by_report(&keys).await?, |(link, _)| link.report_id)
 });
+
+/// One page of a report's or an organisation's history: `limit` changes before `before`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HistoryPage {
+    pub owner: HistoryOwner,
+    pub id: i32,
+    pub before: Option<i64>,
+    pub limit: u64,
+}
+
+impl Loader<HistoryPage> for StoreLoader {
+    type Value = Vec<Arc<ChangeRecord>>;
+    type Error = LoadError;
+
+    /// One statement per distinct page shape (owner kind, `before`, `limit`), whatever the
+    /// number of owners: a list of reports asking for `history(first: 5)` costs one.
+    async fn load(
+        &self,
+        keys: &[HistoryPage],
+    ) -> Result<HashMap<HistoryPage, Self::Value>, LoadError> {
+        let mut shapes: HashMap<(HistoryOwner, Option<i64>, u64), Vec<i32>> = HashMap::new();
+        for key in keys {
+            shapes
+                .entry((key.owner, key.before, key.limit))
+                .or_default()
+                .push(key.id);
+        }
+        let mut pages: HashMap<HistoryPage, Self::Value> =
+            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        for ((owner, before, limit), ids) in shapes {
+            for (id, record) in self.store.history_pages(owner, &ids, before, limit).await? {
+                let key = HistoryPage {
+                    owner,
+                    id,
+                    before,
+                    limit,
+                };
+                pages.entry(key).or_default().push(Arc::new(record));
+            }
+        }
+        Ok(pages)
+    }
+}
+
+/// How many changes a report's or an organisation's history holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HistoryCount {
+    pub owner: HistoryOwner,
+    pub id: i32,
+}
+
+impl Loader<HistoryCount> for StoreLoader {
+    type Value = u64;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[HistoryCount]) -> Result<HashMap<HistoryCount, u64>, LoadError> {
+        let mut counts: HashMap<HistoryCount, u64> = keys.iter().map(|k| (k.clone(), 0)).collect();
+        for owner in [HistoryOwner::Report, HistoryOwner::Organization] {
+            let ids: Vec<i32> = keys
+                .iter()
+                .filter(|k| k.owner == owner)
+                .map(|k| k.id)
+                .collect();
+            for (id, n) in self.store.history_counts(owner, &ids).await? {
+                counts.insert(HistoryCount { owner, id }, n);
+            }
+        }
+        Ok(counts)
+    }
+}

@@ -183,7 +183,12 @@ impl Query {
             .reports_page(&query, after, limit + 1)
             .await
             .map_err(ApiError::from)?;
-        let total = store.reports_count(&query).await.map_err(ApiError::from)?;
+        // A count is a statement of its own: run it only when asked for.
+        let total = if ctx.look_ahead().field("totalCount").exists() {
+            store.reports_count(&query).await.map_err(ApiError::from)?
+        } else {
+            0
+        };
         Ok(page(rows, limit, after.is_some(), total, |r| r.id, Report))
     }
 
@@ -207,10 +212,14 @@ impl Query {
             .organizations_page(&query, after, limit + 1)
             .await
             .map_err(ApiError::from)?;
-        let total = store
-            .organizations_count(&query)
-            .await
-            .map_err(ApiError::from)?;
+        let total = if ctx.look_ahead().field("totalCount").exists() {
+            store
+                .organizations_count(&query)
+                .await
+                .map_err(ApiError::from)?
+        } else {
+            0
+        };
         Ok(page(
             rows,
             limit,

@@ -10,7 +10,7 @@ use plangraph_persistence::entities::{
     country, footnote, organization, partner_count, plan, platform, report, report_totals, sector,
     sector_figures, share, source_link,
 };
-use plangraph_persistence::{ChangeFilter, SectionWithParagraphs};
+use plangraph_persistence::{HistoryOwner, SectionWithParagraphs};
 
 use crate::enums::{
     LinkPlacement, OrganizationRole, PartnerRole, PlatformScope, ReportKind, SectionKind,
@@ -334,11 +334,7 @@ impl Report {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<HistoryConnection> {
-        let filter = ChangeFilter {
-            report_id: Some(self.0.id),
-            ..ChangeFilter::default()
-        };
-        history_page(ctx, filter, first, after).await
+        history_page(ctx, HistoryOwner::Report, self.0.id, first, after).await
     }
 
     async fn provenance(&self) -> Provenance {
@@ -646,11 +642,7 @@ impl Organization {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<HistoryConnection> {
-        let filter = ChangeFilter {
-            organization_id: Some(self.0.id),
-            ..ChangeFilter::default()
-        };
-        history_page(ctx, filter, first, after).await
+        history_page(ctx, HistoryOwner::Organization, self.0.id, first, after).await
     }
 }
 

@@ -113,6 +113,30 @@ impl ChangeRecord {
     }
 }
 
+/// Whose history: a report's or an organisation's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HistoryOwner {
+    Report,
+    Organization,
+}
+
+impl HistoryOwner {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Report => "report_id",
+            Self::Organization => "organization_id",
+        }
+    }
+}
+
+/// The `n`th bind parameter of a raw statement in `backend`'s syntax.
+fn placeholder(backend: sea_orm::DatabaseBackend, n: usize) -> String {
+    match backend {
+        sea_orm::DatabaseBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    }
+}
+
 /// Which changes a subscriber wants; every set field must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeFilter {
@@ -288,34 +312,79 @@ impl Store {
         Ok(all)
     }
 
-    /// One page of a report's or an organisation's history, newest first, before revision
-    /// `before` (exclusive), at most `limit`.
-    pub async fn history(
+    /// The newest changes of each of `ids` (reports' or organisations'), before revision
+    /// `before` (exclusive), at most `limit` each, newest first: one statement for any number
+    /// of owners (a window function ranks each owner's changes). The records carry no country
+    /// or year.
+    pub async fn history_pages(
         &self,
-        filter: &ChangeFilter,
+        owner: HistoryOwner,
+        ids: &[i32],
         before: Option<i64>,
         limit: u64,
-    ) -> Result<Vec<ChangeRecord>, StoreError> {
-        let mut cond = filter.condition();
-        if let Some(before) = before {
-            cond = cond.add(change::Column::Revision.lt(before));
+    ) -> Result<Vec<(i32, ChangeRecord)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
         }
+        let backend = self.db.get_database_backend();
+        let column = owner.column();
+        let mut values: Vec<sea_orm::Value> = ids.iter().map(|&id| id.into()).collect();
+        let marks: Vec<String> = (1..=ids.len()).map(|n| placeholder(backend, n)).collect();
+        let mut condition = format!("c.{column} IN ({})", marks.join(", "));
+        if let Some(before) = before {
+            values.push(before.into());
+            condition.push_str(&format!(" AND c.revision < {}", placeholder(backend, values.len())));
+        }
+        values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
+        let limit_mark = placeholder(backend, values.len());
+        let sql = format!(
+            "SELECT revision, report_id, organization_id, kind, summary, token_id, actor_label, at, fields \
+             FROM (SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.{column} ORDER BY c.revision DESC) AS rank_in_owner \
+                   FROM change c WHERE {condition}) ranked \
+             WHERE rank_in_owner <= {limit_mark} ORDER BY {column}, revision DESC"
+        );
         let rows = change::Entity::find()
-            .filter(cond)
-            .order_by_desc(change::Column::Revision)
-            .limit(limit)
+            .from_raw_sql(sea_orm::Statement::from_sql_and_values(backend, sql, values))
             .all(&self.db)
             .await?;
-        records(&self.db, rows).await
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let key = match owner {
+                    HistoryOwner::Report => row.report_id,
+                    HistoryOwner::Organization => row.organization_id,
+                }?;
+                Some((key, ChangeRecord::from_row(row, None, None)))
+            })
+            .collect())
     }
 
-    /// Number of changes matching `filter`.
-    pub async fn history_count(&self, filter: &ChangeFilter) -> Result<u64, StoreError> {
-        use sea_orm::PaginatorTrait;
-        Ok(change::Entity::find()
-            .filter(filter.condition())
-            .count(&self.db)
-            .await?)
+    /// How many changes each of `ids` has; one statement.
+    pub async fn history_counts(
+        &self,
+        owner: HistoryOwner,
+        ids: &[i32],
+    ) -> Result<Vec<(i32, u64)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column = match owner {
+            HistoryOwner::Report => change::Column::ReportId,
+            HistoryOwner::Organization => change::Column::OrganizationId,
+        };
+        let rows: Vec<(Option<i32>, i64)> = change::Entity::find()
+            .select_only()
+            .column(column)
+            .column_as(change::Column::Revision.count(), "n")
+            .filter(column.is_in(ids.iter().copied()))
+            .group_by(column)
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, n)| Some((id?, u64::try_from(n).unwrap_or_default())))
+            .collect())
     }
 
     /// Changes matching `filter`: first every one after `after` from the history (none when

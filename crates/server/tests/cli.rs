@@ -6,7 +6,8 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_plangraph");
@@ -102,29 +103,59 @@ fn http_get(addr: &str, path: &str) -> String {
     response
 }
 
-#[test]
-fn serve_loads_the_bundled_report_logs_its_port_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
+/// A running `plangraph serve` in `dir` with the default store; killed when dropped.
+struct Serving {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `plangraph serve --listen 127.0.0.1:0` in `dir` and waits for the address it logs.
+fn serve(dir: &Path) -> Serving {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .env_remove("DATABASE_URL")
+        .env_remove("PLANGRAPH_LISTEN")
         .env("PLANGRAPH_LOG_FORMAT", "json")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let addr = loop {
-        assert!(Instant::now() < deadline, "no listening line");
-        let line = lines.next().expect("server exited early").unwrap();
-        let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if let Some(addr) = json["fields"]["addr"].as_str() {
-            break addr.to_owned();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if let Some(addr) = json["fields"]["addr"].as_str()
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(addr.to_owned());
+            }
         }
+    });
+    let mut serving = Serving {
+        child,
+        addr: String::new(),
     };
-    std::thread::spawn(move || for _ in lines {});
+    serving.addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("no listening line (the server exited or took over 60 s)");
+    serving
+}
+
+#[test]
+fn serve_loads_the_bundled_report_logs_its_port_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path());
+    let addr = server.addr.clone();
 
     assert!(http_get(&addr, "/healthz").contains("\"ok\""));
     let response = http_get(
@@ -134,12 +165,188 @@ fn serve_loads_the_bundled_report_logs_its_port_and_stops_on_sigterm() {
     assert!(response.contains("\"peopleInNeed\":2060000"), "{response}");
 
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &server.child.id().to_string()])
         .status()
         .unwrap();
-    let status = child.wait().unwrap();
+    let status = wait_bounded(&mut server.child, Duration::from_secs(30))
+        .expect("the server stops within 30 s of SIGTERM");
     assert!(
         status.success(),
         "graceful shutdown exits 0, got {status:?}"
     );
+}
+
+/// Waits up to `timeout` for `child` to exit; kills it and returns `None` if it does not.
+fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+/// Starts `plangraph ARGS` in `dir` with the default store, output piped.
+fn spawn(dir: &Path, args: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("PLANGRAPH_MAX_REPORT_BYTES")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run plangraph")
+}
+
+/// Collects a spawned command's output, killing it if it runs longer than `timeout`.
+fn finish(mut child: Child, timeout: Duration) -> Option<Output> {
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stdout.read_to_end(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text);
+        text
+    });
+    let status = wait_bounded(&mut child, timeout)?;
+    Some(Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    })
+}
+
+/// Rounds of the two-imports race: opening a new SQLite file goes wrong in a small fraction
+/// of starts, so one round proves little.
+const IMPORT_RACE_ROUNDS: usize = 20;
+
+/// Two `plangraph import` processes started together on the same new SQLite file (as two
+/// terminals, or a script and a person, would) both succeed: one imports the report, the
+/// other finds it already there. Neither fails with "database is locked" while creating,
+/// migrating or writing the store, and the report is not imported twice.
+#[test]
+fn two_imports_at_once_into_one_sqlite_file_both_succeed() {
+    for round in 1..=IMPORT_RACE_ROUNDS {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("rmrp-2023-end-year-report-peru.txt"), PERU).unwrap();
+        let args = ["import", "rmrp-2023-end-year-report-peru.txt"];
+        let first = spawn(dir.path(), &args);
+        let second = spawn(dir.path(), &args);
+        let mut verbs = Vec::new();
+        for child in [first, second] {
+            let out = finish(child, Duration::from_secs(60)).expect("an import took over 60 s");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && !stderr.contains("database is locked"),
+                "round {round}: an import failed ({:?}):\n{stdout}\n{stderr}",
+                out.status
+            );
+            verbs.push(
+                stdout
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
+        }
+        verbs.sort();
+        assert_eq!(
+            verbs,
+            ["imported", "unchanged"],
+            "round {round}: exactly one import writes the report"
+        );
+    }
+}
+
+/// The importer never reads more than its limit: an endless input (`/dev/zero`) is refused
+/// with `REPORT_TOO_LARGE` within seconds instead of filling memory, and so is the real report
+/// under a 1,000-byte `--max-report-bytes`; neither creates the store.
+#[test]
+fn an_oversized_report_is_refused_without_being_read() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rmrp-2023-end-year-report-peru.txt"), PERU).unwrap();
+    let started = Instant::now();
+    let endless = finish(
+        spawn(dir.path(), &["import", "/dev/zero", "--country", "PER"]),
+        Duration::from_secs(10),
+    )
+    .expect("importing /dev/zero did not stop within 10 s: it reads past the limit");
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&endless.stderr);
+    assert!(!endless.status.success(), "{stderr}");
+    assert!(stderr.contains("error[REPORT_TOO_LARGE]"), "{stderr}");
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+
+    let capped = finish(
+        spawn(
+            dir.path(),
+            &[
+                "import",
+                "rmrp-2023-end-year-report-peru.txt",
+                "--max-report-bytes",
+                "1000",
+            ],
+        ),
+        Duration::from_secs(10),
+    )
+    .expect("import finished");
+    let stderr = String::from_utf8_lossy(&capped.stderr);
+    assert!(!capped.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("error[REPORT_TOO_LARGE]") && stderr.contains("1000 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("plangraph.db").exists(),
+        "a refused file created the store"
+    );
+}
+
+/// A report imported by absolute path records its file name as its source, never the
+/// directory it was imported from (a path on the importer's machine is not the public's
+/// business, and it would change with every checkout).
+#[test]
+fn an_import_by_absolute_path_records_only_the_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = tempfile::tempdir().unwrap();
+    let file = source.path().join("rmrp-2023-end-year-report-peru.txt");
+    std::fs::write(&file, PERU).unwrap();
+    let imported = plangraph(dir.path(), &["import", file.to_str().unwrap()]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&imported.stdout).starts_with("imported report 1 (PER 2023)"),
+        "{}",
+        String::from_utf8_lossy(&imported.stdout)
+    );
+
+    let server = serve(dir.path());
+    let response = http_get(
+        &server.addr,
+        "/graphql?query=%7Breports%7Bedges%7Bnode%7Bprovenance%7BsourceName%7D%7D%7D%7D%7D",
+    );
+    assert!(
+        response.contains(
+            r#"{"data":{"reports":{"edges":[{"node":{"provenance":{"sourceName":"rmrp-2023-end-year-report-peru.txt"}}}]}}}"#
+        ),
+        "{response}"
+    );
+    let source_dir = source.path().to_string_lossy();
+    assert!(!response.contains(source_dir.as_ref()), "{response}");
 }
