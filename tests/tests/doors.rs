@@ -48,7 +48,9 @@ async fn cut_copies_never_remove_content_without_allow_removals(backend: Backend
     cuts.push(text.len() * 99 / 100);
     let mut refused = 0;
     for cut in cuts {
-        let Some(copy) = text.get(..cut) else { continue };
+        let Some(copy) = text.get(..cut) else {
+            continue;
+        };
         let rev = peru_revision(store).await;
         let response = execute_as(
             store,
@@ -132,7 +134,11 @@ async fn removals_need_consent_and_stay_in_the_history(backend: Backend) {
         json!({ "text": shorter, "country": "PER", "rev": rev }),
     )
     .await;
-    assert_eq!(error_code(&refused).as_deref(), Some("IMPORT_WOULD_REMOVE"), "{refused:#}");
+    assert_eq!(
+        error_code(&refused).as_deref(),
+        Some("IMPORT_WOULD_REMOVE"),
+        "{refused:#}"
+    );
     let removals = &refused["errors"][0]["extensions"]["removals"];
     let paths: Vec<&str> = removals
         .as_array()
@@ -140,7 +146,10 @@ async fn removals_need_consent_and_stay_in_the_history(backend: Backend) {
         .iter()
         .filter_map(|r| r["path"].as_str())
         .collect();
-    assert!(paths.contains(&"sections.LESSONS_LEARNED.paragraphs.4"), "{paths:?}");
+    assert!(
+        paths.contains(&"sections.LESSONS_LEARNED.paragraphs.4"),
+        "{paths:?}"
+    );
     assert!(paths.contains(&"sources.6.url"), "{paths:?}");
     assert_eq!(store_checksum(store).await, before);
 
@@ -215,7 +224,9 @@ async fn import_doors_refuse_oversized_and_misfiled_texts(backend: Backend) {
         .variables(async_graphql::Variables::from_json(
             json!({ "text": PERU_2023_END_YEAR, "country": "PER", "rev": 1 }),
         ))
-        .data(Credentials::from_authorization(Some(&format!("Bearer {secret}"))));
+        .data(Credentials::from_authorization(Some(&format!(
+            "Bearer {secret}"
+        ))));
     let response: Value = serde_json::to_value(small.execute(request).await).unwrap();
     assert_eq!(error_code(&response).as_deref(), Some("REPORT_TOO_LARGE"));
 

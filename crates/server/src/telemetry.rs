@@ -2,10 +2,12 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. `RUST_LOG` filters (default `info`); `format` is `text` or
-/// `json`. Calling it twice is harmless (tests do).
+/// Installs the global subscriber. `RUST_LOG` filters (default `info`, with the migrator's
+/// per-start chatter at `warn`); `format` is `text` or `json`. Calling it twice is harmless
+/// (tests do).
 pub fn init(format: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

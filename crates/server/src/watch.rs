@@ -9,6 +9,9 @@ use plangraph_persistence::{ChangeFilter, ChangeRecord, Store};
 
 use crate::error::CliError;
 
+/// Values printed per change; an import changes hundreds.
+const MAX_LINES: usize = 20;
+
 /// One change as lines of text: a header, then each value before → after.
 pub fn format_change(record: &ChangeRecord) -> String {
     let mut out = format!(
@@ -22,7 +25,7 @@ pub fn format_change(record: &ChangeRecord) -> String {
             .unwrap_or_default(),
         record.summary
     );
-    for f in &record.fields {
+    for f in record.fields.iter().take(MAX_LINES) {
         let show = |v: &Option<String>| match v {
             Some(text) if text.chars().count() > 80 => {
                 format!("\"{}…\"", text.chars().take(80).collect::<String>())
@@ -35,6 +38,12 @@ pub fn format_change(record: &ChangeRecord) -> String {
             f.path,
             show(&f.before),
             show(&f.after)
+        ));
+    }
+    if record.fields.len() > MAX_LINES {
+        out.push_str(&format!(
+            "  … and {} more (the API's history has every one)\n",
+            record.fields.len() - MAX_LINES
         ));
     }
     out
