@@ -14,6 +14,7 @@ mod doors;
 mod figures;
 mod http;
 mod importer;
+mod live;
 mod schema;
 mod statements;
 mod subscriptions;

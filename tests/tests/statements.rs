@@ -80,13 +80,25 @@ async fn connections_count_only_when_asked(backend: Backend) {
     fill(&test.store, 3, 2).await;
     for (query, expected) in [
         ("{ reports(first: 5) { edges { node { id } } } }", 1),
-        ("{ reports(first: 5) { totalCount edges { node { id } } } }", 2),
+        (
+            "{ reports(first: 5) { totalCount edges { node { id } } } }",
+            2,
+        ),
         ("{ organizations { pageInfo { hasNextPage } } }", 1),
         ("{ organizations { totalCount } }", 2),
-        (r#"{ report(id: "1") { history { edges { node { revision } } } } }"#, 2),
-        (r#"{ report(id: "1") { history { totalCount edges { node { revision } } } } }"#, 3),
+        (
+            r#"{ report(id: "1") { history { edges { node { revision } } } } }"#,
+            2,
+        ),
+        (
+            r#"{ report(id: "1") { history { totalCount edges { node { revision } } } } }"#,
+            3,
+        ),
         // Histories of six reports: one statement for the pages, one for the counts.
-        ("{ countries { reports { history(first: 2) { totalCount edges { node { revision } } } } } }", 4),
+        (
+            "{ countries { reports { history(first: 2) { totalCount edges { node { revision } } } } } }",
+            4,
+        ),
     ] {
         counter.reset();
         data(&test.store, query).await;

@@ -333,7 +333,10 @@ impl Store {
         let mut condition = format!("c.{column} IN ({})", marks.join(", "));
         if let Some(before) = before {
             values.push(before.into());
-            condition.push_str(&format!(" AND c.revision < {}", placeholder(backend, values.len())));
+            condition.push_str(&format!(
+                " AND c.revision < {}",
+                placeholder(backend, values.len())
+            ));
         }
         values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
         let limit_mark = placeholder(backend, values.len());
@@ -344,7 +347,9 @@ impl Store {
              WHERE rank_in_owner <= {limit_mark} ORDER BY {column}, revision DESC"
         );
         let rows = change::Entity::find()
-            .from_raw_sql(sea_orm::Statement::from_sql_and_values(backend, sql, values))
+            .from_raw_sql(sea_orm::Statement::from_sql_and_values(
+                backend, sql, values,
+            ))
             .all(&self.db)
             .await?;
         Ok(rows

@@ -99,7 +99,7 @@ impl Store {
                     .foreign_keys(true)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
             });
-        let mut db = Database::connect(options)
+        let mut db = connect_retrying(options, is_sqlite)
             .await
             .map_err(|source| StoreError::Connect {
                 url: redact(url),
@@ -189,6 +189,30 @@ impl Store {
     /// uses the repository methods.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+}
+
+/// Connects; on SQLite, retries while another process holds the lock a new file's switch to
+/// WAL needs. That switch takes an exclusive lock SQLite's busy timeout does not wait for, so
+/// two processes opening a fresh file at once would otherwise see "database is locked" (once
+/// the file is in WAL, the switch is a no-op and no retry happens).
+async fn connect_retrying(
+    options: ConnectOptions,
+    is_sqlite: bool,
+) -> Result<DatabaseConnection, DbErr> {
+    let deadline = tokio::time::Instant::now() + SQLITE_BUSY_TIMEOUT;
+    loop {
+        match Database::connect(options.clone()).await {
+            Err(err)
+                if is_sqlite
+                    && err.to_string().contains("database is locked")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tracing::debug!("the SQLite file is being set up by another process; retrying");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
     }
 }
 

@@ -230,7 +230,7 @@ fn finish(mut child: Child, timeout: Duration) -> Option<Output> {
 
 /// Rounds of the two-imports race: opening a new SQLite file goes wrong in a small fraction
 /// of starts, so one round proves little.
-const IMPORT_RACE_ROUNDS: usize = 20;
+const IMPORT_RACE_ROUNDS: usize = 50;
 
 /// Two `plangraph import` processes started together on the same new SQLite file (as two
 /// terminals, or a script and a person, would) both succeed: one imports the report, the

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod postgres;
+pub mod server;
 pub mod writes;
 
 use plangraph_persistence::{StatementCounter, Store};
