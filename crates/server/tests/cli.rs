@@ -350,3 +350,111 @@ fn an_import_by_absolute_path_records_only_the_file_name() {
     let source_dir = source.path().to_string_lossy();
     assert!(!response.contains(source_dir.as_ref()), "{response}");
 }
+
+/// Tokens at the command line: `create` prints the secret once (the store keeps only a hash),
+/// `list` shows the token without it, `revoke` stops it; bad scopes are usage errors.
+#[test]
+fn tokens_are_created_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = plangraph(
+        dir.path(),
+        &[
+            "token",
+            "create",
+            "--role",
+            "editor",
+            "--country",
+            "per",
+            "--name",
+            "GTRM IM team",
+        ],
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let secret = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    assert!(secret.starts_with("pgt_") && secret.len() == 68, "{secret}");
+
+    let listed =
+        String::from_utf8_lossy(&plangraph(dir.path(), &["token", "list"]).stdout).into_owned();
+    assert!(
+        listed.contains("1\tEDITOR\tPER\tGTRM IM team\t"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&secret[4..]), "the secret is listed");
+    let stored = db_bytes(dir.path());
+    assert!(
+        !stored.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "the secret is stored in the clear"
+    );
+
+    let revoked = plangraph(dir.path(), &["token", "revoke", "1"]);
+    assert!(revoked.status.success());
+    let listed =
+        String::from_utf8_lossy(&plangraph(dir.path(), &["token", "list"]).stdout).into_owned();
+    assert!(!listed.trim_end().ends_with("\t-"), "{listed}");
+
+    let unknown = plangraph(dir.path(), &["token", "revoke", "99"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("error[NOT_FOUND]"));
+    let editor_of_nothing = plangraph(dir.path(), &["token", "create", "--role", "editor"]);
+    assert!(String::from_utf8_lossy(&editor_of_nothing.stderr).contains("error[USAGE]"));
+    let admin_of_one = plangraph(
+        dir.path(),
+        &["token", "create", "--role", "admin", "--country", "PER"],
+    );
+    assert!(String::from_utf8_lossy(&admin_of_one.stderr).contains("error[USAGE]"));
+    let not_a_country = plangraph(
+        dir.path(),
+        &["token", "create", "--role", "editor", "--country", "VEN"],
+    );
+    assert!(String::from_utf8_lossy(&not_a_country.stderr).contains("error[USAGE]"));
+}
+
+/// `plangraph watch` prints a change another process commits, then stops at `--limit`.
+#[test]
+fn watch_prints_a_change_made_by_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rmrp-2023-end-year-report-peru.txt"), PERU).unwrap();
+    assert!(
+        plangraph(
+            dir.path(),
+            &["import", "rmrp-2023-end-year-report-peru.txt"]
+        )
+        .status
+        .success()
+    );
+    let watcher = spawn(
+        dir.path(),
+        &[
+            "watch",
+            "--country",
+            "PER",
+            "--after-revision",
+            "1",
+            "--limit",
+            "1",
+        ],
+    );
+    // A re-import with a paragraph changed, by another process: revision 2.
+    let edited = PERU.replacen("Finally, R4V partners", "Finally, the R4V partners", 1);
+    std::fs::write(dir.path().join("edited-peru.txt"), edited).unwrap();
+    let import = plangraph(
+        dir.path(),
+        &["import", "edited-peru.txt", "--country", "PER"],
+    );
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let out = finish(watcher, Duration::from_secs(20)).expect("watch stops after one change");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.starts_with("revision 2 at "), "{printed}");
+    assert!(
+        printed.contains("sections.LESSONS_LEARNED.paragraphs.4: \"Finally, R4V partners"),
+        "{printed}"
+    );
+    assert!(printed.contains("\"Finally, the R4V partners"), "{printed}");
+}
