@@ -268,3 +268,63 @@ async fn import_doors_refuse_oversized_and_misfiled_texts(backend: Backend) {
     assert_eq!(result["report"]["provenance"]["sourceName"], "peru.txt");
 }
 on_both_databases!(import_doors_refuse_oversized_and_misfiled_texts);
+
+/// Dropping one paragraph and adding another keeps the count the same, and replacing one cited
+/// link by another too: both still need consent, since the dropped text is no longer there.
+async fn a_swapped_paragraph_or_source_still_needs_consent(backend: Backend) {
+    let test = peru_store(backend).await;
+    let store = &test.store;
+    let secret = token(store, Role::Editor, &["PER"]).await;
+    let rev = peru_revision(store).await;
+    let second = "Refugees and migrants face increased risks due to the difficulty to \naccess the country in a regular manner. Additionally, the lack of a \nregularization pathway for those arriving after May 2023 hindered \ntheir integration. In 2024, R4V partners will continue advocating for \nmechanisms to promote regular pathways.\n\n";
+    assert!(PERU_2023_END_YEAR.contains(second));
+    let swapped_paragraph = PERU_2023_END_YEAR.replacen(second, "", 1).replacen(
+        "and stronger coordination with key stakeholders.\n",
+        "and stronger coordination with key stakeholders.\n\nA new closing lesson.\n",
+        1,
+    );
+    let swapped_source = PERU_2023_END_YEAR.replacen(
+        "https://busquedas.elperuano.pe/dispositivo/NL/2222143-2",
+        "https://www.r4v.info/en/peru",
+        1,
+    );
+    let before = store_checksum(store).await;
+    for (name, text, path) in [
+        (
+            "a paragraph",
+            swapped_paragraph,
+            "sections.LESSONS_LEARNED.paragraphs.2",
+        ),
+        ("a source", swapped_source, "sources.3.url"),
+    ] {
+        let dry = execute_as(
+            store,
+            Some(&secret),
+            IMPORT,
+            json!({ "text": text, "country": "PER", "rev": rev, "dry": true }),
+        )
+        .await;
+        assert_eq!(error_code(&dry), None, "{name}: {dry:#}");
+        let removals: Vec<&str> = dry["data"]["importReport"]["removals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["path"].as_str())
+            .collect();
+        assert!(removals.contains(&path), "{name}: {removals:?}");
+        let refused = execute_as(
+            store,
+            Some(&secret),
+            IMPORT,
+            json!({ "text": text, "country": "PER", "rev": rev }),
+        )
+        .await;
+        assert_eq!(
+            error_code(&refused).as_deref(),
+            Some("IMPORT_WOULD_REMOVE"),
+            "{name}: {refused:#}"
+        );
+        assert_eq!(store_checksum(store).await, before, "{name} wrote");
+    }
+}
+on_both_databases!(a_swapped_paragraph_or_source_still_needs_consent);

@@ -244,12 +244,12 @@ impl ImportResult {
             .collect()
     }
 
-    /// Stored values the import removes or cuts short (refused without `allowRemovals`).
+    /// Stored values the import removes, cuts short, or drops from their list (a paragraph,
+    /// footnote or source whose text is no longer there); refused without `allowRemovals`.
     async fn removals(&self) -> Vec<FieldChangeObject> {
         self.outcome
-            .fields
+            .removals
             .iter()
-            .filter(|f| f.is_removal())
             .map(FieldChangeObject::from)
             .collect()
     }

@@ -81,11 +81,11 @@ pub enum WriteError {
 }
 
 fn would_remove_message(removals: &[FieldChange]) -> String {
-    let cut = removals.iter().filter(|r| r.after.is_some()).count();
-    let gone = removals.len() - cut;
+    let kept_path = removals.iter().filter(|r| r.after.is_some()).count();
+    let gone = removals.len() - kept_path;
     let examples: Vec<&str> = removals.iter().take(5).map(|r| r.path.as_str()).collect();
     format!(
-        "the import would remove {gone} stored value(s) and cut {cut} short ({}{}); nothing was written. Check the text is complete, or allow removals",
+        "the import would remove {gone} stored value(s) and cut short or rewrite {kept_path} ({}{}); nothing was written. Check the text is complete, or allow removals (the replaced content stays in the history)",
         examples.join(", "),
         if removals.len() > examples.len() {
             ", …"

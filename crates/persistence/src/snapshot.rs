@@ -25,17 +25,16 @@ pub struct FieldChange {
     pub after: Option<String>,
 }
 
-impl FieldChange {
-    /// Content this change takes away: a value removed, or a text cut short (the new value a
-    /// strict prefix of the old, as a truncated paragraph or URL is).
-    pub fn is_removal(&self) -> bool {
-        match (&self.before, &self.after) {
-            (Some(_), None) => true,
-            (Some(before), Some(after)) => {
-                after.len() < before.len() && before.starts_with(after.as_str())
-            }
-            _ => false,
-        }
+/// The list a text item belongs to, for paths whose items are texts a reader would miss:
+/// `sections.K.paragraphs.N` → `sections.K.paragraphs`, `sources.N.url` → `sources.url`,
+/// `footnotes.N.text` → `footnotes.text`.
+fn text_list(path: &str) -> Option<String> {
+    let parts: Vec<&str> = path.split('.').collect();
+    match parts.as_slice() {
+        ["sections", kind, "paragraphs", _] => Some(format!("sections.{kind}.paragraphs")),
+        ["sources", _, "url"] => Some("sources.url".to_owned()),
+        ["footnotes", _, "text"] => Some("footnotes.text".to_owned()),
+        _ => None,
     }
 }
 
@@ -166,6 +165,49 @@ impl Snapshot {
         s
     }
 
+    /// What going from `self` to `after` takes away, for an import's consent check: a value
+    /// gone, a text cut short, and a paragraph, footnote or source whose text is no longer
+    /// anywhere in its list (dropped or rewritten: paths are positions, so dropping one item and
+    /// adding another would otherwise look like two edits).
+    pub fn removals(&self, after: &Snapshot) -> Vec<FieldChange> {
+        let now: HashMap<&str, &str> = after
+            .0
+            .iter()
+            .map(|(p, v)| (p.as_str(), v.as_str()))
+            .collect();
+        let mut lists: HashMap<String, Vec<&str>> = HashMap::new();
+        for (path, value) in &after.0 {
+            if let Some(list) = text_list(path) {
+                lists.entry(list).or_default().push(value.as_str());
+            }
+        }
+        let mut removals = Vec::new();
+        for (path, before) in &self.0 {
+            let after_value = now.get(path.as_str()).copied();
+            let removed = match after_value {
+                None => true,
+                Some(a) if a == before => false,
+                Some(a) => {
+                    let cut = a.len() < before.len() && before.starts_with(a);
+                    let gone_from_list = text_list(path).is_some_and(|list| {
+                        !lists
+                            .get(&list)
+                            .is_some_and(|values| values.contains(&before.as_str()))
+                    });
+                    cut || gone_from_list
+                }
+            };
+            if removed {
+                removals.push(FieldChange {
+                    path: path.clone(),
+                    before: Some(before.clone()),
+                    after: after_value.map(str::to_owned),
+                });
+            }
+        }
+        removals
+    }
+
     /// What changed from `self` to `after`: changed and added values in `after`'s order, then
     /// removed ones in `self`'s order.
     pub fn diff(&self, after: &Snapshot) -> Vec<FieldChange> {
@@ -237,17 +279,54 @@ mod tests {
     }
 
     #[test]
-    fn a_removal_is_a_value_gone_or_a_text_cut_short() {
-        let change = |b: Option<&str>, a: Option<&str>| FieldChange {
-            path: "p".into(),
-            before: b.map(str::to_owned),
-            after: a.map(str::to_owned),
+    fn a_removal_is_a_value_gone_a_text_cut_short_or_a_list_item_dropped() {
+        let before = snap(&[
+            ("totals.peopleReached", "513.6 K"),
+            ("sections.R.paragraphs.1", "First."),
+            ("sections.R.paragraphs.2", "Second."),
+            ("sections.R.paragraphs.3", "Third."),
+            ("sources.1.url", "https://a.org/doc"),
+            ("partnerCounts.DONOR", "23"),
+        ]);
+        let paths = |after: &Snapshot| -> Vec<String> {
+            before.removals(after).into_iter().map(|r| r.path).collect()
         };
-        assert!(change(Some("x"), None).is_removal());
-        assert!(change(Some("support for the"), Some("support for th")).is_removal());
-        assert!(change(Some("https://a.org/doc"), Some("https://a.org/d")).is_removal());
-        assert!(!change(Some("37.4 K"), Some("40.1 K")).is_removal());
-        assert!(!change(None, Some("x")).is_removal());
-        assert!(!change(Some("ab"), Some("abc")).is_removal());
+        // A figure changing is not a removal; an added paragraph neither.
+        let edited = snap(&[
+            ("totals.peopleReached", "520.0 K"),
+            ("sections.R.paragraphs.1", "First."),
+            ("sections.R.paragraphs.2", "Second."),
+            ("sections.R.paragraphs.3", "Third."),
+            ("sections.R.paragraphs.4", "Fourth."),
+            ("sources.1.url", "https://a.org/doc"),
+            ("partnerCounts.DONOR", "23"),
+        ]);
+        assert!(paths(&edited).is_empty());
+        // Dropping the second paragraph and appending another keeps the count.
+        let swapped = snap(&[
+            ("totals.peopleReached", "513.6 K"),
+            ("sections.R.paragraphs.1", "First."),
+            ("sections.R.paragraphs.2", "Third."),
+            ("sections.R.paragraphs.3", "New."),
+            ("sources.1.url", "https://a.org/doc"),
+            ("partnerCounts.DONOR", "23"),
+        ]);
+        assert_eq!(paths(&swapped), vec!["sections.R.paragraphs.2"]);
+        // Cut short, and gone.
+        let cut = snap(&[
+            ("totals.peopleReached", "513.6 K"),
+            ("sections.R.paragraphs.1", "First."),
+            ("sections.R.paragraphs.2", "Second."),
+            ("sections.R.paragraphs.3", "Thi"),
+            ("sources.1.url", "https://a.org/d"),
+        ]);
+        assert_eq!(
+            paths(&cut),
+            vec![
+                "sections.R.paragraphs.3",
+                "sources.1.url",
+                "partnerCounts.DONOR"
+            ]
+        );
     }
 }

@@ -88,6 +88,8 @@ pub struct WriteOutcome {
     pub replaced: bool,
     /// A dry run's report as it would be stored (its ids are provisional).
     pub preview: Option<ReportRows>,
+    /// What an import removes, cuts short or rewrites (see [`Snapshot::removals`]).
+    pub removals: Vec<FieldChange>,
 }
 
 /// What a write is about, once found.
@@ -226,9 +228,9 @@ impl Store {
             })?;
         let after = ReportRows::load(txn, report).await?;
         let before_snapshot = before.as_ref().map(Snapshot::of_report).unwrap_or_default();
-        let fields = before_snapshot.diff(&Snapshot::of_report(&after));
-        let removals: Vec<FieldChange> =
-            fields.iter().filter(|f| f.is_removal()).cloned().collect();
+        let after_snapshot = Snapshot::of_report(&after);
+        let fields = before_snapshot.diff(&after_snapshot);
+        let removals = before_snapshot.removals(&after_snapshot);
         // A dry run reports removals instead of refusing them.
         if !removals.is_empty() && !options.allow_removals && !options.dry_run {
             return Err(WriteError::WouldRemove(removals));
@@ -242,6 +244,7 @@ impl Store {
                 organization_id: None,
                 replaced: outcome.replaced,
                 preview: Some(after),
+                removals,
             });
         }
         let summary = format!(
@@ -270,6 +273,7 @@ impl Store {
             )
             .await?;
         written.replaced = outcome.replaced;
+        written.removals = removals;
         Ok(written)
     }
 
@@ -399,6 +403,7 @@ impl Store {
                 organization_id,
                 replaced: false,
                 preview: None,
+                removals: Vec::new(),
             });
         }
         match target {
@@ -454,6 +459,7 @@ impl Store {
             organization_id,
             replaced: false,
             preview: None,
+            removals: Vec::new(),
         })
     }
 }

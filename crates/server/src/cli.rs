@@ -236,7 +236,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 summary.warnings.len()
             );
             if dry_run {
-                for removal in outcome.fields.iter().filter(|f| f.is_removal()) {
+                for removal in &outcome.removals {
                     println!("  would remove {}", removal.path);
                 }
             }

@@ -437,12 +437,19 @@ fn watch_prints_a_change_made_by_another_process() {
             "1",
         ],
     );
-    // A re-import with a paragraph changed, by another process: revision 2.
+    // A re-import with a paragraph rewritten (which needs consent), by another process:
+    // revision 2.
     let edited = PERU.replacen("Finally, R4V partners", "Finally, the R4V partners", 1);
     std::fs::write(dir.path().join("edited-peru.txt"), edited).unwrap();
     let import = plangraph(
         dir.path(),
-        &["import", "edited-peru.txt", "--country", "PER"],
+        &[
+            "import",
+            "edited-peru.txt",
+            "--country",
+            "PER",
+            "--allow-removals",
+        ],
     );
     assert!(
         import.status.success(),
