@@ -57,6 +57,7 @@ enum Change {
     TokenId,
     ActorLabel,
     At,
+    FieldsBytes,
     Fields,
 }
 
@@ -126,6 +127,7 @@ impl MigrationTrait for Migration {
                     .col(integer_null(Change::TokenId))
                     .col(string(Change::ActorLabel))
                     .col(timestamp_with_time_zone(Change::At))
+                    .col(big_integer(Change::FieldsBytes))
                     .col(text(Change::Fields))
                     .foreign_key(&mut fk(
                         "fk_change_report",

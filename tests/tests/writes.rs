@@ -454,3 +454,109 @@ async fn every_mutation_writes_what_it_says(backend: Backend) {
     assert_eq!(r["partners"], json!([]));
 }
 on_both_databases!(every_mutation_writes_what_it_says);
+
+/// Large changes are read a few megabytes at a time: a history page stops early (and says
+/// there is more), a replay goes on page after page, and a change too large to record is
+/// refused with `CHANGE_TOO_LARGE`, writing nothing.
+async fn large_changes_are_paged_by_bytes_and_capped(backend: Backend) {
+    use async_graphql::futures_util::StreamExt;
+
+    let test = peru_store(backend).await;
+    let store = &test.store;
+    let secret = token(store, Role::Admin, &[]).await;
+    let start = revision_of_peru(store).await;
+    let set_section = r#"mutation($rev: Int!, $paragraphs: [String!]!) {
+        setSection(reportId: "1", expectedRevision: $rev, kind: RESPONSE, paragraphs: $paragraphs) { revision } }"#;
+    let paragraphs = |letter: char, count: usize| -> Vec<String> {
+        (0..count)
+            .map(|i| format!("{i} {}.", letter.to_string().repeat(19_000)))
+            .collect()
+    };
+    let mut rev = start;
+    for letter in ['a', 'b', 'c'] {
+        let response = execute_as(
+            store,
+            Some(&secret),
+            set_section,
+            json!({ "rev": rev, "paragraphs": paragraphs(letter, 250) }),
+        )
+        .await;
+        assert_eq!(
+            error_code(&response),
+            None,
+            "{}",
+            &response.to_string()[..200]
+        );
+        rev = response["data"]["setSection"]["revision"].as_i64().unwrap();
+    }
+
+    // Each of the last two changes records about 9.5 MB (every paragraph before and after).
+    let page = data(
+        store,
+        r#"{ report(id: "1") { history(first: 3) { pageInfo { hasNextPage endCursor } edges { node { revision } } } } }"#,
+    )
+    .await;
+    let history = &page["report"]["history"];
+    assert_eq!(
+        history["edges"].as_array().unwrap().len(),
+        1,
+        "{}",
+        history["pageInfo"]
+    );
+    assert_eq!(history["pageInfo"]["hasNextPage"], true);
+    let mut seen = vec![history["edges"][0]["node"]["revision"].as_i64().unwrap()];
+    let mut cursor = history["pageInfo"]["endCursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    loop {
+        let page = data(
+            store,
+            &format!(r#"{{ report(id: "1") {{ history(first: 3, after: "{cursor}") {{ pageInfo {{ hasNextPage endCursor }} edges {{ node {{ revision }} }} }} }} }}"#),
+        )
+        .await;
+        let history = &page["report"]["history"];
+        for edge in history["edges"].as_array().unwrap() {
+            seen.push(edge["node"]["revision"].as_i64().unwrap());
+        }
+        if history["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        cursor = history["pageInfo"]["endCursor"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    assert_eq!(seen, vec![rev, rev - 1, rev - 2, start]);
+
+    // A replay from the start goes through all of them, in order, page by page.
+    let replay = store.watch(plangraph_persistence::ChangeFilter::default(), Some(start));
+    let replayed: Vec<i64> = replay
+        .take(3)
+        .map(|r| r.expect("a change").revision)
+        .collect()
+        .await;
+    assert_eq!(replayed, vec![rev - 2, rev - 1, rev]);
+
+    // 500 paragraphs replaced by 500 others: about 19 MB before and after, over the cap.
+    let big = execute_as(
+        store,
+        Some(&secret),
+        set_section,
+        json!({ "rev": rev, "paragraphs": paragraphs('d', 500) }),
+    )
+    .await;
+    assert_eq!(error_code(&big), None);
+    let rev = big["data"]["setSection"]["revision"].as_i64().unwrap();
+    let before = store_checksum(store).await;
+    let too_big = execute_as(
+        store,
+        Some(&secret),
+        set_section,
+        json!({ "rev": rev, "paragraphs": paragraphs('e', 500) }),
+    )
+    .await;
+    assert_eq!(error_code(&too_big).as_deref(), Some("CHANGE_TOO_LARGE"));
+    assert_eq!(store_checksum(store).await, before);
+}
+on_both_databases!(large_changes_are_paged_by_bytes_and_capped);

@@ -267,7 +267,7 @@ pub(crate) async fn history_page(
         })
         .transpose()?;
     let loaders = loader(ctx)?;
-    let mut rows = loaders
+    let page = loaders
         .load_one(HistoryPage {
             owner,
             id,
@@ -276,7 +276,10 @@ pub(crate) async fn history_page(
         })
         .await?
         .unwrap_or_default();
-    let has_next = rows.len() as u64 > limit;
+    // A page holds at most a few megabytes of recorded values: a page cut by that budget is
+    // shorter than `first`, and says there is more.
+    let mut rows = page.changes;
+    let has_next = page.cut || rows.len() as u64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     // Counted only when asked for: a count is a statement of its own.
     let total = if ctx.look_ahead().field("totalCount").exists() {

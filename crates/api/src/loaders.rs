@@ -135,8 +135,15 @@ pub struct HistoryPage {
     pub limit: u64,
 }
 
+/// A page of history: its changes, newest first, and whether the page's byte budget cut it.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryRows {
+    pub changes: Vec<Arc<ChangeRecord>>,
+    pub cut: bool,
+}
+
 impl Loader<HistoryPage> for StoreLoader {
-    type Value = Vec<Arc<ChangeRecord>>;
+    type Value = HistoryRows;
     type Error = LoadError;
 
     /// One statement per distinct page shape (owner kind, `before`, `limit`), whatever the
@@ -152,17 +159,20 @@ impl Loader<HistoryPage> for StoreLoader {
                 .or_default()
                 .push(key.id);
         }
-        let mut pages: HashMap<HistoryPage, Self::Value> =
-            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        let mut pages: HashMap<HistoryPage, Self::Value> = keys
+            .iter()
+            .map(|k| (k.clone(), HistoryRows::default()))
+            .collect();
         for ((owner, before, limit), ids) in shapes {
-            for (id, record) in self.store.history_pages(owner, &ids, before, limit).await? {
+            for (id, records, cut) in self.store.history_pages(owner, &ids, before, limit).await? {
                 let key = HistoryPage {
                     owner,
                     id,
                     before,
                     limit,
                 };
-                pages.entry(key).or_default().push(Arc::new(record));
+                let changes = records.into_iter().map(Arc::new).collect();
+                pages.insert(key, HistoryRows { changes, cut });
             }
         }
         Ok(pages)

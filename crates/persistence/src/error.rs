@@ -78,6 +78,10 @@ pub enum WriteError {
     PositionOutOfRange { position: u32, len: usize },
     #[error("{0}")]
     Duplicate(String),
+    #[error(
+        "the change is {bytes} bytes as recorded, over the limit of {limit}; split it into smaller writes"
+    )]
+    TooLarge { bytes: usize, limit: usize },
 }
 
 fn would_remove_message(removals: &[FieldChange]) -> String {
@@ -106,6 +110,7 @@ impl WriteError {
             Self::IncompleteFigures { .. } => "INCOMPLETE_FIGURES",
             Self::PositionOutOfRange { .. } => "POSITION_OUT_OF_RANGE",
             Self::Duplicate(_) => "DUPLICATE",
+            Self::TooLarge { .. } => "CHANGE_TOO_LARGE",
         }
     }
 

@@ -18,7 +18,7 @@
 //! wrote and whatever happened to the connection in between.
 
 use std::any::Any;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -40,11 +40,16 @@ use crate::{Store, StoreError};
 pub(crate) const CHANNEL: &str = "plangraph_changes";
 
 /// Events buffered per process for slow subscribers; one that falls further behind reads the
-/// gap from the history instead.
-const BUFFER: usize = 4_096;
+/// gap from the history instead. Small on purpose: a paused subscriber keeps up to this many
+/// events in memory.
+const BUFFER: usize = 256;
 
-/// Changes read from the history per statement.
+/// Changes read from the history per page, at most.
 const PAGE: u64 = 500;
+
+/// Bytes of recorded values read from the history per page, at most (a single larger change
+/// is still read whole; [`crate::write`] caps a change's size).
+const PAGE_BYTES: i64 = 8 * 1024 * 1024;
 
 /// How often a SQLite store looks for other processes' writes while someone is subscribed.
 const SQLITE_POLL: Duration = Duration::from_secs(1);
@@ -64,8 +69,10 @@ pub struct ChangeRecord {
     pub at: DateTime<Utc>,
     pub fields: Vec<FieldChange>,
     /// Something the API attaches once per event and shares among every subscriber of this
-    /// process that receives it (its DataLoader).
-    attachment: OnceLock<Arc<dyn Any + Send + Sync>>,
+    /// process that resolves it at the same time (its DataLoader). Held weakly: the subscribers
+    /// resolving the event keep it alive, a record waiting in the feed's buffer does not (a
+    /// paused subscriber would otherwise pin every event's cached rows).
+    attachment: Mutex<Weak<dyn Any + Send + Sync>>,
 }
 
 impl std::fmt::Debug for ChangeRecord {
@@ -84,11 +91,17 @@ impl ChangeRecord {
     /// The value attached to this event, made by `init` the first time it is asked for.
     /// `None` only if a value of another type was attached first.
     pub fn attachment<T: Any + Send + Sync>(&self, init: impl FnOnce() -> T) -> Option<Arc<T>> {
-        self.attachment
-            .get_or_init(|| Arc::new(init()))
-            .clone()
-            .downcast::<T>()
-            .ok()
+        let mut slot = self
+            .attachment
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(current) = slot.upgrade() {
+            return current.downcast::<T>().ok();
+        }
+        let fresh = Arc::new(init());
+        let shared: Arc<dyn Any + Send + Sync> = fresh.clone();
+        *slot = Arc::downgrade(&shared);
+        Some(fresh)
     }
 
     fn from_row(row: change::Model, country_iso3: Option<String>, year: Option<i32>) -> Self {
@@ -108,7 +121,7 @@ impl ChangeRecord {
             actor_label: row.actor_label,
             at: row.at,
             fields,
-            attachment: OnceLock::new(),
+            attachment: Mutex::new(Weak::<()>::new()),
         }
     }
 }
@@ -239,13 +252,42 @@ async fn page_of_changes(
     if let Some(up_to) = up_to {
         cond = cond.add(change::Column::Revision.lte(up_to));
     }
-    let rows = change::Entity::find()
+    // Sizes first (narrow rows), then whole changes up to a byte budget: a page of large
+    // imports must not hold gigabytes.
+    let sizes: Vec<(i64, i64)> = change::Entity::find()
+        .select_only()
+        .column(change::Column::Revision)
+        .column(change::Column::FieldsBytes)
         .filter(cond)
         .order_by_asc(change::Column::Revision)
         .limit(PAGE)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let revisions = within_budget(&sizes);
+    if revisions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = change::Entity::find()
+        .filter(change::Column::Revision.is_in(revisions))
+        .order_by_asc(change::Column::Revision)
         .all(db)
         .await?;
     records(db, rows).await
+}
+
+/// The leading revisions whose changes fit in [`PAGE_BYTES`] together (at least one).
+fn within_budget(sizes: &[(i64, i64)]) -> Vec<i64> {
+    let mut total: i64 = 0;
+    let mut kept = Vec::new();
+    for &(revision, bytes) in sizes {
+        if !kept.is_empty() && total.saturating_add(bytes) > PAGE_BYTES {
+            break;
+        }
+        total = total.saturating_add(bytes);
+        kept.push(revision);
+    }
+    kept
 }
 
 /// Change rows with their report's country and year.
@@ -313,16 +355,17 @@ impl Store {
     }
 
     /// The newest changes of each of `ids` (reports' or organisations'), before revision
-    /// `before` (exclusive), at most `limit` each, newest first: one statement for any number
-    /// of owners (a window function ranks each owner's changes). The records carry no country
-    /// or year.
+    /// `before` (exclusive), at most `limit` each and at most a page's worth of bytes each,
+    /// newest first; `true` beside an owner whose page the byte budget cut. Two statements for
+    /// any number of owners: a window function ranks each owner's changes on narrow columns,
+    /// then the kept changes are read whole. The records carry no country or year.
     pub async fn history_pages(
         &self,
         owner: HistoryOwner,
         ids: &[i32],
         before: Option<i64>,
         limit: u64,
-    ) -> Result<Vec<(i32, ChangeRecord)>, StoreError> {
+    ) -> Result<Vec<(i32, Vec<ChangeRecord>, bool)>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -341,27 +384,58 @@ impl Store {
         values.push(i64::try_from(limit).unwrap_or(i64::MAX).into());
         let limit_mark = placeholder(backend, values.len());
         let sql = format!(
-            "SELECT revision, report_id, organization_id, kind, summary, token_id, actor_label, at, fields \
-             FROM (SELECT c.*, ROW_NUMBER() OVER (PARTITION BY c.{column} ORDER BY c.revision DESC) AS rank_in_owner \
+            "SELECT revision, owner_id, fields_bytes \
+             FROM (SELECT c.revision, c.{column} AS owner_id, c.fields_bytes, \
+                          ROW_NUMBER() OVER (PARTITION BY c.{column} ORDER BY c.revision DESC) AS rank_in_owner \
                    FROM change c WHERE {condition}) ranked \
-             WHERE rank_in_owner <= {limit_mark} ORDER BY {column}, revision DESC"
+             WHERE rank_in_owner <= {limit_mark} ORDER BY owner_id, revision DESC"
         );
-        let rows = change::Entity::find()
-            .from_raw_sql(sea_orm::Statement::from_sql_and_values(
+        let ranked = self
+            .db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
                 backend, sql, values,
             ))
-            .all(&self.db)
             .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|row| {
-                let key = match owner {
-                    HistoryOwner::Report => row.report_id,
-                    HistoryOwner::Organization => row.organization_id,
-                }?;
-                Some((key, ChangeRecord::from_row(row, None, None)))
-            })
-            .collect())
+        let mut per_owner: Vec<(i32, Vec<(i64, i64)>)> = Vec::new();
+        for row in ranked {
+            let revision: i64 = row.try_get("", "revision")?;
+            let owner_id: i32 = row.try_get("", "owner_id")?;
+            let bytes: i64 = row.try_get("", "fields_bytes")?;
+            match per_owner.last_mut() {
+                Some((id, list)) if *id == owner_id => list.push((revision, bytes)),
+                _ => per_owner.push((owner_id, vec![(revision, bytes)])),
+            }
+        }
+        let mut cut = std::collections::HashMap::new();
+        let mut wanted = Vec::new();
+        for (owner_id, list) in &per_owner {
+            let kept = within_budget(list);
+            cut.insert(*owner_id, kept.len() < list.len());
+            wanted.extend(kept);
+        }
+        let rows = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            change::Entity::find()
+                .filter(change::Column::Revision.is_in(wanted))
+                .order_by_desc(change::Column::Revision)
+                .all(&self.db)
+                .await?
+        };
+        let mut pages: Vec<(i32, Vec<ChangeRecord>, bool)> = per_owner
+            .iter()
+            .map(|(id, _)| (*id, Vec::new(), cut.get(id).copied().unwrap_or(false)))
+            .collect();
+        for row in rows {
+            let key = match owner {
+                HistoryOwner::Report => row.report_id,
+                HistoryOwner::Organization => row.organization_id,
+            };
+            if let Some(page) = pages.iter_mut().find(|(id, _, _)| Some(*id) == key) {
+                page.1.push(ChangeRecord::from_row(row, None, None));
+            }
+        }
+        Ok(pages)
     }
 
     /// How many changes each of `ids` has; one statement.
@@ -444,20 +518,25 @@ impl Store {
         }
     }
 
-    /// A receiver of the live feed, and the head revision at the moment it was taken: every
-    /// change after that head will arrive on the receiver.
+    /// A receiver of the live feed, and a head revision: every change after that head will
+    /// arrive on the receiver. The feed's lock is held only for the moment of subscribing, never
+    /// across a query, so subscribing never holds up the announcement of a write.
     async fn subscribe_live(
         &self,
     ) -> Result<(broadcast::Receiver<Arc<ChangeRecord>>, i64), StoreError> {
         self.start_watcher();
         let feed = &self.shared.feed;
+        let read = head_revision(&self.db).await?;
         let mut announced = feed.announced.lock().await;
-        let head = head_revision(&self.db).await?;
         if feed.sender.receiver_count() == 0 {
-            // Nobody was listening, so nothing after `head` has been announced yet.
-            *announced = head;
+            // Nobody was listening, so nothing after what we read has been announced yet (the
+            // announcer skips the work then); start from here instead of replaying the past.
+            *announced = Ord::max(*announced, read);
         }
         let receiver = feed.sender.subscribe();
+        // Changes up to what was announced before we subscribed will not arrive on the receiver:
+        // they are the caller's to read from the history, so the head covers them too.
+        let head = Ord::max(*announced, read);
         Ok((receiver, head))
     }
 

@@ -41,6 +41,11 @@ use crate::snapshot::{FieldChange, Snapshot};
 use crate::store::WriteTxn;
 use crate::{Store, StoreError};
 
+/// Largest change recorded, as the history stores it (every value before and after, JSON):
+/// twice the default report cap with room to spare. Reading the history stays bounded because
+/// no single change is larger.
+pub const MAX_CHANGE_BYTES: usize = 16 * 1024 * 1024;
+
 /// How an import may go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportOptions {
@@ -142,7 +147,9 @@ impl Store {
             }
         };
         if outcome.change.is_some() {
-            self.announce().await;
+            // Told apart from the answer: the writer does not wait for subscribers.
+            let store = self.clone();
+            tokio::spawn(async move { store.announce().await });
         }
         Ok(outcome)
     }
@@ -420,6 +427,12 @@ impl Store {
         }
         let encoded =
             serde_json::to_string(&fields).map_err(|e| StoreError::Encode(e.to_string()))?;
+        if encoded.len() > MAX_CHANGE_BYTES {
+            return Err(WriteError::TooLarge {
+                bytes: encoded.len(),
+                limit: MAX_CHANGE_BYTES,
+            });
+        }
         let row = change::ActiveModel {
             revision: Set(revision),
             report_id: Set(report_id),
@@ -429,6 +442,7 @@ impl Store {
             token_id: Set(actor.token_id),
             actor_label: Set(actor.label.clone()),
             at: Set(Utc::now()),
+            fields_bytes: Set(i64::try_from(encoded.len()).unwrap_or(i64::MAX)),
             fields: Set(encoded),
         }
         .insert(txn)

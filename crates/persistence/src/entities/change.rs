@@ -16,6 +16,8 @@ pub struct Model {
     pub token_id: Option<i32>,
     pub actor_label: String,
     pub at: DateTimeUtc,
+    /// Length of `fields` in bytes, so pages of history can be sized without reading it.
+    pub fields_bytes: i64,
     /// JSON list of `{path, before, after}`.
     pub fields: String,
 }
