@@ -237,3 +237,62 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// What a subscription cannot honour is refused up front with its code: a revision ahead of
+/// the store (following "live from there" would skip changes), an unknown report, country or
+/// sector, and more than one root field.
+async fn subscriptions_refuse_what_they_cannot_honour(backend: Backend) {
+    let test_store = peru_store(backend).await;
+    let store = &test_store.store;
+    let head = revision(store).await;
+    let api = Api::new(store.clone());
+    for (query, code) in [
+        (
+            format!(r#"subscription {{ reportChanged(afterRevision: {}) {{ revision }} }}"#, head + 5),
+            "BAD_USER_INPUT",
+        ),
+        (
+            r#"subscription { reportChanged(afterRevision: -1) { revision } }"#.to_owned(),
+            "BAD_USER_INPUT",
+        ),
+        (
+            r#"subscription { figuresChanged(reportId: "999") { revision } }"#.to_owned(),
+            "NOT_FOUND",
+        ),
+        (
+            r#"subscription { reportChanged(reportId: "999") { revision } }"#.to_owned(),
+            "NOT_FOUND",
+        ),
+        (
+            r#"subscription { reportChanged(countryIso3: "XXX") { revision } }"#.to_owned(),
+            "UNKNOWN_COUNTRY",
+        ),
+        (
+            r#"subscription { figuresChanged(reportId: "1", sectorCode: "NOPE") { revision } }"#.to_owned(),
+            "UNKNOWN_SECTOR",
+        ),
+        (
+            r#"subscription { a: reportChanged { revision } b: reportChanged { revision } }"#.to_owned(),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            r#"subscription { ...Both } fragment Both on Subscription { reportChanged { revision } figuresChanged(reportId: "1") { revision } }"#.to_owned(),
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+    ] {
+        let mut stream = api.schema().execute_stream(Request::new(query.clone()));
+        let response = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("an answer")
+            .expect("one response");
+        let json = serde_json::to_value(&response).unwrap();
+        assert_eq!(error_code(&json).as_deref(), Some(code), "{query}: {json:#}");
+    }
+    // At the head itself is fine: nothing to replay, live from here.
+    let mut at_head = api.schema().execute_stream(Request::new(format!(
+        r#"subscription {{ reportChanged(afterRevision: {head}) {{ revision }} }}"#
+    )));
+    let nothing = tokio::time::timeout(Duration::from_millis(300), at_head.next()).await;
+    assert!(nothing.is_err(), "{nothing:?}");
+}
+on_both_databases!(subscriptions_refuse_what_they_cannot_honour);

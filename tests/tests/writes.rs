@@ -299,6 +299,26 @@ async fn every_mutation_refuses_bad_input_and_writes_nothing(backend: Backend) {
             "EMPTY_TEXT",
         ),
         (
+            "a name with an escape sequence",
+            r#"mutation { createOrganization(organization: { name: "Evil\u001b[2J" }) { changed } }"#.to_owned(),
+            "INVALID_TEXT",
+        ),
+        (
+            "a paragraph of zero-width spaces",
+            format!(r#"mutation {{ setParagraph(reportId: "1", expectedRevision: {rev}, kind: RESPONSE, position: 1, text: "\u200b\u200b") {{ changed }} }}"#),
+            "EMPTY_TEXT",
+        ),
+        (
+            "more people than GraphQL's Int can serve",
+            format!(r#"mutation {{ setSectorFigures(reportId: "1", expectedRevision: {rev}, sectorCode: "EDU", figures: {{ peopleReached: "2.2 B" }}) {{ changed }} }}"#),
+            "INVALID_FIGURE",
+        ),
+        (
+            "a file name with a line break",
+            format!(r#"mutation {{ importReport(text: "x", country: "PER", expectedRevision: {rev}, fileName: "a\u0000b") {{ changed }} }}"#),
+            "INVALID_TEXT",
+        ),
+        (
             "an unknown organisation",
             r#"mutation { updateOrganization(id: "999", expectedRevision: 0, organization: { name: "x" }) { changed } }"#.to_owned(),
             "NOT_FOUND",
@@ -372,7 +392,7 @@ async fn every_mutation_writes_what_it_says(backend: Backend) {
     let duplicate = execute_as(
         store,
         Some(&secret),
-        r#"mutation { createOrganization(organization: { name: "Other", ftsId: "FTS-1" }) { changed } }"#,
+        r#"mutation { createOrganization(organization: { name: "Other", ftsId: "fts-1" }) { changed } }"#,
         json!({}),
     )
     .await;

@@ -32,6 +32,7 @@ pub enum ApiError {
     BadUserInput(String),
     InvalidCursor(String),
     Unauthenticated(String),
+    NotFound(String),
     Edit(EditError),
     Import(ImportError),
     Write(WriteError),
@@ -44,6 +45,7 @@ impl ApiError {
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::InvalidCursor(_) => "INVALID_CURSOR",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
+            Self::NotFound(_) => "NOT_FOUND",
             Self::Edit(e) => e.code(),
             Self::Import(e) => e.code(),
             Self::Write(WriteError::Store(_)) | Self::Internal { .. } => "INTERNAL",
@@ -55,7 +57,7 @@ impl ApiError {
     /// without its code.)
     pub fn message(&self) -> String {
         match self {
-            Self::BadUserInput(m) | Self::Unauthenticated(m) => m.clone(),
+            Self::BadUserInput(m) | Self::Unauthenticated(m) | Self::NotFound(m) => m.clone(),
             Self::InvalidCursor(c) => format!("the cursor '{c}' was not issued by this server"),
             Self::Edit(e) => e.to_string(),
             Self::Import(e) => e.to_string(),

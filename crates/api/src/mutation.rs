@@ -33,6 +33,9 @@ use crate::types::{Organization, Report};
 /// shares of a breakdown).
 pub const MAX_LIST: usize = 500;
 
+/// Longest `fileName` kept for an imported report.
+const MAX_FILE_NAME: usize = 255;
+
 /// Limits of the write API, set once per server.
 #[derive(Debug, Clone, Copy)]
 pub struct WriteLimits {
@@ -870,9 +873,22 @@ impl Mutation {
         api(async move {
             let actor = auth::actor(ctx).await?;
             let limits = ctx.data_opt::<WriteLimits>().copied().unwrap_or_default();
+            // Kept and shown as the report's source: a name, checked like any other text.
+            let file_name = file_name
+                .as_deref()
+                .map(|name| Text::parse("fileName", name))
+                .transpose()?;
+            if file_name
+                .as_ref()
+                .is_some_and(|n| n.as_str().chars().count() > MAX_FILE_NAME)
+            {
+                return Err(ApiError::BadUserInput(format!(
+                    "fileName is longer than {MAX_FILE_NAME} characters"
+                )));
+            }
             let prepared = importer::prepare(ImportRequest {
                 bytes: text.as_bytes(),
-                source_name: file_name.as_deref().unwrap_or("importReport"),
+                source_name: file_name.as_ref().map_or("importReport", Text::as_str),
                 country: Some(&country),
                 override_country_check,
                 max_bytes: limits.max_report_bytes,

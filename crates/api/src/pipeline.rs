@@ -18,7 +18,9 @@ use async_graphql::extensions::{
 };
 use async_graphql::futures_util::StreamExt;
 use async_graphql::futures_util::stream::BoxStream;
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
 use async_graphql::{
     Request, Response, ServerError, ServerResult, ValidationResult, Value, Variables,
 };
@@ -151,6 +153,37 @@ fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<Operat
     }
 }
 
+/// The root fields a subscription operation selects, fragments included (a fragment nested
+/// deeper than the document has fragments is a cycle, which validation refuses anyway).
+fn subscription_root_fields(doc: &ExecutableDocument, name: Option<&str>) -> usize {
+    fn count(doc: &ExecutableDocument, set: &SelectionSet, budget: usize) -> usize {
+        if budget == 0 {
+            return 0;
+        }
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(_) => 1,
+                Selection::InlineFragment(inline) => {
+                    count(doc, &inline.node.selection_set.node, budget - 1)
+                }
+                Selection::FragmentSpread(spread) => doc
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .map_or(0, |f| count(doc, &f.node.selection_set.node, budget - 1)),
+            })
+            .sum()
+    }
+    let operation = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) => ops.values().next(),
+    };
+    operation.map_or(0, |op| {
+        count(doc, &op.node.selection_set.node, doc.fragments.len() + 1)
+    })
+}
+
 /// The last stage of every response: codes for request errors, then selection order.
 fn finish(seen: &Mutex<Seen>, response: &mut Response) {
     // Resolver errors come with data (at least `null` fields under it) and carry their own
@@ -228,6 +261,17 @@ impl Extension for RequestPipeline {
                     None,
                 ),
                 "METHOD_NOT_ALLOWED",
+            ));
+        }
+        if operation_type(&document, seen.operation_name.as_deref())
+            == Some(OperationType::Subscription)
+            && subscription_root_fields(&document, seen.operation_name.as_deref()) != 1
+        {
+            // GraphQL §5.2.3.1: one root field, so one source stream, one event at a time (the
+            // loader of each event is the request's while that event resolves).
+            return Err(with_code(
+                ServerError::new("a subscription selects exactly one root field", None),
+                "GRAPHQL_VALIDATION_FAILED",
             ));
         }
         seen.document = Some(document.clone());

@@ -33,13 +33,34 @@ fn slot(ctx: &Context<'_>) -> Result<LoaderSlot, ApiError> {
         })
 }
 
-fn after(revision: Option<i32>) -> Result<Option<i64>, ApiError> {
-    match revision {
-        Some(r) if r < 0 => Err(ApiError::BadUserInput(format!(
-            "afterRevision must be 0 or more, got {r}"
-        ))),
-        other => Ok(other.map(i64::from)),
+/// The revision to replay after. One ahead of the store is refused: after a restore from a
+/// backup, say, a client's last revision may lie in the future, and following "live from there"
+/// would skip every change until the store caught up.
+async fn after(store: &Store, revision: Option<i32>) -> Result<Option<i64>, ApiError> {
+    let Some(revision) = revision else {
+        return Ok(None);
+    };
+    if revision < 0 {
+        return Err(ApiError::BadUserInput(format!(
+            "afterRevision must be 0 or more, got {revision}"
+        )));
     }
+    let head = store.head_revision().await?;
+    if i64::from(revision) > head {
+        return Err(ApiError::BadUserInput(format!(
+            "afterRevision {revision} is ahead of the store, whose last revision is {head}; resubscribe with afterRevision: {head} or less"
+        )));
+    }
+    Ok(Some(i64::from(revision)))
+}
+
+/// A report id that names a stored report.
+async fn known_report(store: &Store, id: &ID) -> Result<i32, ApiError> {
+    let report_id = report_id(id)?;
+    if store.reports_by_id(&[report_id]).await?.is_empty() {
+        return Err(ApiError::NotFound(format!("no report {report_id}")));
+    }
+    Ok(report_id)
 }
 
 fn report_id(id: &ID) -> Result<i32, ApiError> {
@@ -91,14 +112,19 @@ impl Subscription {
             .map(edit::country)
             .transpose()
             .map_err(ApiError::from)?;
+        let store = store(ctx)?;
+        let report_id = match &report_id {
+            Some(id) => Some(known_report(store, id).await?),
+            None => None,
+        };
         let filter = ChangeFilter {
-            report_id: report_id.as_ref().map(self::report_id).transpose()?,
+            report_id,
             country_iso3: country.map(|c| c.iso3.to_owned()),
             year,
             ..ChangeFilter::default()
         };
-        let after = after(after_revision)?;
-        let stream = events(store(ctx)?, slot(ctx)?, filter, after);
+        let after = after(store, after_revision).await?;
+        let stream = events(store, slot(ctx)?, filter, after);
         Ok(stream.map(|item| item.map(Change).map_err(Into::into)))
     }
 
@@ -121,13 +147,14 @@ impl Subscription {
             Some(code) => vec![format!("sectors.{code}.")],
             None => vec!["totals.".to_owned(), "sectors.".to_owned()],
         };
+        let store = store(ctx)?;
         let filter = ChangeFilter {
-            report_id: Some(self::report_id(&report_id)?),
+            report_id: Some(known_report(store, &report_id).await?),
             path_prefixes,
             ..ChangeFilter::default()
         };
-        let after = after(after_revision)?;
-        let stream = events(store(ctx)?, slot(ctx)?, filter, after);
+        let after = after(store, after_revision).await?;
+        let stream = events(store, slot(ctx)?, filter, after);
         Ok(stream.map(move |item| {
             item.map(|record| FiguresChange {
                 record,

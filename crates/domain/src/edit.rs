@@ -36,6 +36,8 @@ pub enum EditError {
     EmptyText { field: &'static str },
     #[error("{field} is longer than {max} characters")]
     TextTooLong { field: &'static str, max: usize },
+    #[error("{field} contains a control character (only line breaks and tabs are kept)")]
+    ControlCharacter { field: &'static str },
     #[error("{field}: '{value}' is not an http(s) URL")]
     InvalidUrl { field: &'static str, value: String },
     #[error("'{0}' is not a sector of the RMRP template")]
@@ -51,6 +53,7 @@ impl EditError {
             Self::InvalidFigure { .. } | Self::InvalidCount { .. } => "INVALID_FIGURE",
             Self::EmptyText { .. } => "EMPTY_TEXT",
             Self::TextTooLong { .. } => "TEXT_TOO_LONG",
+            Self::ControlCharacter { .. } => "INVALID_TEXT",
             Self::InvalidUrl { .. } => "INVALID_URL",
             Self::UnknownSector(_) => "UNKNOWN_SECTOR",
             Self::UnknownCountry(_) => "UNKNOWN_COUNTRY",
@@ -62,11 +65,26 @@ impl EditError {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Text(String);
 
+/// Characters that take no room: white space, and the zero-width and direction marks a text
+/// consisting only of would look empty.
+fn is_invisible(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}' | '\u{FEFF}')
+}
+
 impl Text {
+    /// Text that says something: not empty or invisible once trimmed, no control characters
+    /// but line breaks and tabs (a terminal or a log would act on them), at most
+    /// [`MAX_TEXT_CHARS`].
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, EditError> {
         let trimmed = raw.trim();
-        if trimmed.is_empty() {
+        if trimmed.chars().all(is_invisible) {
             return Err(EditError::EmptyText { field });
+        }
+        if trimmed
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(EditError::ControlCharacter { field });
         }
         if trimmed.chars().count() > MAX_TEXT_CHARS {
             return Err(EditError::TextTooLong {
@@ -116,8 +134,14 @@ pub fn url(field: &'static str, raw: &str) -> Result<String, EditError> {
         .strip_prefix("https://")
         .or_else(|| trimmed.strip_prefix("http://"))
         .ok_or_else(bad)?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // The host, after any user information; it must name something.
+    let host = authority.rsplit('@').next().unwrap_or_default();
     if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        || !host.chars().any(char::is_alphanumeric)
         || trimmed.chars().any(char::is_whitespace)
         || trimmed.chars().count() > MAX_URL_CHARS
     {
@@ -126,16 +150,87 @@ pub fn url(field: &'static str, raw: &str) -> Result<String, EditError> {
     Ok(trimmed.to_owned())
 }
 
-pub fn people(field: &'static str, raw: &str) -> Result<PeopleCount, EditError> {
-    PeopleCount::parse(raw).map_err(|source| EditError::InvalidFigure { field, source })
+/// Largest number of people served: GraphQL's `Int` is 32-bit (the world has about 8 billion
+/// people; an R4V country's figures are in the millions).
+pub const MAX_PEOPLE: u64 = i32::MAX as u64;
+/// Largest amount served exactly: money travels as `Float`, exact up to 2^53 dollars.
+pub const MAX_USD: u64 = 1 << 53;
+/// Largest percentage, in hundredths (10,000%): over 100% is real (Nutrition, 101.5% funded),
+/// a hundred times over is not.
+pub const MAX_PERCENT_HUNDREDTHS: u64 = 1_000_000;
+
+fn too_large(field: &'static str, printed: &str) -> EditError {
+    EditError::InvalidFigure {
+        field,
+        source: UnitError::TooLarge(printed.to_owned()),
+    }
 }
 
+/// A count of people that the API can serve back.
+pub fn people(field: &'static str, raw: &str) -> Result<PeopleCount, EditError> {
+    let value =
+        PeopleCount::parse(raw).map_err(|source| EditError::InvalidFigure { field, source })?;
+    check_people(field, &value)?;
+    Ok(value)
+}
+
+/// An amount of dollars that the API can serve back exactly.
 pub fn usd(field: &'static str, raw: &str) -> Result<Usd, EditError> {
-    Usd::parse(raw).map_err(|source| EditError::InvalidFigure { field, source })
+    let value = Usd::parse(raw).map_err(|source| EditError::InvalidFigure { field, source })?;
+    check_usd(field, &value)?;
+    Ok(value)
 }
 
 pub fn percent(field: &'static str, raw: &str) -> Result<Percent, EditError> {
-    Percent::parse(raw).map_err(|source| EditError::InvalidFigure { field, source })
+    let value = Percent::parse(raw).map_err(|source| EditError::InvalidFigure { field, source })?;
+    check_percent(field, &value)?;
+    Ok(value)
+}
+
+pub fn check_people(field: &'static str, value: &PeopleCount) -> Result<(), EditError> {
+    if value.value() > MAX_PEOPLE {
+        return Err(too_large(field, value.printed()));
+    }
+    Ok(())
+}
+
+pub fn check_usd(field: &'static str, value: &Usd) -> Result<(), EditError> {
+    if value.value() > MAX_USD {
+        return Err(too_large(field, value.printed()));
+    }
+    Ok(())
+}
+
+pub fn check_percent(field: &'static str, value: &Percent) -> Result<(), EditError> {
+    if value.hundredths() > MAX_PERCENT_HUNDREDTHS {
+        return Err(too_large(field, value.printed()));
+    }
+    Ok(())
+}
+
+/// Every figure of a parsed report within what the API can serve: a report text is checked
+/// with the same bounds as a partner's edit.
+pub fn check_document(doc: &crate::report::ReportDocument) -> Result<(), EditError> {
+    let t = &doc.totals;
+    check_people("peopleInNeed", &t.people_in_need)?;
+    check_people("peopleTargeted", &t.people_targeted)?;
+    check_people("peopleReached", &t.people_reached)?;
+    check_usd("requirementsUsd", &t.requirements)?;
+    check_usd("fundingUsd", &t.funding_received)?;
+    check_usd("unmetUsd", &t.unmet)?;
+    check_percent("fundedPercent", &t.funded_percent)?;
+    for row in &doc.sectors {
+        check_people("peopleTargeted", &row.people_targeted)?;
+        check_people("peopleReached", &row.people_reached)?;
+        check_percent("reachedPercent", &row.reached_percent)?;
+        check_usd("requirementsUsd", &row.requirements)?;
+        check_usd("fundingUsd", &row.funding)?;
+        check_percent("fundedPercent", &row.funded_percent)?;
+    }
+    for share in &doc.shares {
+        check_percent("share", &share.percent)?;
+    }
+    Ok(())
 }
 
 /// A count of partners or donors: a whole number from 0 to [`MAX_COUNT`].
@@ -369,6 +464,41 @@ mod tests {
         ] {
             assert_eq!(bad.map_err(|e| e.code()), Err("INVALID_FIGURE"));
         }
+    }
+
+    #[test]
+    fn figures_the_api_cannot_serve_back_are_refused() {
+        for bad in [
+            people("peopleReached", "2.2 B").map(|_| ()),
+            people("peopleReached", "2200000000").map(|_| ()),
+            people("peopleReached", "9223372036854775808").map(|_| ()),
+            usd("fundingUsd", "$18446744073709551615").map(|_| ()),
+            usd("fundingUsd", "$9007199254740993").map(|_| ()),
+            percent("fundedPercent", "99999999999999999%").map(|_| ()),
+            percent("fundedPercent", "10000.01%").map(|_| ()),
+        ] {
+            assert_eq!(bad.map_err(|e| e.code()), Err("INVALID_FIGURE"));
+        }
+        assert!(people("peopleInNeed", "2147483647").is_ok());
+        assert!(usd("requirementsUsd", "$9007199254740992").is_ok());
+        assert!(percent("fundedPercent", "101.5%").is_ok());
+    }
+
+    #[test]
+    fn text_with_control_characters_or_nothing_visible_is_refused() {
+        assert_eq!(
+            Text::parse("name", "Evil\u{1b}[2J").map_err(|e| e.code()),
+            Err("INVALID_TEXT")
+        );
+        assert_eq!(
+            Text::parse("name", "a\u{0}b").map_err(|e| e.code()),
+            Err("INVALID_TEXT")
+        );
+        assert_eq!(
+            Text::parse("paragraph", "\u{200B}\u{FEFF}").map_err(|e| e.code()),
+            Err("EMPTY_TEXT")
+        );
+        assert!(Text::parse("footnote", "First part.\n\nSecond\tpart.").is_ok());
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub enum ImportError {
         "{0} (nothing was written; --force-country / overrideCountryCheck: true if the code is right)"
     )]
     CountryMismatch(CountryMismatch),
+    #[error("{source_name}: {error}: the API could not serve it back")]
+    OutOfRange {
+        source_name: String,
+        error: crate::edit::EditError,
+    },
 }
 
 impl ImportError {
@@ -57,6 +62,7 @@ impl ImportError {
             Self::UnknownCountry { .. } => "IMPORT_UNKNOWN_COUNTRY",
             Self::NotACountry(_) => "IMPORT_NOT_A_COUNTRY",
             Self::CountryMismatch(m) => m.code(),
+            Self::OutOfRange { .. } => "REPORT_BAD_NUMBER",
         }
     }
 }
@@ -144,6 +150,10 @@ pub fn prepare(request: ImportRequest<'_>) -> Result<PreparedImport, ImportError
         source_name: source_name.clone(),
         error,
     })?;
+    crate::edit::check_document(&document).map_err(|error| ImportError::OutOfRange {
+        source_name: source_name.clone(),
+        error,
+    })?;
     let country = match named {
         Some(country) => country,
         None => reference::country_from_file_name(&source_name).ok_or_else(|| {
@@ -200,6 +210,18 @@ mod tests {
         })
         .unwrap();
         assert_eq!(forced.country.iso3, "COL");
+    }
+
+    #[test]
+    fn a_report_with_a_figure_the_api_cannot_serve_is_refused() {
+        let huge =
+            PERU_2023_END_YEAR.replacen("2.06 M 990.2 K 513.6 K", "3.06 B 990.2 K 513.6 K", 1);
+        let refused = prepare(ImportRequest {
+            bytes: huge.as_bytes(),
+            ..request(None)
+        })
+        .unwrap_err();
+        assert_eq!(refused.code(), "REPORT_BAD_NUMBER");
     }
 
     #[test]

@@ -104,7 +104,11 @@ impl ChangeRecord {
         Some(fresh)
     }
 
-    fn from_row(row: change::Model, country_iso3: Option<String>, year: Option<i32>) -> Self {
+    pub(crate) fn from_row(
+        row: change::Model,
+        country_iso3: Option<String>,
+        year: Option<i32>,
+    ) -> Self {
         let fields = serde_json::from_str(&row.fields).unwrap_or_else(|e| {
             tracing::error!(revision = row.revision, error = %e, "unreadable change fields");
             Vec::new()

@@ -24,6 +24,7 @@ use plangraph_domain::edit::{
 };
 use plangraph_domain::reference::SectorDef;
 use plangraph_domain::report::{Footnote, SectionKind, SourceLink};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, Set, Statement,
@@ -456,8 +457,18 @@ impl Store {
         }
         let WriteTxn { txn, .. } = write;
         txn.commit().await.map_err(StoreError::from)?;
-        let mut records = crate::feed::records(&self.db, vec![row]).await?;
-        let record = records.pop().map(Arc::new);
+        // Committed: from here on nothing may turn the answer into an error. The record for the
+        // answer is read with its report's country and year; should that read fail, the record
+        // goes without them (the feed reads its own).
+        let record = match crate::feed::records(&self.db, vec![row.clone()]).await {
+            Ok(mut records) => records.pop(),
+            Err(err) => {
+                tracing::warn!(code = err.code(), error = %err, revision, "change committed; could not read it back");
+                None
+            }
+        }
+        .unwrap_or_else(|| ChangeRecord::from_row(row, None, None));
+        let record = Some(Arc::new(record));
         tracing::info!(
             revision,
             kind,
@@ -534,7 +545,10 @@ async fn ensure_fts_id_free(
     fts_id: &str,
     except: Option<i32>,
 ) -> Result<(), WriteError> {
-    let mut query = organization::Entity::find().filter(organization::Column::FtsId.eq(fts_id));
+    // FTS ids are compared whatever their letter case: "FTS-1" and "fts-1" are one id.
+    let mut query = organization::Entity::find().filter(
+        Expr::expr(Func::lower(Expr::col(organization::Column::FtsId))).eq(fts_id.to_lowercase()),
+    );
     if let Some(id) = except {
         query = query.filter(organization::Column::Id.ne(id));
     }

@@ -176,7 +176,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             size,
         } => {
             let store = open_store(&store).await?;
-            if let Some(summary) = load_bundled_if_empty(&store).await? {
+            if let Some(summary) = load_bundled_if_empty(&store).await?
+                && summary.outcome.change.is_some()
+            {
                 tracing::info!(
                     report_id = summary.report_id(),
                     country = summary.country,

@@ -12,30 +12,45 @@ use crate::error::CliError;
 /// Values printed per change; an import changes hundreds.
 const MAX_LINES: usize = 20;
 
+/// Text from the store as one safe line: control characters (escape sequences, line breaks)
+/// are shown escaped, so a stored value can neither drive the terminal nor forge a line.
+fn safe(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
 /// One change as lines of text: a header, then each value before → after.
 pub fn format_change(record: &ChangeRecord) -> String {
     let mut out = format!(
         "revision {} at {} by {}{}: {}\n",
         record.revision,
         record.at.to_rfc3339(),
-        record.actor_label,
+        safe(&record.actor_label),
         record
             .token_id
             .map(|id| format!(" (token {id})"))
             .unwrap_or_default(),
-        record.summary
+        safe(&record.summary)
     );
     for f in record.fields.iter().take(MAX_LINES) {
         let show = |v: &Option<String>| match v {
             Some(text) if text.chars().count() > 80 => {
-                format!("\"{}…\"", text.chars().take(80).collect::<String>())
+                format!("\"{}…\"", safe(&text.chars().take(80).collect::<String>()))
             }
-            Some(text) => format!("\"{text}\""),
+            Some(text) => format!("\"{}\"", safe(text)),
             None => "(none)".to_owned(),
         };
         out.push_str(&format!(
             "  {}: {} -> {}\n",
-            f.path,
+            safe(&f.path),
             show(&f.before),
             show(&f.after)
         ));
@@ -71,4 +86,16 @@ pub async fn watch(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stored_text_cannot_drive_the_terminal_or_forge_a_line() {
+        assert_eq!(
+            super::safe("Evil\u{1b}[2J\nrevision 999"),
+            "Evil\\u{1b}[2J\\nrevision 999"
+        );
+        assert_eq!(super::safe("Perú – 54"), "Perú – 54");
+    }
 }
