@@ -12,7 +12,7 @@ use plangraph_domain::edit::{
 use plangraph_domain::importer::{self, ImportRequest};
 use plangraph_domain::report as domain;
 use plangraph_persistence::{
-    CountryRef, ImportOptions, ReportImport, ReportRows, Store, WriteOutcome, WriteRequest,
+    ImportOptions, ReportImport, ReportRows, Store, WriteOutcome, WriteRequest,
 };
 
 use crate::auth;
@@ -897,13 +897,7 @@ impl Mutation {
                 .write(
                     &actor,
                     WriteRequest::Import {
-                        import: ReportImport {
-                            document: &prepared.document,
-                            country: CountryRef::from_reference(prepared.country),
-                            source_name: prepared.source_name.clone(),
-                            source_sha256: prepared.sha256.clone(),
-                            synthetic: false,
-                        },
+                        import: ReportImport::published(&prepared),
                         options: ImportOptions {
                             expected_revision: Some(expected(expected_revision)),
                             allow_removals,

@@ -3,8 +3,9 @@
 
 use chrono::Utc;
 use plangraph_domain::access::Actor;
+use plangraph_domain::importer::PreparedImport;
 use plangraph_domain::reference;
-use plangraph_domain::report::ReportDocument;
+use plangraph_domain::report::{Footnote, ReportDocument, SourceLink};
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 
@@ -46,6 +47,19 @@ pub struct ReportImport<'a> {
     pub source_sha256: String,
     /// True only for generated load-test data, so it is never mistaken for a published report.
     pub synthetic: bool,
+}
+
+impl<'a> ReportImport<'a> {
+    /// A report the importer read and checked: a published report, never synthetic.
+    pub fn published(prepared: &'a PreparedImport) -> Self {
+        Self {
+            document: &prepared.document,
+            country: CountryRef::from_reference(prepared.country),
+            source_name: prepared.source_name.clone(),
+            source_sha256: prepared.sha256.clone(),
+            synthetic: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,8 +251,49 @@ pub(crate) async fn write_report(
     })
 }
 
+/// A report's footnotes as rows, in the order given.
+pub(crate) fn footnote_rows(
+    report_id: i32,
+    notes: &[Footnote],
+) -> Result<Vec<footnote::ActiveModel>, StoreError> {
+    notes
+        .iter()
+        .enumerate()
+        .map(|(position, f)| {
+            Ok(footnote::ActiveModel {
+                report_id: Set(report_id),
+                position: Set(small(position, "position")?),
+                marker: Set(f.marker.clone()),
+                body: Set(f.text.clone()),
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+/// A report's cited links as rows, in the order given.
+pub(crate) fn source_rows(
+    report_id: i32,
+    links: &[SourceLink],
+) -> Result<Vec<source_link::ActiveModel>, StoreError> {
+    links
+        .iter()
+        .enumerate()
+        .map(|(position, s)| {
+            Ok(source_link::ActiveModel {
+                report_id: Set(report_id),
+                position: Set(small(position, "position")?),
+                url: Set(s.url.clone()),
+                label: Set(s.label.clone()),
+                placement: Set(s.placement.as_str().to_owned()),
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
 /// Inserts rows in one statement; nothing to insert is no statement at all.
-async fn insert_all<A>(txn: &DatabaseTransaction, rows: Vec<A>) -> Result<(), StoreError>
+pub(crate) async fn insert_all<A>(txn: &DatabaseTransaction, rows: Vec<A>) -> Result<(), StoreError>
 where
     A: ActiveModelTrait + Send,
 {
@@ -384,30 +439,8 @@ async fn insert_children(
     }
     insert_all(txn, counts).await?;
 
-    let mut notes = Vec::with_capacity(doc.footnotes.len());
-    for (position, f) in doc.footnotes.iter().enumerate() {
-        notes.push(footnote::ActiveModel {
-            report_id: Set(report_id),
-            position: Set(small(position, "position")?),
-            marker: Set(f.marker.clone()),
-            body: Set(f.text.clone()),
-            ..Default::default()
-        });
-    }
-    insert_all(txn, notes).await?;
-
-    let mut links = Vec::with_capacity(doc.sources.len());
-    for (position, s) in doc.sources.iter().enumerate() {
-        links.push(source_link::ActiveModel {
-            report_id: Set(report_id),
-            position: Set(small(position, "position")?),
-            url: Set(s.url.clone()),
-            label: Set(s.label.clone()),
-            placement: Set(s.placement.as_str().to_owned()),
-            ..Default::default()
-        });
-    }
-    insert_all(txn, links).await?;
+    insert_all(txn, footnote_rows(report_id, &doc.footnotes)?).await?;
+    insert_all(txn, source_rows(report_id, &doc.sources)?).await?;
 
     for (position, section) in doc.sections.iter().enumerate() {
         let saved = narrative_section::ActiveModel {

@@ -36,7 +36,7 @@ use crate::entities::{
 };
 use crate::error::WriteError;
 use crate::feed::{CHANNEL, ChangeRecord};
-use crate::import::{ReportImport, find_existing, write_report};
+use crate::import::{ReportImport, find_existing, footnote_rows, source_rows, write_report};
 use crate::rows::ReportRows;
 use crate::snapshot::{FieldChange, Snapshot};
 use crate::store::WriteTxn;
@@ -835,14 +835,7 @@ async fn insert_all<A>(txn: &DatabaseTransaction, rows: Vec<A>) -> Result<(), Wr
 where
     A: ActiveModelTrait + Send,
 {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    A::Entity::insert_many(rows)
-        .exec_without_returning(txn)
-        .await
-        .map_err(StoreError::from)?;
-    Ok(())
+    Ok(crate::import::insert_all(txn, rows).await?)
 }
 
 async fn delete_paragraphs(txn: &DatabaseTransaction, section_id: i32) -> Result<(), StoreError> {
@@ -978,17 +971,7 @@ async fn replace_footnotes(
         .exec(txn)
         .await
         .map_err(StoreError::from)?;
-    let mut rows = Vec::with_capacity(notes.len());
-    for (i, n) in notes.iter().enumerate() {
-        rows.push(footnote::ActiveModel {
-            report_id: Set(rid),
-            position: Set(position(i)?),
-            marker: Set(n.marker.clone()),
-            body: Set(n.text.clone()),
-            ..Default::default()
-        });
-    }
-    insert_all(txn, rows).await
+    insert_all(txn, footnote_rows(rid, notes)?).await
 }
 
 async fn replace_sources(
@@ -1001,16 +984,5 @@ async fn replace_sources(
         .exec(txn)
         .await
         .map_err(StoreError::from)?;
-    let mut rows = Vec::with_capacity(links.len());
-    for (i, l) in links.iter().enumerate() {
-        rows.push(source_link::ActiveModel {
-            report_id: Set(rid),
-            position: Set(position(i)?),
-            url: Set(l.url.clone()),
-            label: Set(l.label.clone()),
-            placement: Set(l.placement.as_str().to_owned()),
-            ..Default::default()
-        });
-    }
-    insert_all(txn, rows).await
+    insert_all(txn, source_rows(rid, links)?).await
 }

@@ -3,9 +3,7 @@
 use plangraph_domain::Warning;
 use plangraph_domain::access::Actor;
 use plangraph_domain::importer::{self, ImportRequest, PreparedImport};
-use plangraph_persistence::{
-    CountryRef, ImportOptions, ReportImport, Store, WriteOutcome, WriteRequest,
-};
+use plangraph_persistence::{ImportOptions, ReportImport, Store, WriteOutcome, WriteRequest};
 
 use crate::error::CliError;
 
@@ -71,13 +69,7 @@ pub async fn store_import(
         .write(
             &Actor::local("plangraph import"),
             WriteRequest::Import {
-                import: ReportImport {
-                    document: &prepared.document,
-                    country: CountryRef::from_reference(prepared.country),
-                    source_name: prepared.source_name.clone(),
-                    source_sha256: prepared.sha256.clone(),
-                    synthetic: false,
-                },
+                import: ReportImport::published(&prepared),
                 options: ImportOptions {
                     expected_revision: None,
                     allow_removals: flags.allow_removals,
