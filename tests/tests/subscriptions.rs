@@ -296,3 +296,51 @@ async fn subscriptions_refuse_what_they_cannot_honour(backend: Backend) {
     assert!(nothing.is_err(), "{nothing:?}");
 }
 on_both_databases!(subscriptions_refuse_what_they_cannot_honour);
+
+/// A WebSocket connection holds at most `MAX_SUBSCRIPTIONS_PER_SOCKET` subscriptions: one more
+/// is refused with `TOO_MANY_SUBSCRIPTIONS`, and ending one frees its place.
+async fn a_connection_holds_a_bounded_number_of_subscriptions(backend: Backend) {
+    use std::sync::Arc;
+
+    use plangraph_api::{MAX_SUBSCRIPTIONS_PER_SOCKET, SubscriptionQuota};
+
+    let test_store = peru_store(backend).await;
+    let api = Api::new(test_store.store.clone());
+    let mut session = async_graphql::Data::default();
+    session.insert(SubscriptionQuota::per_socket());
+    let session = Arc::new(session);
+    let subscribe = || {
+        api.schema().execute_stream_with_session_data(
+            Request::new(r#"subscription { reportChanged(countryIso3: "PER") { revision } }"#),
+            session.clone(),
+        )
+    };
+    let mut held = Vec::new();
+    for _ in 0..MAX_SUBSCRIPTIONS_PER_SOCKET {
+        let mut stream = subscribe();
+        // Polled once: the subscription is set up and waits for a change.
+        let pending = tokio::time::timeout(Duration::from_millis(20), stream.next()).await;
+        assert!(pending.is_err(), "{pending:?}");
+        held.push(stream);
+    }
+    let mut one_more = subscribe();
+    let refused = tokio::time::timeout(Duration::from_secs(5), one_more.next())
+        .await
+        .expect("an answer")
+        .expect("a response");
+    let json = serde_json::to_value(&refused).unwrap();
+    assert_eq!(
+        error_code(&json).as_deref(),
+        Some("TOO_MANY_SUBSCRIPTIONS"),
+        "{json:#}"
+    );
+
+    drop(held.pop());
+    let mut again = subscribe();
+    let pending = tokio::time::timeout(Duration::from_millis(200), again.next()).await;
+    assert!(
+        pending.is_err(),
+        "a freed place is usable again: {pending:?}"
+    );
+}
+on_both_databases!(a_connection_holds_a_bounded_number_of_subscriptions);

@@ -8,6 +8,7 @@
 //! | `FORBIDDEN` | a valid token writing outside its scope |
 //! | `CONFLICT` | a write based on a stale revision (`extensions.currentRevision`) |
 //! | `NOT_FOUND` | a write to a report, section, row or organisation that does not exist |
+//! | `TOO_MANY_SUBSCRIPTIONS` | a WebSocket connection over its subscription quota |
 //! | `IMPORT_WOULD_REMOVE` | a re-import that removes content (`extensions.removals`) |
 //! | the domain's edit codes | `INVALID_FIGURE`, `EMPTY_TEXT`, `TEXT_TOO_LONG`, `INVALID_URL`, `UNKNOWN_SECTOR`, `UNKNOWN_COUNTRY` |
 //! | the store's write codes | `INCOMPLETE_FIGURES`, `POSITION_OUT_OF_RANGE`, `DUPLICATE` |
@@ -33,10 +34,14 @@ pub enum ApiError {
     InvalidCursor(String),
     Unauthenticated(String),
     NotFound(String),
+    /// A connection already holds this many subscriptions.
+    TooManySubscriptions(usize),
     Edit(EditError),
     Import(ImportError),
     Write(WriteError),
-    Internal { store_code: &'static str },
+    Internal {
+        store_code: &'static str,
+    },
 }
 
 impl ApiError {
@@ -46,6 +51,7 @@ impl ApiError {
             Self::InvalidCursor(_) => "INVALID_CURSOR",
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::NotFound(_) => "NOT_FOUND",
+            Self::TooManySubscriptions(_) => "TOO_MANY_SUBSCRIPTIONS",
             Self::Edit(e) => e.code(),
             Self::Import(e) => e.code(),
             Self::Write(WriteError::Store(_)) | Self::Internal { .. } => "INTERNAL",
@@ -59,6 +65,9 @@ impl ApiError {
         match self {
             Self::BadUserInput(m) | Self::Unauthenticated(m) | Self::NotFound(m) => m.clone(),
             Self::InvalidCursor(c) => format!("the cursor '{c}' was not issued by this server"),
+            Self::TooManySubscriptions(max) => format!(
+                "this connection already holds {max} subscriptions; end one, or open another connection"
+            ),
             Self::Edit(e) => e.to_string(),
             Self::Import(e) => e.to_string(),
             Self::Write(WriteError::Store(_)) | Self::Internal { .. } => {

@@ -27,7 +27,7 @@ pub use loaders::StoreLoader;
 pub use mutation::{MAX_LIST, Mutation, WriteLimits};
 pub use pipeline::Transport;
 pub use query::{DEFAULT_PAGE, MAX_PAGE, Query};
-pub use subscription::Subscription;
+pub use subscription::{MAX_SUBSCRIPTIONS_PER_SOCKET, Subscription, SubscriptionQuota};
 
 pub type PlangraphSchema = Schema<Query, Mutation, Subscription>;
 

@@ -6,6 +6,9 @@
 //! history, then follows the live feed: a subscriber that reconnects with the last revision it
 //! saw loses nothing.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use async_graphql::futures_util::{Stream, StreamExt};
 use async_graphql::{Context, ID, Result, Subscription as GraphQLSubscription};
 use plangraph_domain::edit;
@@ -15,6 +18,57 @@ use crate::error::ApiError;
 use crate::history::{Change, FiguresChange};
 use crate::loaders::Loaders;
 use crate::pipeline::{LoaderSlot, new_loaders};
+
+/// Most subscriptions one WebSocket connection may hold at once. Each costs a receiver on the
+/// change feed and a query per event; a dashboard needs a handful.
+pub const MAX_SUBSCRIPTIONS_PER_SOCKET: usize = 100;
+
+/// The subscriptions a connection holds, counted across its operations (session data).
+#[derive(Debug, Clone)]
+pub struct SubscriptionQuota {
+    active: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl SubscriptionQuota {
+    pub fn per_socket() -> Self {
+        Self {
+            active: Arc::new(AtomicUsize::new(0)),
+            max: MAX_SUBSCRIPTIONS_PER_SOCKET,
+        }
+    }
+
+    /// A place for one more subscription, given back when the guard drops (the stream ends).
+    fn take(&self) -> Result<QuotaGuard, ApiError> {
+        let taken = self
+            .active
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.max).then_some(n + 1)
+            });
+        match taken {
+            Ok(_) => Ok(QuotaGuard(self.active.clone())),
+            Err(_) => Err(ApiError::TooManySubscriptions(self.max)),
+        }
+    }
+}
+
+/// One subscription's place in its connection's quota.
+#[derive(Debug)]
+struct QuotaGuard(Arc<AtomicUsize>);
+
+impl Drop for QuotaGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A place in the connection's quota, when the request came over one (in-process callers and
+/// HTTP have none: subscriptions need a socket there anyway).
+fn quota(ctx: &Context<'_>) -> Result<Option<QuotaGuard>, ApiError> {
+    ctx.data_opt::<SubscriptionQuota>()
+        .map(SubscriptionQuota::take)
+        .transpose()
+}
 
 #[derive(Debug, Default)]
 pub struct Subscription;
@@ -124,8 +178,12 @@ impl Subscription {
             ..ChangeFilter::default()
         };
         let after = after(store, after_revision).await?;
+        let guard = quota(ctx)?;
         let stream = events(store, slot(ctx)?, filter, after);
-        Ok(stream.map(|item| item.map(Change).map_err(Into::into)))
+        Ok(stream.map(move |item| {
+            let _held = &guard;
+            item.map(Change).map_err(Into::into)
+        }))
     }
 
     /// Every change to one report's figures (its totals and sector rows), or to one sector's
@@ -154,8 +212,10 @@ impl Subscription {
             ..ChangeFilter::default()
         };
         let after = after(store, after_revision).await?;
+        let guard = quota(ctx)?;
         let stream = events(store, slot(ctx)?, filter, after);
         Ok(stream.map(move |item| {
+            let _held = &guard;
             item.map(|record| FiguresChange {
                 record,
                 sector: sector.clone(),

@@ -11,7 +11,9 @@ use actix_web::{HttpRequest, HttpResponse, guard, web};
 use async_graphql::http::GraphiQLSource;
 use async_graphql::{Data, Request, Response};
 use async_graphql_actix_web::{GraphQLRequest, GraphQLResponse, GraphQLSubscription};
-use plangraph_api::{Api, Credentials, Transport, WriteLimits};
+use plangraph_api::{Api, Credentials, SubscriptionQuota, Transport, WriteLimits};
+
+use crate::ws_limits::capped;
 use plangraph_persistence::Store;
 use serde_json::json;
 
@@ -19,6 +21,8 @@ use serde_json::json;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub api: Api,
+    /// Largest WebSocket message taken (a mutation over the socket may carry a report text).
+    pub max_ws_message: usize,
 }
 
 impl AppState {
@@ -29,6 +33,10 @@ impl AppState {
     pub fn with_limits(store: Store, limits: WriteLimits) -> Self {
         Self {
             api: Api::with_limits(store, limits),
+            max_ws_message: limits
+                .max_report_bytes
+                .saturating_mul(2)
+                .saturating_add(1 << 20),
         }
     }
 }
@@ -99,9 +107,10 @@ async fn subscriptions(
         .on_connection_init(|params: serde_json::Value| async move {
             let mut data = Data::default();
             data.insert(Credentials::from_connection_params(&params));
+            data.insert(SubscriptionQuota::per_socket());
             Ok(data)
         })
-        .start(&http, payload)
+        .start(&http, capped(payload, state.max_ws_message))
 }
 
 /// A GET with a `query` parameter is a query; without one, a browser asking for HTML gets

@@ -7,6 +7,7 @@ pub mod error;
 pub mod import;
 pub mod telemetry;
 pub mod watch;
+pub mod ws_limits;
 
 pub use app::{AppState, configure};
 pub use error::CliError;
