@@ -18,4 +18,5 @@ mod live;
 mod schema;
 mod statements;
 mod subscriptions;
+mod transport;
 mod writes;

@@ -13,6 +13,7 @@ use plangraph_persistence::{ChangeFilter, DEFAULT_DATABASE_URL, Store, redact};
 
 use crate::app::{AppState, configure, log_requests};
 use crate::error::CliError;
+use crate::graphql_http::{DEFAULT_MAX_BODY_BYTES, HttpLimits};
 use crate::import::{ImportFlags, load_bundled_if_empty, prepare_import, store_import};
 
 #[derive(Debug, Parser)]
@@ -67,6 +68,9 @@ pub enum Command {
         store: StoreArgs,
         #[command(flatten)]
         size: SizeArgs,
+        /// Largest request body read over HTTP, in bytes; larger ones get 413 unread.
+        #[arg(long, env = "PLANGRAPH_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+        max_body_bytes: usize,
     },
     /// Import a report's text (`-` reads standard input). Importing the same report again
     /// replaces it in place; a re-import that would remove content needs --allow-removals.
@@ -174,6 +178,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             listen,
             store,
             size,
+            max_body_bytes,
         } => {
             let store = open_store(&store).await?;
             if let Some(summary) = load_bundled_if_empty(&store).await?
@@ -192,7 +197,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let limits = WriteLimits {
                 max_report_bytes: size.max_report_bytes,
             };
-            serve(store, listener, limits).await
+            let http = HttpLimits { max_body_bytes };
+            serve(store, listener, limits, http).await
         }
         Command::Import {
             file,
@@ -368,12 +374,13 @@ pub async fn serve(
     store: Store,
     listener: TcpListener,
     limits: WriteLimits,
+    http: HttpLimits,
 ) -> Result<(), CliError> {
     let addr = listener.local_addr().map_err(|source| CliError::Listen {
         addr: "listener".to_owned(),
         source,
     })?;
-    let state = AppState::with_limits(store, limits);
+    let state = AppState::with_limits(store, limits, http);
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(log_requests))

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod cli;
 pub mod error;
+pub mod graphql_http;
 pub mod import;
 pub mod telemetry;
 pub mod watch;

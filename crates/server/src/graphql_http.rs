@@ -1,0 +1,412 @@
+//! GraphQL over HTTP, our own handler (the GraphQL-over-HTTP specification, checked by the
+//! `graphql-http` audit): `Accept` negotiation, the body read in bounded chunks, and a status
+//! and a code for every way a request can be wrong before it reaches the schema.
+//!
+//! | status | code | when |
+//! |---|---|---|
+//! | 400 | `BAD_REQUEST` | a body that is not JSON, parameters of the wrong shape, no `query`, a batch |
+//! | 405 | `METHOD_NOT_ALLOWED` | a mutation over GET (the schema's pipeline decides) |
+//! | 406 | `NOT_ACCEPTABLE` | `Accept` names neither JSON media type |
+//! | 413 | `PAYLOAD_TOO_LARGE` | a body over the limit (never read past it) |
+//! | 415 | `UNSUPPORTED_MEDIA_TYPE` | a POST that is not `application/json` |
+//!
+//! With `application/graphql-response+json` a request the schema refused before executing it
+//! (parse, validation, limits) is a 400 without `data`; with `application/json` it is a 200, as
+//! the specification asks for that media type.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use async_graphql::futures_util::StreamExt;
+use async_graphql::http::GraphiQLSource;
+use async_graphql::{Request, Response, Variables};
+use plangraph_api::{Credentials, Transport};
+use serde_json::{Map, Value, json};
+
+use crate::app::AppState;
+
+/// The media type answers are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// `application/graphql-response+json`: statuses say what happened.
+    GraphqlResponse,
+    /// `application/json`: the default, for clients that name nothing or anything.
+    Json,
+}
+
+impl Media {
+    fn content_type(self) -> &'static str {
+        match self {
+            Self::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+            Self::Json => "application/json; charset=utf-8",
+        }
+    }
+}
+
+/// Limits of the HTTP transport.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Largest request body read.
+    pub max_body_bytes: usize,
+}
+
+/// Default largest request body: 2 MB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// The media type to answer in, from `Accept`: the first supported one in the client's order
+/// of preference; `None` when the client accepts neither.
+pub fn negotiate(accept: Option<&str>) -> Option<Media> {
+    let Some(accept) = accept.map(str::trim).filter(|a| !a.is_empty()) else {
+        return Some(Media::Json);
+    };
+    let mut best: Option<(f32, usize, Media)> = None;
+    for (position, item) in accept.split(',').enumerate() {
+        let mut parts = item.split(';').map(str::trim);
+        let range = parts.next().unwrap_or_default().to_ascii_lowercase();
+        let quality = parts
+            .filter_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        let media = match range.as_str() {
+            "application/graphql-response+json" => Media::GraphqlResponse,
+            "application/json" | "application/*" | "*/*" => Media::Json,
+            _ => continue,
+        };
+        if quality <= 0.0 {
+            continue;
+        }
+        let better = best.is_none_or(|(q, p, _)| quality > q || (quality == q && position < p));
+        if better {
+            best = Some((quality, position, media));
+        }
+    }
+    best.map(|(_, _, media)| media)
+}
+
+/// An error the transport answers itself, before the schema sees the request.
+fn refuse(media: Media, status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    let mut reply = HttpResponse::build(status);
+    reply.content_type(media.content_type());
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        reply.insert_header((header::ALLOW, "GET, POST"));
+    }
+    reply.body(
+        json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }).to_string(),
+    )
+}
+
+/// Codes of errors that stop a request before it executes: such a response has no `data`.
+const REQUEST_ERROR_CODES: &[&str] = &[
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "QUERY_TOO_DEEP",
+    "QUERY_TOO_COMPLEX",
+    "METHOD_NOT_ALLOWED",
+    "BAD_USER_INPUT_VARIABLES",
+];
+
+fn code_of(error: &async_graphql::ServerError) -> Option<String> {
+    match error.extensions.as_ref()?.get("code")? {
+        async_graphql::Value::String(code) => Some(code.clone()),
+        _ => None,
+    }
+}
+
+/// Writes the schema's response: statuses by media type, no `data` for a request error.
+fn answer(media: Media, response: Response) -> HttpResponse {
+    let codes: Vec<String> = response.errors.iter().filter_map(code_of).collect();
+    let request_error = response.data == async_graphql::Value::Null
+        && !response.errors.is_empty()
+        && codes
+            .iter()
+            .any(|c| REQUEST_ERROR_CODES.contains(&c.as_str()));
+    let status = if codes.iter().any(|c| c == "METHOD_NOT_ALLOWED") {
+        StatusCode::METHOD_NOT_ALLOWED
+    } else if request_error && media == Media::GraphqlResponse {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let body = if request_error {
+        json!({ "errors": response.errors }).to_string()
+    } else {
+        serde_json::to_string(&response).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a response could not be written");
+            json!({ "errors": [{ "message": "internal error", "extensions": { "code": "INTERNAL" } }] })
+                .to_string()
+        })
+    };
+    let mut reply = HttpResponse::build(status);
+    reply.content_type(media.content_type());
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        reply.insert_header((header::ALLOW, "POST"));
+    }
+    reply.body(body)
+}
+
+/// What the client presented in `Authorization`, for the schema to check on writes.
+fn credentials(http: &HttpRequest) -> Credentials {
+    Credentials::from_authorization(
+        http.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    )
+}
+
+fn header_value<'a>(http: &'a HttpRequest, name: header::HeaderName) -> Option<&'a str> {
+    http.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The parameters of one GraphQL request, whichever way they came.
+struct Params {
+    query: String,
+    operation_name: Option<String>,
+    variables: Option<Map<String, Value>>,
+    extensions: Option<Map<String, Value>>,
+}
+
+/// Reads the parameters from a JSON object; a wrong shape is a message for a 400.
+fn params_from_json(body: Value) -> Result<Params, String> {
+    let Value::Object(mut map) = body else {
+        return Err(match body {
+            Value::Array(_) => "batched requests are not accepted: send one request per body",
+            _ => "the body must be a JSON object with a `query`",
+        }
+        .to_owned());
+    };
+    let query = match map.remove("query") {
+        Some(Value::String(query)) => query,
+        Some(_) => return Err("`query` must be a string".to_owned()),
+        None => return Err("`query` is required".to_owned()),
+    };
+    let operation_name = match map.remove("operationName") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(name)) => Some(name),
+        Some(_) => return Err("`operationName` must be a string".to_owned()),
+    };
+    let object = |name: &str, value: Option<Value>| match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(object)) => Ok(Some(object)),
+        Some(_) => Err(format!("`{name}` must be an object")),
+    };
+    Ok(Params {
+        variables: object("variables", map.remove("variables"))?,
+        extensions: object("extensions", map.remove("extensions"))?,
+        query,
+        operation_name,
+    })
+}
+
+/// Reads the parameters from a GET query string (`variables` and `extensions` as JSON).
+fn params_from_query(pairs: Vec<(String, String)>) -> Result<Option<Params>, String> {
+    let mut query = None;
+    let mut operation_name = None;
+    let mut variables = None;
+    let mut extensions = None;
+    for (key, value) in pairs {
+        match key.as_str() {
+            "query" => query = Some(value),
+            "operationName" if !value.is_empty() => operation_name = Some(value),
+            "variables" | "extensions" if !value.is_empty() => {
+                let parsed = match serde_json::from_str::<Value>(&value) {
+                    Ok(Value::Object(object)) => Some(object),
+                    Ok(Value::Null) => None,
+                    _ => return Err(format!("`{key}` must be a JSON object")),
+                };
+                if key == "variables" {
+                    variables = parsed;
+                } else {
+                    extensions = parsed;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(query.map(|query| Params {
+        query,
+        operation_name,
+        variables,
+        extensions,
+    }))
+}
+
+fn request(params: Params, http: &HttpRequest) -> Request {
+    let mut request = Request::new(params.query).data(credentials(http));
+    if let Some(name) = params.operation_name {
+        request = request.operation_name(name);
+    }
+    if let Some(variables) = params.variables {
+        request = request.variables(Variables::from_json(Value::Object(variables)));
+    }
+    if let Some(extensions) = params.extensions {
+        for (key, value) in extensions {
+            if let Ok(value) = async_graphql::Value::from_json(value) {
+                request.extensions.insert(key, value);
+            }
+        }
+    }
+    request
+}
+
+/// Is `content_type` `application/json` (any parameters, any letter case)?
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// POST /graphql.
+pub async fn post(
+    state: web::Data<AppState>,
+    http: HttpRequest,
+    mut payload: web::Payload,
+) -> HttpResponse {
+    let Some(media) = negotiate(header_value(&http, header::ACCEPT)) else {
+        return refuse(
+            Media::Json,
+            StatusCode::NOT_ACCEPTABLE,
+            "NOT_ACCEPTABLE",
+            "answers are application/graphql-response+json or application/json; Accept names neither",
+        );
+    };
+    if !is_json(header_value(&http, header::CONTENT_TYPE)) {
+        return refuse(
+            media,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "a GraphQL request is posted as application/json",
+        );
+    }
+    let limit = state.http.max_body_bytes;
+    let too_large = || {
+        refuse(
+            media,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            &format!("the body is larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared =
+        header_value(&http, header::CONTENT_LENGTH).and_then(|l| l.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return too_large();
+    }
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let Ok(chunk) = chunk else {
+            return refuse(
+                media,
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "the body could not be read",
+            );
+        };
+        if body.len() + chunk.len() > limit {
+            return too_large();
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let json = match serde_json::from_slice::<Value>(&body) {
+        Ok(json) => json,
+        Err(e) => {
+            return refuse(
+                media,
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!("the body is not JSON: {e}"),
+            );
+        }
+    };
+    let params = match params_from_json(json) {
+        Ok(params) => params,
+        Err(message) => return refuse(media, StatusCode::BAD_REQUEST, "BAD_REQUEST", &message),
+    };
+    answer(media, state.api.execute(request(params, &http)).await)
+}
+
+/// GET /graphql: a query in the query string; without one, GraphiQL for a browser.
+pub async fn get(state: web::Data<AppState>, http: HttpRequest) -> HttpResponse {
+    let Some(media) = negotiate(header_value(&http, header::ACCEPT)) else {
+        if header_value(&http, header::ACCEPT).is_some_and(|a| a.contains("text/html")) {
+            return graphiql();
+        }
+        return refuse(
+            Media::Json,
+            StatusCode::NOT_ACCEPTABLE,
+            "NOT_ACCEPTABLE",
+            "answers are application/graphql-response+json or application/json; Accept names neither",
+        );
+    };
+    let pairs = match web::Query::<Vec<(String, String)>>::from_query(http.query_string()) {
+        Ok(pairs) => pairs.into_inner(),
+        Err(_) => {
+            return refuse(
+                media,
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "the query string is not form-encoded",
+            );
+        }
+    };
+    let params = match params_from_query(pairs) {
+        Ok(Some(params)) => params,
+        Ok(None)
+            if header_value(&http, header::ACCEPT).is_some_and(|a| a.contains("text/html")) =>
+        {
+            return graphiql();
+        }
+        Ok(None) => {
+            return refuse(
+                media,
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "a GET request needs a `query` parameter",
+            );
+        }
+        Err(message) => return refuse(media, StatusCode::BAD_REQUEST, "BAD_REQUEST", &message),
+    };
+    let request = request(params, &http).data(Transport::HttpGet);
+    answer(media, state.api.execute(request).await)
+}
+
+fn graphiql() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Media, negotiate};
+
+    #[test]
+    fn accept_picks_the_preferred_supported_media_type() {
+        assert_eq!(negotiate(None), Some(Media::Json));
+        assert_eq!(negotiate(Some("*/*")), Some(Media::Json));
+        assert_eq!(
+            negotiate(Some(
+                "application/graphql-response+json, application/json;q=0.9"
+            )),
+            Some(Media::GraphqlResponse)
+        );
+        assert_eq!(
+            negotiate(Some("application/json, application/graphql-response+json")),
+            Some(Media::Json)
+        );
+        assert_eq!(
+            negotiate(Some(
+                "application/graphql-response+json;q=0.5, application/json"
+            )),
+            Some(Media::Json)
+        );
+        assert_eq!(negotiate(Some("text/html")), None);
+        assert_eq!(negotiate(Some("application/json;q=0")), None);
+    }
+}
