@@ -160,7 +160,7 @@ fn credentials(http: &HttpRequest) -> Credentials {
     )
 }
 
-fn header_value<'a>(http: &'a HttpRequest, name: header::HeaderName) -> Option<&'a str> {
+fn header_value(http: &HttpRequest, name: header::HeaderName) -> Option<&str> {
     http.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
