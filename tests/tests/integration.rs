@@ -14,6 +14,7 @@ mod doors;
 mod figures;
 mod http;
 mod importer;
+mod limits;
 mod live;
 mod schema;
 mod statements;

@@ -8,6 +8,7 @@ mod auth;
 mod enums;
 mod error;
 mod history;
+pub mod limits;
 mod loaders;
 mod mutation;
 mod order;
@@ -23,6 +24,7 @@ use plangraph_persistence::Store;
 pub use auth::Credentials;
 pub use enums::*;
 pub use error::ApiError;
+pub use limits::QueryLimits;
 pub use loaders::StoreLoader;
 pub use mutation::{MAX_LIST, Mutation, WriteLimits};
 pub use pipeline::Transport;
@@ -31,20 +33,11 @@ pub use subscription::{MAX_SUBSCRIPTIONS_PER_SOCKET, Subscription, SubscriptionQ
 
 pub type PlangraphSchema = Schema<Query, Mutation, Subscription>;
 
-/// Deepest selection a query may nest. The full nested dashboard query (countries → reports →
-/// sectors → sector → parent → fields) is 7 deep.
-pub const MAX_DEPTH: usize = 12;
-/// Upper bound on a query's complexity (one point per field).
-pub const MAX_COMPLEXITY: usize = 2_000;
-
 /// The one schema builder: the schema that serves and the schema `plangraph schema` prints
 /// both come from here, so they cannot drift apart. Only request-independent data (the store)
 /// is added afterwards.
 fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(Query, Mutation, Subscription)
-        .extension(pipeline::Pipeline)
-        .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
+    Schema::build(Query, Mutation, Subscription).extension(pipeline::Pipeline)
 }
 
 /// The schema and the store it reads, built once at start-up and shared by every request.
@@ -68,7 +61,15 @@ impl Api {
     }
 
     pub fn with_limits(store: Store, limits: WriteLimits) -> Self {
-        let schema = builder().data(store.clone()).data(limits).finish();
+        Self::with_all_limits(store, limits, QueryLimits::default())
+    }
+
+    pub fn with_all_limits(store: Store, limits: WriteLimits, query: QueryLimits) -> Self {
+        let schema = builder()
+            .data(store.clone())
+            .data(limits)
+            .data(query)
+            .finish();
         Self { schema, store }
     }
 

@@ -26,6 +26,7 @@ use async_graphql::{
 };
 use plangraph_persistence::Store;
 
+use crate::limits::{self, LimitError, QueryLimits};
 use crate::loaders::{Loaders, StoreLoader};
 use crate::order;
 
@@ -132,16 +133,6 @@ pub(crate) fn with_code(mut error: ServerError, code: &str) -> ServerError {
     error
 }
 
-/// The stable code of a validation-stage error. async-graphql states depth and complexity
-/// refusals with a message only; everything else at this stage is a validation failure.
-fn validation_code(error: &ServerError) -> &'static str {
-    match error.message.as_str() {
-        "Query is nested too deep." => "QUERY_TOO_DEEP",
-        "Query is too complex." => "QUERY_TOO_COMPLEX",
-        _ => "GRAPHQL_VALIDATION_FAILED",
-    }
-}
-
 fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
     match (&doc.operations, name) {
         (DocumentOperations::Single(op), _) => Some(op.node.ty),
@@ -184,8 +175,31 @@ fn subscription_root_fields(doc: &ExecutableDocument, name: Option<&str>) -> usi
     })
 }
 
-/// The last stage of every response: codes for request errors, then selection order.
-fn finish(seen: &Mutex<Seen>, response: &mut Response) {
+fn refusal(error: LimitError) -> ServerError {
+    with_code(ServerError::new(error.message, None), error.code)
+}
+
+/// The last stage of every response: codes for request errors, errors bounded in number and
+/// length, then selection order.
+fn finish(seen: &Mutex<Seen>, limits: &QueryLimits, response: &mut Response) {
+    if response.errors.len() > limits.max_errors {
+        let omitted = response.errors.len() - limits.max_errors;
+        response.errors.truncate(limits.max_errors);
+        response.errors.push(with_code(
+            ServerError::new(format!("{omitted} more error(s) omitted"), None),
+            "ERRORS_TRUNCATED",
+        ));
+    }
+    for error in &mut response.errors {
+        if error.message.chars().count() > limits.max_error_message {
+            let kept: String = error
+                .message
+                .chars()
+                .take(limits.max_error_message)
+                .collect();
+            error.message = format!("{kept}…");
+        }
+    }
     // Resolver errors come with data (at least `null` fields under it) and carry their own
     // code; errors before execution (an unknown operation name, say) come without data.
     if response.data == Value::Null {
@@ -205,8 +219,21 @@ fn finish(seen: &Mutex<Seen>, response: &mut Response) {
 #[async_graphql::async_trait::async_trait]
 impl Extension for RequestPipeline {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let mut response = next.run(ctx).await;
-        finish(&self.seen, &mut response);
+        let limits = ctx.data_opt::<QueryLimits>().copied().unwrap_or_default();
+        let mut response = match tokio::time::timeout(limits.timeout, next.run(ctx)).await {
+            Ok(response) => response,
+            Err(_) => Response::from_errors(vec![with_code(
+                ServerError::new(
+                    format!(
+                        "the request ran longer than {:?} and was stopped",
+                        limits.timeout
+                    ),
+                    None,
+                ),
+                "QUERY_TIMEOUT",
+            )]),
+        };
+        finish(&self.seen, &limits, &mut response);
         response
     }
 
@@ -217,9 +244,10 @@ impl Extension for RequestPipeline {
         next: NextSubscribe<'_>,
     ) -> BoxStream<'s, Response> {
         let seen = self.seen.clone();
+        let limits = ctx.data_opt::<QueryLimits>().copied().unwrap_or_default();
         next.run(ctx, stream)
             .map(move |mut response| {
-                finish(&seen, &mut response);
+                finish(&seen, &limits, &mut response);
                 response
             })
             .boxed()
@@ -228,13 +256,31 @@ impl Extension for RequestPipeline {
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
-        request: Request,
+        mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         let store = ctx
             .data::<Store>()
             .map_err(|e| with_code(ServerError::new(e.message, None), "INTERNAL"))?;
         lock(&self.seen).operation_name = request.operation_name.clone();
+        // The limits, before async-graphql touches the document: its own parse-stage checks
+        // expand every fragment (a fragment-doubling document would cost 2^n there), ours cost
+        // each fragment once. The document parsed here is the one that runs.
+        let limits = ctx.data_opt::<QueryLimits>().copied().unwrap_or_default();
+        limits::check_tokens(&request.query, limits.max_tokens).map_err(refusal)?;
+        let operation_name = request.operation_name.clone();
+        let variables = request.variables.clone();
+        let document = request
+            .parsed_query()
+            .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
+        limits::check_document(
+            document,
+            operation_name.as_deref(),
+            &ctx.schema_env.registry,
+            &variables,
+            &limits,
+        )
+        .map_err(refusal)?;
         let request = request.data(LoaderSlot::new(store));
         next.run(ctx, request).await
     }
@@ -283,13 +329,12 @@ impl Extension for RequestPipeline {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
+        // Limits were checked before validation (see `parse_query`); what fails here is the
+        // document against the schema.
         next.run(ctx).await.map_err(|errors| {
             errors
                 .into_iter()
-                .map(|e| {
-                    let code = validation_code(&e);
-                    with_code(e, code)
-                })
+                .map(|e| with_code(e, "GRAPHQL_VALIDATION_FAILED"))
                 .collect()
         })
     }
