@@ -4,8 +4,9 @@
 //
 // Prints one JSON line per audit ({id, name, status, reason}) and a summary line; exits 0 when
 // no audit ends in `error` or `warn` other than those listed, with their reason, in the
-// exceptions file. Every request carries `apollo-require-preflight: true`, as a browser client
-// of a CSRF-protected server would (plangraph refuses simple requests without it).
+// exceptions file. Every GET carries `apollo-require-preflight: true`, as a client of a
+// CSRF-protected server does (plangraph refuses a GET query without it); POSTs go as the audit
+// writes them (application/json needs no such header).
 import { readFileSync } from 'node:fs';
 import { serverAudits } from 'graphql-http';
 
@@ -23,6 +24,8 @@ const exceptionsFile = arg('exceptions');
 const exceptions = exceptionsFile ? JSON.parse(readFileSync(exceptionsFile, 'utf8')) : {};
 
 const fetchFn = (input, init = {}) => {
+  const method = (init.method || 'GET').toUpperCase();
+  if (method !== 'GET') return fetch(input, init);
   const headers = new Headers(init.headers || {});
   headers.set('apollo-require-preflight', 'true');
   return fetch(input, { ...init, headers });

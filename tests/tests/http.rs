@@ -47,6 +47,7 @@ async fn graphql_health_and_readiness_over_http(backend: Backend) {
 
     let get = test::TestRequest::get()
         .uri("/graphql?query=%7Bsectors%7Bcode%7D%7D")
+        .insert_header(("apollo-require-preflight", "true"))
         .to_request();
     let body: Value = test::call_and_read_body_json(&app, get).await;
     assert_eq!(body["data"]["sectors"][0]["code"], "EDU");

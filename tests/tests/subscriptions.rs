@@ -214,6 +214,7 @@ async fn a_mutation_over_get_is_refused(backend: Backend) {
     let get = test::TestRequest::get()
         .uri(&format!("/graphql?query={}", urlencode(query)))
         .insert_header(("authorization", format!("Bearer {secret}")))
+        .insert_header(("apollo-require-preflight", "true"))
         .to_request();
     let response = test::call_service(&app, get).await;
     assert_eq!(response.status().as_u16(), 405);

@@ -82,20 +82,28 @@ async fn malformed_requests_get_their_status_and_code(backend: Backend) {
     let big = vec![b' '; plangraph_server::graphql_http::DEFAULT_MAX_BODY_BYTES + 1];
     let cases: Vec<(&str, _, u16, &str)> = vec![
         (
-            "text/plain",
+            "text/plain without a preflight header",
             post(Some("text/plain"), None, query.clone().into_bytes()),
-            415,
-            "UNSUPPORTED_MEDIA_TYPE",
+            400,
+            "CSRF_PREVENTED",
         ),
         (
-            "a form",
+            "a form without a preflight header",
             post(
                 Some("application/x-www-form-urlencoded"),
                 None,
                 b"query=%7Bsectors%7Bcode%7D%7D".to_vec(),
             ),
-            415,
-            "UNSUPPORTED_MEDIA_TYPE",
+            400,
+            "CSRF_PREVENTED",
+        ),
+        (
+            "a GET query without a preflight header",
+            test::TestRequest::get()
+                .uri("/graphql?query=%7Bsectors%7Bcode%7D%7D")
+                .to_request(),
+            400,
+            "CSRF_PREVENTED",
         ),
         (
             "multipart",
@@ -201,6 +209,7 @@ async fn malformed_requests_get_their_status_and_code(backend: Backend) {
             "malformed variables over GET",
             test::TestRequest::get()
                 .uri("/graphql?query=%7Bsectors%7Bcode%7D%7D&variables=%7Bnope")
+                .insert_header(("apollo-require-preflight", "true"))
                 .to_request(),
             400,
             "BAD_REQUEST",
@@ -243,9 +252,100 @@ async fn malformed_requests_get_their_status_and_code(backend: Backend) {
             .is_some_and(|ct| ct.starts_with("application/graphql-response+json"))
     );
     let get = test::TestRequest::get()
+        .insert_header(("x-apollo-operation-name", "A"))
         .uri("/graphql?query=query%20A(%24c%3AString!)%7Bsector(code%3A%24c)%7Bname%7D%7D%20query%20B%7Bsectors%7Bcode%7D%7D&operationName=A&variables=%7B%22c%22%3A%22EDU%22%7D")
         .to_request();
     let body: Value = test::call_and_read_body_json(&app, get).await;
     assert_eq!(body["data"]["sector"]["name"], "Education", "{body}");
+
+    // Each simple-request shape is taken once it carries a preflight header; multipart never
+    // (there are no uploads).
+    let with_header = |request: test::TestRequest| {
+        request
+            .insert_header(("apollo-require-preflight", "true"))
+            .to_request()
+    };
+    for (name, request) in [
+        (
+            "text/plain",
+            with_header(
+                test::TestRequest::post()
+                    .uri("/graphql")
+                    .insert_header((header::CONTENT_TYPE, "text/plain;charset=UTF-8"))
+                    .set_payload(r#"{"query":"{ sectors { code } }"}"#),
+            ),
+        ),
+        (
+            "a form",
+            with_header(
+                test::TestRequest::post()
+                    .uri("/graphql")
+                    .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+                    .set_payload("query=%7Bsectors%7Bcode%7D%7D"),
+            ),
+        ),
+        (
+            "GET",
+            with_header(test::TestRequest::get().uri("/graphql?query=%7Bsectors%7Bcode%7D%7D")),
+        ),
+    ] {
+        let body: Value = test::call_and_read_body_json(&app, request).await;
+        assert_eq!(body["data"]["sectors"][0]["code"], "EDU", "{name}: {body}");
+    }
+    let multipart = with_header(
+        test::TestRequest::post()
+            .uri("/graphql")
+            .insert_header((header::CONTENT_TYPE, "multipart/form-data; boundary=x"))
+            .set_payload("--x--"),
+    );
+    assert_eq!(
+        test::call_service(&app, multipart).await.status().as_u16(),
+        415
+    );
 }
 on_both_databases!(malformed_requests_get_their_status_and_code, actix);
+
+/// CORS as configured: a listed origin's preflight is answered with its origin allowed, another
+/// origin's is refused.
+#[actix_web::test]
+async fn cors_allows_the_configured_origins_only() {
+    let test_store = crate::support::empty_store(Backend::Sqlite).await;
+    let origins = vec!["https://dash.example.org".to_owned()];
+    let app = test::init_service(
+        App::new()
+            .wrap(plangraph_server::app::cors(&origins))
+            .configure(plangraph_server::configure(
+                plangraph_server::AppState::new(test_store.store.clone()),
+            )),
+    )
+    .await;
+    let preflight = |origin: &str| {
+        test::TestRequest::default()
+            .method(actix_web::http::Method::OPTIONS)
+            .uri("/graphql")
+            .insert_header((header::ORIGIN, origin))
+            .insert_header((header::ACCESS_CONTROL_REQUEST_METHOD, "POST"))
+            .insert_header((
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+                "content-type,authorization",
+            ))
+            .to_request()
+    };
+    let allowed = test::call_service(&app, preflight("https://dash.example.org")).await;
+    assert_eq!(allowed.status().as_u16(), 200);
+    assert_eq!(
+        allowed
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .and_then(|v| v.to_str().ok()),
+        Some("https://dash.example.org")
+    );
+    let refused = test::call_service(&app, preflight("https://evil.example")).await;
+    assert!(
+        refused
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+    assert_eq!(refused.status().as_u16(), 400);
+}

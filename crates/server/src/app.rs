@@ -111,3 +111,21 @@ pub async fn log_requests(
     );
     Ok(response)
 }
+
+/// CORS for the configured origins: none configured, no CORS headers (same-origin only).
+pub fn cors(origins: &[String]) -> actix_cors::Cors {
+    let mut cors = actix_cors::Cors::default()
+        .allowed_methods(["GET", "POST"])
+        .allowed_headers([
+            actix_web::http::header::CONTENT_TYPE,
+            actix_web::http::header::AUTHORIZATION,
+            actix_web::http::header::ACCEPT,
+        ])
+        .allowed_header("apollo-require-preflight")
+        .allowed_header("x-apollo-operation-name")
+        .max_age(3600);
+    for origin in origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
+}

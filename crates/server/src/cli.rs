@@ -71,6 +71,18 @@ pub enum Command {
         /// Largest request body read over HTTP, in bytes; larger ones get 413 unread.
         #[arg(long, env = "PLANGRAPH_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
         max_body_bytes: usize,
+        /// Refuse a GET query, or a form or plain-text POST, without an
+        /// `apollo-require-preflight` or `x-apollo-operation-name` header (CSRF prevention).
+        #[arg(long, env = "PLANGRAPH_CSRF_PREVENTION", default_value_t = true, action = clap::ArgAction::Set)]
+        csrf_prevention: bool,
+        /// An origin whose pages may call the API from a browser (repeat, or separate with
+        /// commas); none by default, so only same-origin pages can.
+        #[arg(
+            long = "cors-origin",
+            env = "PLANGRAPH_CORS_ORIGINS",
+            value_delimiter = ','
+        )]
+        cors_origins: Vec<String>,
     },
     /// Import a report's text (`-` reads standard input). Importing the same report again
     /// replaces it in place; a re-import that would remove content needs --allow-removals.
@@ -179,6 +191,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             store,
             size,
             max_body_bytes,
+            csrf_prevention,
+            cors_origins,
         } => {
             let store = open_store(&store).await?;
             if let Some(summary) = load_bundled_if_empty(&store).await?
@@ -197,8 +211,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let limits = WriteLimits {
                 max_report_bytes: size.max_report_bytes,
             };
-            let http = HttpLimits { max_body_bytes };
-            serve(store, listener, limits, http).await
+            let http = HttpLimits {
+                max_body_bytes,
+                csrf_prevention,
+            };
+            serve(store, listener, limits, http, cors_origins).await
         }
         Command::Import {
             file,
@@ -375,6 +392,7 @@ pub async fn serve(
     listener: TcpListener,
     limits: WriteLimits,
     http: HttpLimits,
+    cors_origins: Vec<String>,
 ) -> Result<(), CliError> {
     let addr = listener.local_addr().map_err(|source| CliError::Listen {
         addr: "listener".to_owned(),
@@ -383,6 +401,12 @@ pub async fn serve(
     let state = AppState::with_limits(store, limits, http);
     let server = HttpServer::new(move || {
         App::new()
+            // Without configured origins, no CORS layer at all: same-origin pages still send an
+            // Origin header, which a layer with no allowed origins would refuse.
+            .wrap(actix_web::middleware::Condition::new(
+                !cors_origins.is_empty(),
+                crate::app::cors(&cors_origins),
+            ))
             .wrap(from_fn(log_requests))
             .configure(configure(state.clone()))
     })

@@ -5,10 +5,11 @@
 //! | status | code | when |
 //! |---|---|---|
 //! | 400 | `BAD_REQUEST` | a body that is not JSON, parameters of the wrong shape, no `query`, a batch |
+//! | 400 | `CSRF_PREVENTED` | a GET with a query, or a form or text POST, without a preflight header |
 //! | 405 | `METHOD_NOT_ALLOWED` | a mutation over GET (the schema's pipeline decides) |
 //! | 406 | `NOT_ACCEPTABLE` | `Accept` names neither JSON media type |
 //! | 413 | `PAYLOAD_TOO_LARGE` | a body over the limit (never read past it) |
-//! | 415 | `UNSUPPORTED_MEDIA_TYPE` | a POST that is not `application/json` |
+//! | 415 | `UNSUPPORTED_MEDIA_TYPE` | a POST that is not JSON, plain text (JSON) or a form |
 //!
 //! With `application/graphql-response+json` a request the schema refused before executing it
 //! (parse, validation, limits) is a 400 without `data`; with `application/json` it is a 200, as
@@ -42,11 +43,13 @@ impl Media {
     }
 }
 
-/// Limits of the HTTP transport.
+/// Limits and rules of the HTTP transport.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     /// Largest request body read.
     pub max_body_bytes: usize,
+    /// Refuse simple (cross-site-able) requests without a preflight header.
+    pub csrf_prevention: bool,
 }
 
 /// Default largest request body: 2 MB.
@@ -56,6 +59,7 @@ impl Default for HttpLimits {
     fn default() -> Self {
         Self {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            csrf_prevention: true,
         }
     }
 }
@@ -255,11 +259,50 @@ fn request(params: Params, http: &HttpRequest) -> Request {
     request
 }
 
-/// Is `content_type` `application/json` (any parameters, any letter case)?
-fn is_json(content_type: Option<&str>) -> bool {
+/// The media type of a `Content-Type`, lower case, without parameters.
+fn essence(content_type: Option<&str>) -> Option<String> {
     content_type
         .and_then(|ct| ct.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+        .map(|e| e.trim().to_ascii_lowercase())
+}
+
+/// Is `content_type` `application/json` (any parameters, any letter case)?
+fn is_json(content_type: Option<&str>) -> bool {
+    essence(content_type).as_deref() == Some("application/json")
+}
+
+/// How a POST body is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Json,
+    Form,
+}
+
+/// Did the client send a header a cross-site form or link cannot send? A browser sends a
+/// "simple" request (a GET, or a POST of a form or plain text) to any site without asking it
+/// first; one with a custom header only after a CORS preflight the site must allow. So a simple
+/// request that executes must carry a non-empty `x-apollo-operation-name` or
+/// `apollo-require-preflight` (Apollo Router's rule; `application/json` is never simple).
+fn preflighted(http: &HttpRequest) -> bool {
+    ["x-apollo-operation-name", "apollo-require-preflight"]
+        .iter()
+        .any(|name| {
+            http.headers()
+                .get(*name)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| !v.trim().is_empty())
+        })
+}
+
+fn csrf_refusal(media: Media) -> HttpResponse {
+    refuse(
+        media,
+        StatusCode::BAD_REQUEST,
+        "CSRF_PREVENTED",
+        "this request could have come from another site's page: send it with a non-empty \
+         `apollo-require-preflight` (or `x-apollo-operation-name`) header, or POST it as \
+         application/json",
+    )
 }
 
 /// POST /graphql.
@@ -276,13 +319,24 @@ pub async fn post(
             "answers are application/graphql-response+json or application/json; Accept names neither",
         );
     };
-    if !is_json(header_value(&http, header::CONTENT_TYPE)) {
-        return refuse(
-            media,
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
-            "a GraphQL request is posted as application/json",
-        );
+    let content_type = header_value(&http, header::CONTENT_TYPE);
+    let body_kind = match essence(content_type).as_deref() {
+        Some("application/json") => BodyKind::Json,
+        // A browser sends these cross-site without asking first: taken only with the header
+        // that proves the sender could have been asked (Apollo's CSRF rule).
+        Some("text/plain") => BodyKind::Json,
+        Some("application/x-www-form-urlencoded") => BodyKind::Form,
+        _ => {
+            return refuse(
+                media,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "a GraphQL request is posted as application/json",
+            );
+        }
+    };
+    if !is_json(content_type) && state.http.csrf_prevention && !preflighted(&http) {
+        return csrf_refusal(media);
     }
     let limit = state.http.max_body_bytes;
     let too_large = || {
@@ -312,6 +366,31 @@ pub async fn post(
             return too_large();
         }
         body.extend_from_slice(&chunk);
+    }
+    if body_kind == BodyKind::Form {
+        let pairs = match web::Query::<Vec<(String, String)>>::from_query(
+            std::str::from_utf8(&body).unwrap_or_default(),
+        ) {
+            Ok(pairs) => pairs.into_inner(),
+            Err(_) => {
+                return refuse(
+                    media,
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST",
+                    "the form is not form-encoded",
+                );
+            }
+        };
+        return match params_from_query(pairs) {
+            Ok(Some(params)) => answer(media, state.api.execute(request(params, &http)).await),
+            Ok(None) => refuse(
+                media,
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                "`query` is required",
+            ),
+            Err(message) => refuse(media, StatusCode::BAD_REQUEST, "BAD_REQUEST", &message),
+        };
     }
     let json = match serde_json::from_slice::<Value>(&body) {
         Ok(json) => json,
@@ -344,6 +423,9 @@ pub async fn get(state: web::Data<AppState>, http: HttpRequest) -> HttpResponse 
             "answers are application/graphql-response+json or application/json; Accept names neither",
         );
     };
+    if state.http.csrf_prevention && !http.query_string().is_empty() && !preflighted(&http) {
+        return csrf_refusal(media);
+    }
     let pairs = match web::Query::<Vec<(String, String)>>::from_query(http.query_string()) {
         Ok(pairs) => pairs.into_inner(),
         Err(_) => {

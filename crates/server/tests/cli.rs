@@ -97,7 +97,12 @@ fn schema_prints_the_checked_in_sdl() {
 
 fn http_get(addr: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    // The preflight header a CSRF-aware client sends with a GET query.
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {addr}\r\napollo-require-preflight: true\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     response
