@@ -16,6 +16,7 @@ mod http;
 mod importer;
 mod limits;
 mod live;
+mod outage;
 mod schema;
 mod statements;
 mod subscriptions;

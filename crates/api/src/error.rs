@@ -175,8 +175,13 @@ impl From<StoreError> for LoadError {
 }
 
 impl From<LoadError> for Error {
+    /// Every field that awaited a failed batch gets the masked error; the failure itself was
+    /// logged once, by the loader.
     fn from(err: LoadError) -> Self {
-        ApiError::store(&err.0).into()
+        ApiError::Internal {
+            store_code: err.0.code(),
+        }
+        .into()
     }
 }
 

@@ -12,8 +12,9 @@ use plangraph_persistence::entities::{
     report_totals, sector, sector_figures, share, source_link,
 };
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use plangraph_persistence::{ChangeRecord, HistoryOwner, SectionWithParagraphs, Store};
+use plangraph_persistence::{ChangeRecord, HistoryOwner, SectionWithParagraphs, Store, StoreError};
 
 use crate::error::LoadError;
 
@@ -24,11 +25,25 @@ pub type Loaders =
 #[derive(Debug, Clone)]
 pub struct StoreLoader {
     store: Store,
+    /// Set once this loader logged a store failure: an outage is one log line per request,
+    /// not one per batch or per field.
+    failure_logged: Arc<AtomicBool>,
 }
 
 impl StoreLoader {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            failure_logged: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Logs a batch's failure, the first of the request only.
+    fn failed(&self, err: StoreError) -> LoadError {
+        if !self.failure_logged.swap(true, Ordering::SeqCst) {
+            tracing::error!(code = err.code(), error = %err, "store failure while loading");
+        }
+        LoadError::from(err)
     }
 }
 
@@ -59,7 +74,9 @@ macro_rules! loader {
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, LoadError> {
                 let $store = &self.store;
                 let $keys: Vec<$inner> = keys.iter().map(|k| k.0.clone()).collect();
-                let map = $body;
+                let map = (async { Ok::<_, StoreError>($body) })
+                    .await
+                    .map_err(|e| self.failed(e))?;
                 Ok(map.into_iter().map(|(k, v)| ($key(k), v)).collect())
             }
         }
@@ -164,7 +181,12 @@ impl Loader<HistoryPage> for StoreLoader {
             .map(|k| (k.clone(), HistoryRows::default()))
             .collect();
         for ((owner, before, limit), ids) in shapes {
-            for (id, records, cut) in self.store.history_pages(owner, &ids, before, limit).await? {
+            for (id, records, cut) in self
+                .store
+                .history_pages(owner, &ids, before, limit)
+                .await
+                .map_err(|e| self.failed(e))?
+            {
                 let key = HistoryPage {
                     owner,
                     id,
@@ -198,7 +220,12 @@ impl Loader<HistoryCount> for StoreLoader {
                 .filter(|k| k.owner == owner)
                 .map(|k| k.id)
                 .collect();
-            for (id, n) in self.store.history_counts(owner, &ids).await? {
+            for (id, n) in self
+                .store
+                .history_counts(owner, &ids)
+                .await
+                .map_err(|e| self.failed(e))?
+            {
                 counts.insert(HistoryCount { owner, id }, n);
             }
         }

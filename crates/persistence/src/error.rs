@@ -29,6 +29,9 @@ pub enum StoreError {
     /// A figure does not fit the column that holds it.
     #[error("the figure {0} is too large to store")]
     Overflow(String),
+    /// The database does not answer.
+    #[error("the store does not answer: {0}")]
+    Unavailable(String),
     /// A value could not be encoded for storage.
     #[error("cannot encode a change for the history: {0}")]
     Encode(String),
@@ -39,19 +42,42 @@ impl StoreError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Connect { .. } => "STORE_UNAVAILABLE",
+            Self::Migrate(err) if is_unavailable(err) => "STORE_UNAVAILABLE",
             Self::Migrate(_) => "STORE_MIGRATION_FAILED",
             Self::Query(err) if is_unavailable(err) => "STORE_UNAVAILABLE",
             Self::Query(_) => "STORE_QUERY_FAILED",
             Self::MissingReference(_) => "STORE_NOT_MIGRATED",
             Self::Overflow(_) => "STORE_VALUE_OUT_OF_RANGE",
             Self::Encode(_) => "STORE_ENCODE_FAILED",
+            Self::Unavailable(_) => "STORE_UNAVAILABLE",
         }
+    }
+
+    /// A migration's failure; one that is the database being unreachable says so.
+    pub(crate) fn migrate(err: DbErr) -> Self {
+        Self::Migrate(err)
+    }
+
+    /// The database was unreachable (as opposed to refusing a statement): worth retrying.
+    pub fn is_unavailable(&self) -> bool {
+        self.code() == "STORE_UNAVAILABLE"
     }
 }
 
 /// The database is not there (as opposed to a statement it refused).
 fn is_unavailable(err: &DbErr) -> bool {
-    matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        // sqlx reports a refused or broken connection as an I/O error of the statement.
+        DbErr::Exec(e) | DbErr::Query(e) => {
+            let text = e.to_string();
+            text.contains("Connection refused")
+                || text.contains("connection closed")
+                || text.contains("error communicating with database")
+                || text.contains("pool timed out")
+        }
+        _ => false,
+    }
 }
 
 /// A write the store refused.

@@ -63,6 +63,12 @@ pub(crate) struct WriteTxn<'a> {
 /// never queue behind an import.
 const MAX_CONNECTIONS: u32 = 8;
 
+/// How long opening or borrowing a connection may take before the store says it is unavailable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long a readiness ping may take.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long a SQLite writer waits for another process's write before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -73,15 +79,25 @@ impl Store {
     /// Opens the store at `url` (`sqlite://…` or `postgres://…`). SQLite runs in WAL mode with a
     /// pool of connections, so readers never wait for a writer.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::open(url, None).await
+        Self::open(url, None, false).await
     }
 
     /// Like [`Store::connect`], counting every statement into `counter`.
     pub async fn connect_counted(url: &str, counter: StatementCounter) -> Result<Self, StoreError> {
-        Self::open(url, Some(counter)).await
+        Self::open(url, Some(counter), false).await
     }
 
-    async fn open(url: &str, counter: Option<StatementCounter>) -> Result<Self, StoreError> {
+    /// A store whose connections are opened on first use: a server can start, and say it is
+    /// not ready, while its database is still down.
+    pub async fn connect_lazy(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, None, true).await
+    }
+
+    async fn open(
+        url: &str,
+        counter: Option<StatementCounter>,
+        lazy: bool,
+    ) -> Result<Self, StoreError> {
         let mut options = ConnectOptions::new(url);
         // An in-memory SQLite database exists once per connection, so it gets exactly one.
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
@@ -89,9 +105,12 @@ impl Store {
         options
             .sqlx_logging(false)
             .max_connections(if in_memory { 1 } else { MAX_CONNECTIONS })
-            .min_connections(1)
-            .connect_timeout(Duration::from_secs(10))
-            .acquire_timeout(Duration::from_secs(10))
+            .min_connections(u32::from(!lazy))
+            .connect_lazy(lazy)
+            // Fail fast when the database is gone: a request answers within seconds with a
+            // masked error instead of hanging on the pool.
+            .connect_timeout(CONNECT_TIMEOUT)
+            .acquire_timeout(CONNECT_TIMEOUT)
             .map_sqlx_sqlite_opts(|opts| {
                 opts.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
@@ -125,7 +144,7 @@ impl Store {
     /// transaction that holds a lock (SQLite's write lock; a Postgres advisory lock), so a
     /// second process waits for the first and then finds nothing left to do.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let txn = self.begin_locked().await.map_err(StoreError::Migrate)?;
+        let txn = self.begin_locked().await.map_err(StoreError::migrate)?;
         if self.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
             txn.execute_unprepared(&format!(
                 "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
@@ -171,9 +190,14 @@ impl Store {
         Ok(WriteTxn { txn, _guard: guard })
     }
 
-    /// Answers when the database answers (readiness).
+    /// Answers when the database answers (readiness), within [`PING_TIMEOUT`].
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.db.ping().await.map_err(StoreError::Query)
+        match tokio::time::timeout(PING_TIMEOUT, self.db.ping()).await {
+            Ok(result) => result.map_err(StoreError::from),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "the database did not answer within {PING_TIMEOUT:?}"
+            ))),
+        }
     }
 
     /// Which database this is: "sqlite" or "postgres".

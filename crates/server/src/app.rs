@@ -1,6 +1,8 @@
 //! The HTTP surface: `/graphql` (POST, GET, GraphiQL, WebSocket subscriptions in both the
 //! `graphql-transport-ws` and the legacy `graphql-ws` protocol), `/healthz`, `/readyz`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -21,6 +23,8 @@ use crate::ws_limits::capped;
 pub struct AppState {
     pub api: Api,
     pub http: HttpLimits,
+    /// Set once the store is migrated and holds its reports; until then `/readyz` says 503.
+    pub ready: Arc<AtomicBool>,
     /// Largest WebSocket message taken (a mutation over the socket may carry a report text).
     pub max_ws_message: usize,
 }
@@ -34,6 +38,7 @@ impl AppState {
         Self {
             api: Api::with_limits(store, limits),
             http,
+            ready: Arc::new(AtomicBool::new(true)),
             max_ws_message: limits
                 .max_report_bytes
                 .saturating_mul(2)
@@ -80,8 +85,12 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// The store answers.
+/// The store is set up and answers (within the store's ping timeout).
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if !state.ready.load(Ordering::SeqCst) {
+        return HttpResponse::ServiceUnavailable()
+            .json(json!({ "status": "starting", "code": "STORE_NOT_READY" }));
+    }
     let store = state.api.store();
     match store.ping().await {
         Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "store": store.backend() })),

@@ -2,6 +2,9 @@
 //! default shown in `--help`.
 
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use actix_web::{App, HttpServer, middleware::from_fn};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -194,15 +197,17 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             csrf_prevention,
             cors_origins,
         } => {
-            let store = open_store(&store).await?;
-            if let Some(summary) = load_bundled_if_empty(&store).await?
-                && summary.outcome.change.is_some()
-            {
-                tracing::info!(
-                    report_id = summary.report_id(),
-                    country = summary.country,
-                    "store was empty: loaded the bundled report"
-                );
+            // Connections open on first use: a database that is down at start is waited for
+            // (the server answers, not ready) instead of ending the process.
+            let store = Store::connect_lazy(&store.database_url).await?;
+            let ready = Arc::new(AtomicBool::new(false));
+            match prepare_store(&store).await {
+                Ok(()) => ready.store(true, Ordering::SeqCst),
+                Err(CliError::Store(err)) if err.is_unavailable() => {
+                    tracing::warn!(code = err.code(), error = %err, "the store is unavailable; serving, not ready, and retrying");
+                    actix_web::rt::spawn(prepare_until_ready(store.clone(), ready.clone()));
+                }
+                Err(other) => return Err(other),
             }
             let listener = TcpListener::bind(&listen).map_err(|source| CliError::Listen {
                 addr: listen.clone(),
@@ -215,7 +220,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 max_body_bytes,
                 csrf_prevention,
             };
-            serve(store, listener, limits, http, cors_origins).await
+            serve(store, listener, limits, http, cors_origins, ready).await
         }
         Command::Import {
             file,
@@ -386,6 +391,45 @@ async fn token(store: &Store, command: TokenCommand) -> Result<(), CliError> {
     }
 }
 
+/// Migrations, then the bundled report into an empty store.
+async fn prepare_store(store: &Store) -> Result<(), CliError> {
+    store.migrate().await?;
+    if let Some(summary) = load_bundled_if_empty(store).await?
+        && summary.outcome.change.is_some()
+    {
+        tracing::info!(
+            report_id = summary.report_id(),
+            country = summary.country,
+            "store was empty: loaded the bundled report"
+        );
+    }
+    Ok(())
+}
+
+/// Retries [`prepare_store`] until the database answers, then marks the server ready.
+async fn prepare_until_ready(store: Store, ready: Arc<AtomicBool>) {
+    let mut wait = Duration::from_millis(250);
+    let mut attempt = 0u32;
+    loop {
+        tokio::time::sleep(wait).await;
+        attempt += 1;
+        match prepare_store(&store).await {
+            Ok(()) => {
+                ready.store(true, Ordering::SeqCst);
+                tracing::info!(attempt, "the store answers: ready");
+                return;
+            }
+            Err(err) => {
+                // One line now and then, not one per attempt.
+                if attempt % 20 == 1 {
+                    tracing::warn!(attempt, code = err.code(), error = %err, "the store is still unavailable; retrying");
+                }
+                wait = (wait * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
 /// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
 pub async fn serve(
     store: Store,
@@ -393,12 +437,14 @@ pub async fn serve(
     limits: WriteLimits,
     http: HttpLimits,
     cors_origins: Vec<String>,
+    ready: Arc<AtomicBool>,
 ) -> Result<(), CliError> {
     let addr = listener.local_addr().map_err(|source| CliError::Listen {
         addr: "listener".to_owned(),
         source,
     })?;
-    let state = AppState::with_limits(store, limits, http);
+    let mut state = AppState::with_limits(store, limits, http);
+    state.ready = ready;
     let server = HttpServer::new(move || {
         App::new()
             // Without configured origins, no CORS layer at all: same-origin pages still send an
