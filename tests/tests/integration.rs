@@ -17,6 +17,7 @@ mod importer;
 mod limits;
 mod live;
 mod outage;
+mod profile;
 mod schema;
 mod statements;
 mod subscriptions;

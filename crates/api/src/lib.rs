@@ -33,11 +33,26 @@ pub use subscription::{MAX_SUBSCRIPTIONS_PER_SOCKET, Subscription, SubscriptionQ
 
 pub type PlangraphSchema = Schema<Query, Mutation, Subscription>;
 
+/// How the server presents itself to callers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// Introspection and "Did you mean …?" suggestions for everyone.
+    #[default]
+    Development,
+    /// On the public internet: no introspection for callers without a valid token, no field
+    /// suggestions (both map the schema for an attacker).
+    Production,
+}
+
 /// The one schema builder: the schema that serves and the schema `plangraph schema` prints
-/// both come from here, so they cannot drift apart. Only request-independent data (the store)
-/// is added afterwards.
-fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(Query, Mutation, Subscription).extension(pipeline::Pipeline)
+/// both come from here, so they cannot drift apart (the profile changes no type). Only
+/// request-independent data (the store, the limits) is added afterwards.
+fn builder(profile: Profile) -> SchemaBuilder<Query, Mutation, Subscription> {
+    let builder = Schema::build(Query, Mutation, Subscription).extension(pipeline::Pipeline);
+    match profile {
+        Profile::Development => builder,
+        Profile::Production => builder.disable_suggestions(),
+    }
 }
 
 /// The schema and the store it reads, built once at start-up and shared by every request.
@@ -65,10 +80,20 @@ impl Api {
     }
 
     pub fn with_all_limits(store: Store, limits: WriteLimits, query: QueryLimits) -> Self {
-        let schema = builder()
+        Self::configured(store, limits, query, Profile::Development)
+    }
+
+    pub fn configured(
+        store: Store,
+        limits: WriteLimits,
+        query: QueryLimits,
+        profile: Profile,
+    ) -> Self {
+        let schema = builder(profile)
             .data(store.clone())
             .data(limits)
             .data(query)
+            .data(profile)
             .finish();
         Self { schema, store }
     }
@@ -96,5 +121,5 @@ impl Api {
 
 /// The SDL, from the same builder as the serving schema.
 pub fn sdl() -> String {
-    builder().finish().sdl()
+    builder(Profile::default()).finish().sdl()
 }

@@ -28,6 +28,8 @@ pub struct StoreLoader {
     /// Set once this loader logged a store failure: an outage is one log line per request,
     /// not one per batch or per field.
     failure_logged: Arc<AtomicBool>,
+    /// The request's id, in the failure's log line (and in the masked error the client gets).
+    request_id: String,
 }
 
 impl StoreLoader {
@@ -35,13 +37,24 @@ impl StoreLoader {
         Self {
             store,
             failure_logged: Arc::new(AtomicBool::new(false)),
+            request_id: String::new(),
         }
+    }
+
+    pub fn with_request_id(mut self, request_id: String) -> Self {
+        self.request_id = request_id;
+        self
     }
 
     /// Logs a batch's failure, the first of the request only.
     fn failed(&self, err: StoreError) -> LoadError {
         if !self.failure_logged.swap(true, Ordering::SeqCst) {
-            tracing::error!(code = err.code(), error = %err, "store failure while loading");
+            tracing::error!(
+                request_id = %self.request_id,
+                code = err.code(),
+                error = %err,
+                "store failure while loading"
+            );
         }
         LoadError::from(err)
     }

@@ -26,6 +26,8 @@ use async_graphql::{
 };
 use plangraph_persistence::Store;
 
+use crate::Profile;
+use crate::auth::Credentials;
 use crate::limits::{self, LimitError, QueryLimits};
 use crate::loaders::{Loaders, StoreLoader};
 use crate::order;
@@ -53,8 +55,12 @@ impl std::fmt::Debug for LoaderSlot {
 
 /// A DataLoader over `store` with an empty cache.
 pub fn new_loaders(store: &Store) -> Loaders {
+    loaders_for(store, String::new())
+}
+
+fn loaders_for(store: &Store, request_id: String) -> Loaders {
     DataLoader::with_cache(
-        StoreLoader::new(store.clone()),
+        StoreLoader::new(store.clone()).with_request_id(request_id),
         tokio::spawn,
         HashMapCache::default(),
     )
@@ -67,8 +73,13 @@ pub fn fresh_loaders(store: &Store) -> Arc<Loaders> {
 
 impl LoaderSlot {
     pub fn new(store: &Store) -> Self {
+        Self::with_request_id(store, String::new())
+    }
+
+    /// A slot whose loaders name `request_id` when they log a failure.
+    pub fn with_request_id(store: &Store, request_id: String) -> Self {
         Self {
-            current: Arc::new(Mutex::new(fresh_loaders(store))),
+            current: Arc::new(Mutex::new(Arc::new(loaders_for(store, request_id)))),
         }
     }
 
@@ -104,6 +115,8 @@ impl ExtensionFactory for Pipeline {
 /// What one request's pipeline remembers between its stages.
 #[derive(Default)]
 struct Seen {
+    /// The request's id: in the log line of a failure and in the masked error the client gets.
+    request_id: String,
     operation_name: Option<String>,
     /// The parsed document, kept to put the response in selection order.
     document: Option<ExecutableDocument>,
@@ -175,6 +188,31 @@ fn subscription_root_fields(doc: &ExecutableDocument, name: Option<&str>) -> usi
     })
 }
 
+/// 16 random hex digits (a counter if the system has no randomness to give).
+fn new_request_id() -> String {
+    static FALLBACK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        bytes = FALLBACK
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            .to_be_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Does the request carry a token the store knows (and has not revoked)?
+async fn has_valid_token(store: &Store, request: &Request) -> bool {
+    let Some(Credentials::Bearer(secret)) = request
+        .data
+        .get(&std::any::TypeId::of::<Credentials>())
+        .and_then(|d| d.downcast_ref::<Credentials>())
+        .cloned()
+    else {
+        return false;
+    };
+    matches!(store.actor_for_secret(&secret).await, Ok(Some(_)))
+}
+
 fn refusal(error: LimitError) -> ServerError {
     with_code(ServerError::new(error.message, None), error.code)
 }
@@ -190,7 +228,19 @@ fn finish(seen: &Mutex<Seen>, limits: &QueryLimits, response: &mut Response) {
             "ERRORS_TRUNCATED",
         ));
     }
+    let request_id = lock(seen).request_id.clone();
     for error in &mut response.errors {
+        let internal = error
+            .extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .is_some_and(|c| *c == Value::from("INTERNAL"));
+        if internal && !request_id.is_empty() {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("requestId", request_id.as_str());
+        }
         if error.message.chars().count() > limits.max_error_message {
             let kept: String = error
                 .message
@@ -262,7 +312,18 @@ impl Extension for RequestPipeline {
         let store = ctx
             .data::<Store>()
             .map_err(|e| with_code(ServerError::new(e.message, None), "INTERNAL"))?;
-        lock(&self.seen).operation_name = request.operation_name.clone();
+        let request_id = new_request_id();
+        {
+            let mut seen = lock(&self.seen);
+            seen.operation_name = request.operation_name.clone();
+            seen.request_id = request_id.clone();
+        }
+        // In production the schema is mapped only for callers with a valid token.
+        if ctx.data_opt::<Profile>() == Some(&Profile::Production)
+            && !has_valid_token(store, &request).await
+        {
+            request = request.disable_introspection();
+        }
         // The limits, before async-graphql touches the document: its own parse-stage checks
         // expand every fragment (a fragment-doubling document would cost 2^n there), ours cost
         // each fragment once. The document parsed here is the one that runs.
@@ -281,7 +342,7 @@ impl Extension for RequestPipeline {
             &limits,
         )
         .map_err(refusal)?;
-        let request = request.data(LoaderSlot::new(store));
+        let request = request.data(LoaderSlot::with_request_id(store, request_id));
         next.run(ctx, request).await
     }
 

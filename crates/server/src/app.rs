@@ -11,7 +11,7 @@ use actix_web::middleware::Next;
 use actix_web::{HttpRequest, HttpResponse, guard, web};
 use async_graphql::Data;
 use async_graphql_actix_web::GraphQLSubscription;
-use plangraph_api::{Api, Credentials, SubscriptionQuota, WriteLimits};
+use plangraph_api::{Api, Credentials, Profile, QueryLimits, SubscriptionQuota, WriteLimits};
 use plangraph_persistence::Store;
 use serde_json::json;
 
@@ -35,8 +35,17 @@ impl AppState {
     }
 
     pub fn with_limits(store: Store, limits: WriteLimits, http: HttpLimits) -> Self {
+        Self::configured(store, limits, http, Profile::Development)
+    }
+
+    pub fn configured(
+        store: Store,
+        limits: WriteLimits,
+        http: HttpLimits,
+        profile: Profile,
+    ) -> Self {
         Self {
-            api: Api::with_limits(store, limits),
+            api: Api::configured(store, limits, QueryLimits::default(), profile),
             http,
             ready: Arc::new(AtomicBool::new(true)),
             max_ws_message: limits

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, middleware::from_fn};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use plangraph_api::WriteLimits;
+use plangraph_api::{Profile, WriteLimits};
 use plangraph_domain::access::Role;
 use plangraph_domain::codes::Iso3;
 use plangraph_domain::importer::{self, DEFAULT_MAX_REPORT_BYTES};
@@ -55,6 +55,12 @@ pub struct SizeArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ProfileArg {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum RoleArg {
     Editor,
     Admin,
@@ -86,6 +92,15 @@ pub enum Command {
             value_delimiter = ','
         )]
         cors_origins: Vec<String>,
+        /// `production`: no introspection without a valid token, no field suggestions, no query
+        /// console. `development` (the default): all of them.
+        #[arg(
+            long,
+            env = "PLANGRAPH_PROFILE",
+            value_enum,
+            default_value = "development"
+        )]
+        profile: ProfileArg,
     },
     /// Import a report's text (`-` reads standard input). Importing the same report again
     /// replaces it in place; a re-import that would remove content needs --allow-removals.
@@ -196,6 +211,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             max_body_bytes,
             csrf_prevention,
             cors_origins,
+            profile,
         } => {
             // Connections open on first use: a database that is down at start is waited for
             // (the server answers, not ready) instead of ending the process.
@@ -216,11 +232,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let limits = WriteLimits {
                 max_report_bytes: size.max_report_bytes,
             };
+            let profile = match profile {
+                ProfileArg::Development => Profile::Development,
+                ProfileArg::Production => Profile::Production,
+            };
             let http = HttpLimits {
                 max_body_bytes,
                 csrf_prevention,
+                console: profile == Profile::Development,
             };
-            serve(store, listener, limits, http, cors_origins, ready).await
+            let options = ServeOptions {
+                limits,
+                http,
+                profile,
+                cors_origins,
+            };
+            serve(store, listener, options, ready).await
         }
         Command::Import {
             file,
@@ -391,6 +418,16 @@ async fn token(store: &Store, command: TokenCommand) -> Result<(), CliError> {
     }
 }
 
+/// How `serve` serves.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub limits: WriteLimits,
+    pub http: HttpLimits,
+    pub profile: Profile,
+    /// Origins allowed to call from a browser (none: same-origin only).
+    pub cors_origins: Vec<String>,
+}
+
 /// Migrations, then the bundled report into an empty store.
 async fn prepare_store(store: &Store) -> Result<(), CliError> {
     store.migrate().await?;
@@ -434,16 +471,20 @@ async fn prepare_until_ready(store: Store, ready: Arc<AtomicBool>) {
 pub async fn serve(
     store: Store,
     listener: TcpListener,
-    limits: WriteLimits,
-    http: HttpLimits,
-    cors_origins: Vec<String>,
+    options: ServeOptions,
     ready: Arc<AtomicBool>,
 ) -> Result<(), CliError> {
+    let ServeOptions {
+        limits,
+        http,
+        profile,
+        cors_origins,
+    } = options;
     let addr = listener.local_addr().map_err(|source| CliError::Listen {
         addr: "listener".to_owned(),
         source,
     })?;
-    let mut state = AppState::with_limits(store, limits, http);
+    let mut state = AppState::configured(store, limits, http, profile);
     state.ready = ready;
     let server = HttpServer::new(move || {
         App::new()

@@ -18,7 +18,6 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_graphql::futures_util::StreamExt;
-use async_graphql::http::GraphiQLSource;
 use async_graphql::{Request, Response, Variables};
 use plangraph_api::{Credentials, Transport};
 use serde_json::{Map, Value, json};
@@ -50,6 +49,8 @@ pub struct HttpLimits {
     pub max_body_bytes: usize,
     /// Refuse simple (cross-site-able) requests without a preflight header.
     pub csrf_prevention: bool,
+    /// Serve the query console to browsers (off in the production profile).
+    pub console: bool,
 }
 
 /// Default largest request body: 2 MB.
@@ -60,6 +61,7 @@ impl Default for HttpLimits {
         Self {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             csrf_prevention: true,
+            console: true,
         }
     }
 }
@@ -414,7 +416,7 @@ pub async fn post(
 pub async fn get(state: web::Data<AppState>, http: HttpRequest) -> HttpResponse {
     let Some(media) = negotiate(header_value(&http, header::ACCEPT)) else {
         if header_value(&http, header::ACCEPT).is_some_and(|a| a.contains("text/html")) {
-            return graphiql();
+            return graphiql(&state);
         }
         return refuse(
             Media::Json,
@@ -442,7 +444,7 @@ pub async fn get(state: web::Data<AppState>, http: HttpRequest) -> HttpResponse 
         Ok(None)
             if header_value(&http, header::ACCEPT).is_some_and(|a| a.contains("text/html")) =>
         {
-            return graphiql();
+            return graphiql(&state);
         }
         Ok(None) => {
             return refuse(
@@ -458,11 +460,27 @@ pub async fn get(state: web::Data<AppState>, http: HttpRequest) -> HttpResponse 
     answer(media, state.api.execute(request).await)
 }
 
-fn graphiql() -> HttpResponse {
+/// The query console for browsers: a page built into the binary (nothing loaded from a CDN),
+/// off in the production profile.
+fn graphiql(state: &AppState) -> HttpResponse {
+    if !state.http.console {
+        return refuse(
+            Media::Json,
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "the query console is off in the production profile",
+        );
+    }
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(GraphiQLSource::build().endpoint("/graphql").finish())
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+        ))
+        .body(CONSOLE)
 }
+
+const CONSOLE: &str = include_str!("console.html");
 
 #[cfg(test)]
 mod tests {
