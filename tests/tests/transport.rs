@@ -349,3 +349,57 @@ async fn cors_allows_the_configured_origins_only() {
     );
     assert_eq!(refused.status().as_u16(), 400);
 }
+
+/// Over its rate, a client address gets 429 with `Retry-After` and `RATE_LIMITED` (another
+/// address does not); a token is limited across every address it comes from.
+#[actix_web::test]
+async fn requests_over_the_rate_get_429_with_retry_after() {
+    use std::sync::Arc;
+
+    use plangraph_server::rate_limit::{Rate, RateLimits};
+
+    let test_store = crate::support::empty_store(Backend::Sqlite).await;
+    let mut state = plangraph_server::AppState::new(test_store.store.clone());
+    let burst = Rate {
+        per_second: 0.5,
+        burst: 3.0,
+    };
+    state.rate = Arc::new(RateLimits::new(burst, burst));
+    let app = test::init_service(App::new().configure(plangraph_server::configure(state))).await;
+    let request = |address: &str, token: Option<&str>| {
+        let mut request = test::TestRequest::post()
+            .uri("/graphql")
+            .peer_addr(address.parse().unwrap())
+            .set_json(json!({ "query": "{ __typename }" }));
+        if let Some(token) = token {
+            request = request.insert_header((header::AUTHORIZATION, format!("Bearer {token}")));
+        }
+        request.to_request()
+    };
+    for _ in 0..3 {
+        let ok = test::call_service(&app, request("10.0.0.1:4000", None)).await;
+        assert_eq!(ok.status().as_u16(), 200);
+    }
+    let limited = test::call_service(&app, request("10.0.0.1:4001", None)).await;
+    assert_eq!(limited.status().as_u16(), 429);
+    let retry: u64 = limited
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert!((1..=2).contains(&retry), "{retry}");
+    let body: Value = test::read_body_json(limited).await;
+    assert_eq!(error_code(&body).as_deref(), Some("RATE_LIMITED"));
+    let other = test::call_service(&app, request("10.0.0.2:4000", None)).await;
+    assert_eq!(other.status().as_u16(), 200);
+
+    // One token, three addresses: the token's own bucket runs out.
+    for n in 0..3 {
+        let ok =
+            test::call_service(&app, request(&format!("10.0.1.{n}:4000"), Some("pgt_x"))).await;
+        assert_eq!(ok.status().as_u16(), 200);
+    }
+    let token_limited = test::call_service(&app, request("10.0.1.9:4000", Some("pgt_x"))).await;
+    assert_eq!(token_limited.status().as_u16(), 429);
+}

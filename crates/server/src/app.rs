@@ -16,6 +16,7 @@ use plangraph_persistence::Store;
 use serde_json::json;
 
 use crate::graphql_http::{self, HttpLimits};
+use crate::rate_limit::{DEFAULT_PER_ADDRESS, DEFAULT_PER_TOKEN, Rate, RateLimits};
 use crate::ws_limits::capped;
 
 /// What every handler shares.
@@ -25,6 +26,8 @@ pub struct AppState {
     pub http: HttpLimits,
     /// Set once the store is migrated and holds its reports; until then `/readyz` says 503.
     pub ready: Arc<AtomicBool>,
+    /// Requests per client address and per token.
+    pub rate: Arc<RateLimits>,
     /// Largest WebSocket message taken (a mutation over the socket may carry a report text).
     pub max_ws_message: usize,
 }
@@ -48,6 +51,10 @@ impl AppState {
             api: Api::configured(store, limits, QueryLimits::default(), profile),
             http,
             ready: Arc::new(AtomicBool::new(true)),
+            rate: Arc::new(RateLimits::new(
+                Rate::per_second(DEFAULT_PER_ADDRESS),
+                Rate::per_second(DEFAULT_PER_TOKEN),
+            )),
             max_ws_message: limits
                 .max_report_bytes
                 .saturating_mul(2)
@@ -79,6 +86,9 @@ async fn subscriptions(
     http: HttpRequest,
     payload: web::Payload,
 ) -> actix_web::Result<HttpResponse> {
+    if let Some(refused) = graphql_http::rate_limited(&state, &http) {
+        return Ok(refused);
+    }
     GraphQLSubscription::new(state.api.schema().clone())
         .on_connection_init(|params: serde_json::Value| async move {
             let mut data = Data::default();

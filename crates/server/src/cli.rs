@@ -18,6 +18,7 @@ use crate::app::{AppState, configure, log_requests};
 use crate::error::CliError;
 use crate::graphql_http::{DEFAULT_MAX_BODY_BYTES, HttpLimits};
 use crate::import::{ImportFlags, load_bundled_if_empty, prepare_import, store_import};
+use crate::rate_limit::{DEFAULT_PER_ADDRESS, DEFAULT_PER_TOKEN, Rate, RateLimits};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -101,6 +102,12 @@ pub enum Command {
             default_value = "development"
         )]
         profile: ProfileArg,
+        /// Requests a second per client address (bursts of twice as many); 0 for no limit.
+        #[arg(long, env = "PLANGRAPH_RATE_PER_ADDRESS", default_value_t = DEFAULT_PER_ADDRESS)]
+        rate_per_address: f64,
+        /// Requests a second per token (bursts of twice as many); 0 for no limit.
+        #[arg(long, env = "PLANGRAPH_RATE_PER_TOKEN", default_value_t = DEFAULT_PER_TOKEN)]
+        rate_per_token: f64,
     },
     /// Import a report's text (`-` reads standard input). Importing the same report again
     /// replaces it in place; a re-import that would remove content needs --allow-removals.
@@ -212,6 +219,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             csrf_prevention,
             cors_origins,
             profile,
+            rate_per_address,
+            rate_per_token,
         } => {
             // Connections open on first use: a database that is down at start is waited for
             // (the server answers, not ready) instead of ending the process.
@@ -246,6 +255,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 http,
                 profile,
                 cors_origins,
+                rates: (
+                    Rate::per_second(rate_per_address),
+                    Rate::per_second(rate_per_token),
+                ),
             };
             serve(store, listener, options, ready).await
         }
@@ -426,6 +439,8 @@ pub struct ServeOptions {
     pub profile: Profile,
     /// Origins allowed to call from a browser (none: same-origin only).
     pub cors_origins: Vec<String>,
+    /// Requests per client address and per token.
+    pub rates: (Rate, Rate),
 }
 
 /// Migrations, then the bundled report into an empty store.
@@ -479,6 +494,7 @@ pub async fn serve(
         http,
         profile,
         cors_origins,
+        rates,
     } = options;
     let addr = listener.local_addr().map_err(|source| CliError::Listen {
         addr: "listener".to_owned(),
@@ -486,6 +502,7 @@ pub async fn serve(
     })?;
     let mut state = AppState::configured(store, limits, http, profile);
     state.ready = ready;
+    state.rate = Arc::new(RateLimits::new(rates.0, rates.1));
     let server = HttpServer::new(move || {
         App::new()
             // Without configured origins, no CORS layer at all: same-origin pages still send an

@@ -9,6 +9,7 @@
 //! | 405 | `METHOD_NOT_ALLOWED` | a mutation over GET (the schema's pipeline decides) |
 //! | 406 | `NOT_ACCEPTABLE` | `Accept` names neither JSON media type |
 //! | 413 | `PAYLOAD_TOO_LARGE` | a body over the limit (never read past it) |
+//! | 429 | `RATE_LIMITED` | over the client address's or the token's rate (with `Retry-After`) |
 //! | 415 | `UNSUPPORTED_MEDIA_TYPE` | a POST that is not JSON, plain text (JSON) or a form |
 //!
 //! With `application/graphql-response+json` a request the schema refused before executing it
@@ -307,12 +308,39 @@ fn csrf_refusal(media: Media) -> HttpResponse {
     )
 }
 
+/// 429 with `Retry-After` when the client's address or token is over its rate.
+pub fn rate_limited(state: &AppState, http: &HttpRequest) -> Option<HttpResponse> {
+    let token = match credentials(http) {
+        Credentials::Bearer(secret) => Some(secret),
+        _ => None,
+    };
+    let wait = state
+        .rate
+        .check(http.peer_addr().map(|a| a.ip()), token.as_deref())
+        .err()?;
+    let seconds = wait.as_secs_f64().ceil().max(1.0);
+    let mut reply = refuse(
+        Media::Json,
+        StatusCode::TOO_MANY_REQUESTS,
+        "RATE_LIMITED",
+        &format!("too many requests; try again in {seconds} s"),
+    );
+    reply.headers_mut().insert(
+        header::RETRY_AFTER,
+        header::HeaderValue::from(seconds as u64),
+    );
+    Some(reply)
+}
+
 /// POST /graphql.
 pub async fn post(
     state: web::Data<AppState>,
     http: HttpRequest,
     mut payload: web::Payload,
 ) -> HttpResponse {
+    if let Some(refused) = rate_limited(&state, &http) {
+        return refused;
+    }
     let Some(media) = negotiate(header_value(&http, header::ACCEPT)) else {
         return refuse(
             Media::Json,
@@ -412,8 +440,11 @@ pub async fn post(
     answer(media, state.api.execute(request(params, &http)).await)
 }
 
-/// GET /graphql: a query in the query string; without one, GraphiQL for a browser.
+/// GET /graphql: a query in the query string; without one, the console for a browser.
 pub async fn get(state: web::Data<AppState>, http: HttpRequest) -> HttpResponse {
+    if let Some(refused) = rate_limited(&state, &http) {
+        return refused;
+    }
     let Some(media) = negotiate(header_value(&http, header::ACCEPT)) else {
         if header_value(&http, header::ACCEPT).is_some_and(|a| a.contains("text/html")) {
             return graphiql(&state);

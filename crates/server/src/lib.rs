@@ -6,6 +6,7 @@ pub mod cli;
 pub mod error;
 pub mod graphql_http;
 pub mod import;
+pub mod rate_limit;
 pub mod telemetry;
 pub mod watch;
 pub mod ws_limits;
