@@ -130,6 +130,7 @@ pub const DEFAULT_PER_ADDRESS: f64 = 500.0;
 pub const DEFAULT_PER_TOKEN: f64 = 100.0;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
