@@ -176,3 +176,45 @@ async fn documents_just_under_the_limits_run_within_the_statement_bound(backend:
     assert!(low * 3 / 2 <= limits.max_complexity, "{low}");
 }
 on_both_databases!(documents_just_under_the_limits_run_within_the_statement_bound);
+
+/// A request over the execution timeout is answered with `QUERY_TIMEOUT`; a response with more
+/// errors than the limit keeps the first ones and says how many more with `ERRORS_TRUNCATED`.
+async fn timeouts_and_error_floods_are_bounded(backend: Backend) {
+    let (test, _counter) = counted_store(backend).await;
+    plangraph_server::load_bundled_if_empty(&test.store)
+        .await
+        .unwrap();
+    let strict = Api::with_all_limits(
+        test.store.clone(),
+        WriteLimits::default(),
+        QueryLimits {
+            timeout: Duration::from_micros(1),
+            max_errors: 2,
+            ..QueryLimits::default()
+        },
+    );
+    let (slow, _) = run(&strict, NESTED).await;
+    assert_eq!(
+        error_code(&slow).as_deref(),
+        Some("QUERY_TIMEOUT"),
+        "{slow:#}"
+    );
+
+    let relaxed = Api::with_all_limits(
+        test.store.clone(),
+        WriteLimits::default(),
+        QueryLimits {
+            max_errors: 2,
+            ..QueryLimits::default()
+        },
+    );
+    let (many, _) = run(&relaxed, "{ a b c d e }").await;
+    let errors = many["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 3, "{many:#}");
+    assert_eq!(errors[2]["extensions"]["code"], "ERRORS_TRUNCATED");
+    assert!(
+        errors[2]["message"].as_str().unwrap().starts_with("3 more"),
+        "{many:#}"
+    );
+}
+on_both_databases!(timeouts_and_error_floods_are_bounded);

@@ -11,18 +11,23 @@ use serde_json::Value;
 use crate::support::postgres::{self, Cluster};
 use crate::support::server::{Server, admin_token};
 
-/// `GET path` on `addr`: the status, or 0 when the server did not answer in time.
-fn get_status(addr: &str, path: &str) -> u16 {
+/// `GET path` on `addr`: the whole response, empty when the server did not answer in time.
+fn get(addr: &str, path: &str) -> String {
     let Ok(mut stream) = TcpStream::connect(addr) else {
-        return 0;
+        return String::new();
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     if write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").is_err() {
-        return 0;
+        return String::new();
     }
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response
+}
+
+/// `GET path` on `addr`: the status, or 0 when the server did not answer in time.
+fn get_status(addr: &str, path: &str) -> u16 {
+    get(addr, path)
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
@@ -150,7 +155,12 @@ mod a_server_started_before_its_database_waits_for_it {
         cluster.stop();
         let server = Server::start(&url);
         assert_eq!(get_status(&server.addr, "/healthz"), 200);
-        assert_eq!(get_status(&server.addr, "/readyz"), 503);
+        let waiting = get(&server.addr, "/readyz");
+        assert!(
+            waiting.starts_with("HTTP/1.0 503") || waiting.starts_with("HTTP/1.1 503"),
+            "{waiting}"
+        );
+        assert!(waiting.contains("STORE_NOT_READY"), "{waiting}");
         cluster.start();
         let ready = until_status(&server.addr, "/readyz", 200, Duration::from_secs(10));
         assert!(ready.is_some(), "never became ready:\n{}", server.logs());

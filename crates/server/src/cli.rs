@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpServer, middleware::from_fn};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use plangraph_api::{Profile, WriteLimits};
+use plangraph_api::{Profile, QueryLimits, WriteLimits};
 use plangraph_domain::access::Role;
 use plangraph_domain::codes::Iso3;
 use plangraph_domain::importer::{self, DEFAULT_MAX_REPORT_BYTES};
@@ -53,6 +53,51 @@ pub struct SizeArgs {
     /// Largest report text accepted, in bytes; larger ones are refused without being read.
     #[arg(long, env = "PLANGRAPH_MAX_REPORT_BYTES", default_value_t = DEFAULT_MAX_REPORT_BYTES)]
     pub max_report_bytes: usize,
+}
+
+/// The query limits (see `plangraph_api::limits`); defaults are the safe ones.
+#[derive(Debug, Args)]
+pub struct QueryLimitArgs {
+    /// Lexical tokens per document.
+    #[arg(long, env = "PLANGRAPH_MAX_TOKENS", default_value_t = QueryLimits::default().max_tokens)]
+    pub max_tokens: usize,
+    /// Nesting of fields, fragments included.
+    #[arg(long, env = "PLANGRAPH_MAX_DEPTH", default_value_t = QueryLimits::default().max_depth)]
+    pub max_depth: u64,
+    /// Fields to resolve, each list counted by the items it may hold.
+    #[arg(long, env = "PLANGRAPH_MAX_COMPLEXITY", default_value_t = QueryLimits::default().max_complexity)]
+    pub max_complexity: u64,
+    /// Aliased fields per document.
+    #[arg(long, env = "PLANGRAPH_MAX_ALIASES", default_value_t = QueryLimits::default().max_aliases)]
+    pub max_aliases: usize,
+    /// Fields at an operation's root.
+    #[arg(long, env = "PLANGRAPH_MAX_ROOT_FIELDS", default_value_t = QueryLimits::default().max_root_fields)]
+    pub max_root_fields: u64,
+    /// Directives per document.
+    #[arg(long, env = "PLANGRAPH_MAX_DIRECTIVES", default_value_t = QueryLimits::default().max_directives)]
+    pub max_directives: usize,
+    /// Fragment spreads per document.
+    #[arg(long, env = "PLANGRAPH_MAX_FRAGMENT_SPREADS", default_value_t = QueryLimits::default().max_fragment_spreads)]
+    pub max_fragment_spreads: usize,
+    /// Longest a request may run, in milliseconds.
+    #[arg(long, env = "PLANGRAPH_QUERY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub query_timeout_ms: u64,
+}
+
+impl QueryLimitArgs {
+    fn limits(&self) -> QueryLimits {
+        QueryLimits {
+            max_tokens: self.max_tokens,
+            max_depth: self.max_depth,
+            max_complexity: self.max_complexity,
+            max_aliases: self.max_aliases,
+            max_root_fields: self.max_root_fields,
+            max_directives: self.max_directives,
+            max_fragment_spreads: self.max_fragment_spreads,
+            timeout: Duration::from_millis(self.query_timeout_ms),
+            ..QueryLimits::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -108,6 +153,8 @@ pub enum Command {
         /// Requests a second per token (bursts of twice as many); 0 for no limit.
         #[arg(long, env = "PLANGRAPH_RATE_PER_TOKEN", default_value_t = DEFAULT_PER_TOKEN)]
         rate_per_token: f64,
+        #[command(flatten)]
+        query_limits: QueryLimitArgs,
     },
     /// Import a report's text (`-` reads standard input). Importing the same report again
     /// replaces it in place; a re-import that would remove content needs --allow-removals.
@@ -221,6 +268,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             profile,
             rate_per_address,
             rate_per_token,
+            query_limits,
         } => {
             // Connections open on first use: a database that is down at start is waited for
             // (the server answers, not ready) instead of ending the process.
@@ -259,6 +307,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     Rate::per_second(rate_per_address),
                     Rate::per_second(rate_per_token),
                 ),
+                query: query_limits.limits(),
             };
             serve(store, listener, options, ready).await
         }
@@ -441,6 +490,8 @@ pub struct ServeOptions {
     pub cors_origins: Vec<String>,
     /// Requests per client address and per token.
     pub rates: (Rate, Rate),
+    /// What a document may ask for.
+    pub query: QueryLimits,
 }
 
 /// Migrations, then the bundled report into an empty store.
@@ -495,12 +546,14 @@ pub async fn serve(
         profile,
         cors_origins,
         rates,
+        query,
     } = options;
     let addr = listener.local_addr().map_err(|source| CliError::Listen {
         addr: "listener".to_owned(),
         source,
     })?;
     let mut state = AppState::configured(store, limits, http, profile);
+    state.api = plangraph_api::Api::configured(state.api.store().clone(), limits, query, profile);
     state.ready = ready;
     state.rate = Arc::new(RateLimits::new(rates.0, rates.1));
     let server = HttpServer::new(move || {

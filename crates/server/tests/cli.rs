@@ -123,8 +123,14 @@ impl Drop for Serving {
 
 /// Starts `plangraph serve --listen 127.0.0.1:0` in `dir` and waits for the address it logs.
 fn serve(dir: &Path) -> Serving {
+    serve_with(dir, &[])
+}
+
+/// [`serve`] with more arguments.
+fn serve_with(dir: &Path, args: &[&str]) -> Serving {
     let mut child = Command::new(BIN)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .current_dir(dir)
         .env_remove("DATABASE_URL")
         .env_remove("PLANGRAPH_LISTEN")
@@ -469,4 +475,31 @@ fn watch_prints_a_change_made_by_another_process() {
         "{printed}"
     );
     assert!(printed.contains("\"Finally, the R4V partners"), "{printed}");
+}
+
+/// The query limits are the server's to set: `--max-depth 3` refuses a document four levels
+/// deep that the default admits.
+#[test]
+fn query_limits_are_set_on_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = serve_with(dir.path(), &["--max-depth", "3"]);
+    let deep = "/graphql?query=%7Bcountry(iso3:%22PER%22)%7Breport(year:2023)%7Bsector(code:%22EDU%22)%7Bsector%7Bcode%7D%7D%7D%7D%7D";
+    let refused = http_get(&strict.addr, deep);
+    assert!(refused.contains("QUERY_TOO_DEEP"), "{refused}");
+    drop(strict);
+    let default = serve(dir.path());
+    let answered = http_get(&default.addr, deep);
+    assert!(answered.contains("\"code\":\"EDU\""), "{answered}");
+}
+
+/// An address already in use is a clear error with its code, not a panic.
+#[test]
+fn an_address_in_use_is_listen_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = plangraph(dir.path(), &["serve", "--listen", &addr]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("error[LISTEN_FAILED]"), "{stderr}");
 }
