@@ -19,6 +19,7 @@ mod live;
 mod outage;
 mod profile;
 mod schema;
+mod sockets;
 mod statements;
 mod subscriptions;
 mod transport;

@@ -8,16 +8,14 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{HttpRequest, HttpResponse, guard, web};
-use async_graphql::Data;
-use async_graphql_actix_web::GraphQLSubscription;
-use plangraph_api::{Api, Credentials, Profile, QueryLimits, SubscriptionQuota, WriteLimits};
+use actix_web::{HttpResponse, guard, web};
+use plangraph_api::{Api, Profile, QueryLimits, WriteLimits};
 use plangraph_persistence::Store;
 use serde_json::json;
 
 use crate::graphql_http::{self, HttpLimits};
 use crate::rate_limit::{DEFAULT_PER_ADDRESS, DEFAULT_PER_TOKEN, Rate, RateLimits};
-use crate::ws_limits::capped;
+use crate::websocket::{self, SocketLimits, Sockets};
 
 /// What every handler shares.
 #[derive(Debug, Clone)]
@@ -28,8 +26,10 @@ pub struct AppState {
     pub ready: Arc<AtomicBool>,
     /// Requests per client address and per token.
     pub rate: Arc<RateLimits>,
-    /// Largest WebSocket message taken (a mutation over the socket may carry a report text).
-    pub max_ws_message: usize,
+    /// WebSocket limits (a message may carry a report text for a mutation over the socket).
+    pub socket_limits: SocketLimits,
+    /// The open sockets, and the signal that closes them at shutdown.
+    pub sockets: Arc<Sockets>,
 }
 
 impl AppState {
@@ -55,10 +55,14 @@ impl AppState {
                 Rate::per_second(DEFAULT_PER_ADDRESS),
                 Rate::per_second(DEFAULT_PER_TOKEN),
             )),
-            max_ws_message: limits
-                .max_report_bytes
-                .saturating_mul(2)
-                .saturating_add(1 << 20),
+            socket_limits: SocketLimits {
+                max_message_bytes: limits
+                    .max_report_bytes
+                    .saturating_mul(2)
+                    .saturating_add(1 << 20),
+                ..SocketLimits::default()
+            },
+            sockets: Arc::new(Sockets::default()),
         }
     }
 }
@@ -72,31 +76,12 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/graphql",
                 web::get()
                     .guard(guard::Header("upgrade", "websocket"))
-                    .to(subscriptions),
+                    .to(websocket::upgrade),
             )
             .route("/graphql", web::get().to(graphql_http::get))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz));
     }
-}
-
-/// WebSocket operations: the token, if any, rides in the `connection_init` payload.
-async fn subscriptions(
-    state: web::Data<AppState>,
-    http: HttpRequest,
-    payload: web::Payload,
-) -> actix_web::Result<HttpResponse> {
-    if let Some(refused) = graphql_http::rate_limited(&state, &http) {
-        return Ok(refused);
-    }
-    GraphQLSubscription::new(state.api.schema().clone())
-        .on_connection_init(|params: serde_json::Value| async move {
-            let mut data = Data::default();
-            data.insert(Credentials::from_connection_params(&params));
-            data.insert(SubscriptionQuota::per_socket());
-            Ok(data)
-        })
-        .start(&http, capped(payload, state.max_ws_message))
 }
 
 /// The process is up.

@@ -155,6 +155,12 @@ pub enum Command {
         rate_per_token: f64,
         #[command(flatten)]
         query_limits: QueryLimitArgs,
+        /// Open WebSocket connections at most; more are refused with 503.
+        #[arg(long, env = "PLANGRAPH_MAX_WEBSOCKETS", default_value_t = 10_000)]
+        max_websockets: usize,
+        /// How long a WebSocket client has to send `connection_init` (closed with 4408 after).
+        #[arg(long, env = "PLANGRAPH_WS_INIT_TIMEOUT_MS", default_value_t = 10_000)]
+        ws_init_timeout_ms: u64,
     },
     /// Import a report's text (`-` reads standard input). Importing the same report again
     /// replaces it in place; a re-import that would remove content needs --allow-removals.
@@ -269,6 +275,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             rate_per_address,
             rate_per_token,
             query_limits,
+            max_websockets,
+            ws_init_timeout_ms,
         } => {
             // Connections open on first use: a database that is down at start is waited for
             // (the server answers, not ready) instead of ending the process.
@@ -308,6 +316,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     Rate::per_second(rate_per_token),
                 ),
                 query: query_limits.limits(),
+                sockets: (max_websockets, Duration::from_millis(ws_init_timeout_ms)),
             };
             serve(store, listener, options, ready).await
         }
@@ -492,6 +501,8 @@ pub struct ServeOptions {
     pub rates: (Rate, Rate),
     /// What a document may ask for.
     pub query: QueryLimits,
+    /// Open WebSockets at most, and how long one may wait before `connection_init`.
+    pub sockets: (usize, Duration),
 }
 
 /// Migrations, then the bundled report into an empty store.
@@ -547,6 +558,7 @@ pub async fn serve(
         cors_origins,
         rates,
         query,
+        sockets: (max_websockets, ws_init_timeout),
     } = options;
     let addr = listener.local_addr().map_err(|source| CliError::Listen {
         addr: "listener".to_owned(),
@@ -556,6 +568,30 @@ pub async fn serve(
     state.api = plangraph_api::Api::configured(state.api.store().clone(), limits, query, profile);
     state.ready = ready;
     state.rate = Arc::new(RateLimits::new(rates.0, rates.1));
+    state.socket_limits.max_connections = max_websockets;
+    state.socket_limits.init_timeout = ws_init_timeout;
+    // On SIGTERM or Ctrl-C every open WebSocket is closed with 1001 (going away), so the
+    // server's graceful shutdown does not wait for sockets that would never end by themselves.
+    let sockets = state.sockets.clone();
+    actix_web::rt::spawn(async move {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        tokio::select! {
+            () = terminate => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!(open = sockets.open(), "shutting down: closing WebSockets");
+        sockets.shut_down();
+    });
     let server = HttpServer::new(move || {
         App::new()
             // Without configured origins, no CORS layer at all: same-origin pages still send an

@@ -9,7 +9,7 @@ pub mod import;
 pub mod rate_limit;
 pub mod telemetry;
 pub mod watch;
-pub mod ws_limits;
+pub mod websocket;
 
 pub use app::{AppState, configure};
 pub use error::CliError;

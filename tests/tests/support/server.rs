@@ -191,8 +191,14 @@ impl Server {
     /// Starts `plangraph serve --listen 127.0.0.1:0` on `database_url` and waits until it
     /// logs the address it listens on.
     pub fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, &[])
+    }
+
+    /// [`Server::start`] with more arguments for `serve`.
+    pub fn start_with(database_url: &str, args: &[&str]) -> Self {
         let mut child = Command::new(binary())
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
             .current_dir(std::env::temp_dir())
             .env("DATABASE_URL", database_url)
             .env("PLANGRAPH_LOG_FORMAT", "json")
@@ -284,6 +290,16 @@ impl Server {
         data["country"]["report"]["revision"]
             .as_i64()
             .unwrap_or_else(|| panic!("no revision in {data}"))
+    }
+}
+
+impl Server {
+    /// Sends SIGTERM; waits for the process to exit (at most `within`) and gives its status.
+    pub fn terminate(&mut self, within: Duration) -> Option<ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        wait_bounded(&mut self.child, within)
     }
 }
 
