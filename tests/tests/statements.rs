@@ -85,6 +85,11 @@ async fn connections_count_only_when_asked(backend: Backend) {
             2,
         ),
         ("{ organizations { pageInfo { hasNextPage } } }", 1),
+        // Root lists batch through the loaders: aliases of one list cost one statement.
+        (
+            "{ a: countries { iso3 } b: countries { name } c: sectors { code } d: sectors { name } }",
+            2,
+        ),
         ("{ organizations { totalCount } }", 2),
         // A history page: changes ranked on narrow columns, then the kept ones read whole.
         (

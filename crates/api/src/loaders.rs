@@ -96,6 +96,18 @@ macro_rules! loader {
     };
 }
 
+loader!(
+    /// Every country (the root `countries` list): one statement however often a request asks.
+    AllCountries(()) => Vec<country::Model>, |store, keys| {
+    let rows = store.countries().await?;
+    keys.into_iter().map(|k| (k, rows.clone())).collect::<HashMap<(), _>>()
+});
+loader!(
+    /// Every sector (the root `sectors` list).
+    AllSectors(()) => Vec<sector::Model>, |store, keys| {
+    let rows = store.sectors().await?;
+    keys.into_iter().map(|k| (k, rows.clone())).collect::<HashMap<(), _>>()
+});
 loader!(CountryById(i32) => country::Model, |store, keys| {
     index(store.countries_by_id(&keys).await?, |c| c.id)
 });

@@ -6,7 +6,7 @@ use plangraph_persistence::{OrganizationQuery, ReportQuery, Store};
 
 use crate::enums::ReportKind;
 use crate::error::ApiError;
-use crate::loaders::{CountryByIso3, ReportById, SectorByCode};
+use crate::loaders::{AllCountries, AllSectors, CountryByIso3, ReportById, SectorByCode};
 use crate::types::{Country, Organization, Report, Sector, loader};
 
 /// Page size when `first` is not given, and the largest page a client may ask for.
@@ -126,8 +126,8 @@ pub struct Query;
 impl Query {
     /// Countries that have at least one report, by name.
     async fn countries(&self, ctx: &Context<'_>) -> Result<Vec<Country>> {
-        let rows = store(ctx)?.countries().await.map_err(ApiError::from)?;
-        Ok(rows.into_iter().map(Country).collect())
+        let rows = loader(ctx)?.load_one(AllCountries(())).await?;
+        Ok(rows.unwrap_or_default().into_iter().map(Country).collect())
     }
 
     /// A country by ISO3 code (`PER`; letter case does not matter).
@@ -140,8 +140,8 @@ impl Query {
 
     /// Every sector and sub-sector of the RMRP template, in template order.
     async fn sectors(&self, ctx: &Context<'_>) -> Result<Vec<Sector>> {
-        let rows = store(ctx)?.sectors().await.map_err(ApiError::from)?;
-        Ok(rows.into_iter().map(Sector).collect())
+        let rows = loader(ctx)?.load_one(AllSectors(())).await?;
+        Ok(rows.unwrap_or_default().into_iter().map(Sector).collect())
     }
 
     /// A sector by code (`EDU`, `PRO-GBV`; letter case does not matter).
