@@ -11,6 +11,7 @@
 // hold: connection_init, then wait until the server closes the socket (1001 at shutdown);
 // huge: connection_init, then a message of --megabytes MB (default 10) in 64 KB fragments that
 // never ends (the server should close with 1009 once it is over its cap).
+// A refused upgrade prints its HTTP status and the body's error code ("errorCode").
 // Prints {"type":"open"} when the socket is open (and acknowledged, for hold) so a caller can
 // act while it is held.
 import WebSocket from 'ws';
@@ -33,7 +34,15 @@ const done = (extra) => {
 setTimeout(() => done({ timeout: true }), timeout);
 
 const ws = new WebSocket(url, protocol);
-ws.on('unexpected-response', (_req, res) => done({ status: res.statusCode }));
+ws.on('unexpected-response', (_req, res) => {
+  let body = '';
+  res.on('data', (chunk) => { body += chunk; });
+  res.on('end', () => {
+    let code;
+    try { code = JSON.parse(body).errors[0].extensions.code; } catch (_) {}
+    done({ status: res.statusCode, errorCode: code });
+  });
+});
 ws.on('error', (e) => done({ error: e.message }));
 ws.on('open', () => {
   result.opened = true;

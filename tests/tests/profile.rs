@@ -131,6 +131,10 @@ mod an_internal_error_names_its_request_id_in_the_log {
             .unwrap();
         let error = &answer["errors"][0];
         assert_eq!(error["extensions"]["code"], "INTERNAL", "{answer}");
+        assert_eq!(
+            error["extensions"]["storeCode"], "STORE_QUERY_FAILED",
+            "{answer}"
+        );
         assert_eq!(error["message"], "internal error");
         assert!(
             !answer.to_string().contains("share"),

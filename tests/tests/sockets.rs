@@ -100,6 +100,7 @@ mod open_connections_are_capped_and_closed_with_1001_on_sigterm {
         wait_open(&mut second);
         let third = outcome(probe(&server, "hold", "graphql-transport-ws"));
         assert_eq!(third["status"], 503, "{third}");
+        assert_eq!(third["errorCode"], "TOO_MANY_CONNECTIONS", "{third}");
 
         let exited = server
             .terminate(Duration::from_secs(15))

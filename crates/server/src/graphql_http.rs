@@ -116,7 +116,6 @@ const REQUEST_ERROR_CODES: &[&str] = &[
     "QUERY_TOO_DEEP",
     "QUERY_TOO_COMPLEX",
     "METHOD_NOT_ALLOWED",
-    "BAD_USER_INPUT_VARIABLES",
 ];
 
 fn code_of(error: &async_graphql::ServerError) -> Option<String> {
