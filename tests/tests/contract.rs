@@ -62,3 +62,43 @@ async fn the_served_and_printed_schemas_are_one() {
         assert!(api.sdl().contains(name), "the SDL lacks `{name}`");
     }
 }
+
+/// The subgraph SDL a gateway composes is checked in as `schema.federation.graphql`, printed by
+/// `plangraph schema --federation` from the serving builder, with every entity's key.
+#[tokio::test]
+async fn the_federation_sdl_is_checked_in_and_carries_the_keys() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.federation.graphql");
+    let checked_in = std::fs::read_to_string(path).unwrap_or_default();
+    let printed = plangraph_api::federation_sdl();
+    assert!(
+        checked_in == printed,
+        "schema.federation.graphql differs from the served subgraph schema; regenerate it with \
+         `cargo run -p plangraph-server -- schema --federation > schema.federation.graphql`"
+    );
+    let test = crate::support::empty_store(crate::support::Backend::Sqlite).await;
+    assert_eq!(
+        plangraph_api::Api::new(test.store.clone()).federation_sdl(),
+        printed
+    );
+    for needle in [
+        "url: \"https://specs.apollo.dev/federation/v2",
+        "type Country @key(fields: \"iso3\")",
+        "type Platform @key(fields: \"code\")",
+        "type Plan @key(fields: \"code\")",
+        "type Report @key(fields: \"id\")",
+        "type Sector @key(fields: \"code\")",
+        "type Organization @key(fields: \"id\") @key(fields: \"ftsId\")",
+        "type PageInfo @shareable",
+        "type Subscription",
+    ] {
+        assert!(
+            printed.contains(needle),
+            "the subgraph SDL lacks `{needle}`"
+        );
+    }
+    // The plain schema stays free of the federation plumbing.
+    let plain = plangraph_api::sdl();
+    for absent in ["_entities", "_service", "_Any", "@key"] {
+        assert!(!plain.contains(absent), "schema.graphql shows `{absent}`");
+    }
+}

@@ -11,6 +11,7 @@ mod api;
 mod concurrency;
 mod contract;
 mod doors;
+mod federation;
 mod figures;
 mod http;
 mod importer;

@@ -48,7 +48,11 @@ pub enum Profile {
 /// both come from here, so they cannot drift apart (the profile changes no type). Only
 /// request-independent data (the store, the limits) is added afterwards.
 fn builder(profile: Profile) -> SchemaBuilder<Query, Mutation, Subscription> {
-    let builder = Schema::build(Query, Mutation, Subscription).extension(pipeline::Pipeline);
+    let builder = Schema::build(Query, Mutation, Subscription)
+        .extension(pipeline::Pipeline)
+        // An Apollo Federation v2 subgraph, subscriptions included so a gateway passes them on.
+        .enable_federation()
+        .enable_subscription_in_federation();
     match profile {
         Profile::Development => builder,
         Profile::Production => builder.disable_suggestions(),
@@ -113,13 +117,58 @@ impl Api {
         self.schema.execute(request).await
     }
 
-    /// The SDL of the schema that serves.
+    /// The SDL of the schema that serves (the plain public schema; see [`sdl`]).
     pub fn sdl(&self) -> String {
-        self.schema.sdl()
+        without_federation_plumbing(&self.schema.sdl())
+    }
+
+    /// The subgraph SDL of the schema that serves (see [`federation_sdl`]).
+    pub fn federation_sdl(&self) -> String {
+        self.schema
+            .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
     }
 }
 
-/// The SDL, from the same builder as the serving schema.
+/// The SDL, from the same builder as the serving schema: the plain public schema, without the
+/// federation plumbing (`_service`, `_entities` and their types) a gateway uses.
 pub fn sdl() -> String {
-    builder(Profile::default()).finish().sdl()
+    without_federation_plumbing(&builder(Profile::default()).finish().sdl())
+}
+
+/// The SDL with `_service`, `_entities`, `_Any`, `_Entity` and `_Service` left out. The SDL is
+/// printed as blank-line-separated definitions, each with its description, so a definition is
+/// dropped whole.
+fn without_federation_plumbing(sdl: &str) -> String {
+    const PLUMBING: [&str; 3] = ["scalar _Any", "union _Entity", "type _Service"];
+    let kept: Vec<String> = sdl
+        .split("\n\n")
+        .filter(|block| {
+            !block
+                .lines()
+                .any(|line| PLUMBING.iter().any(|p| line.starts_with(p)))
+        })
+        .map(|block| {
+            block
+                .lines()
+                .filter(|line| {
+                    let line = line.trim_start();
+                    !line.starts_with("_service:") && !line.starts_with("_entities(")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
+    let mut out = kept.join("\n\n");
+    if sdl.ends_with('\n') && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
+}
+
+/// The Apollo Federation v2 subgraph SDL (`@link`, `@key`, `@shareable`), from the same builder:
+/// what `_service { sdl }` answers.
+pub fn federation_sdl() -> String {
+    builder(Profile::default())
+        .finish()
+        .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
 }

@@ -114,6 +114,19 @@ loader!(CountryById(i32) => country::Model, |store, keys| {
 loader!(CountryByIso3(String) => country::Model, |store, keys| {
     index(store.countries_by_iso3(&keys).await?, |c| c.iso3.clone())
 });
+loader!(PlatformByCode(String) => platform::Model, |store, keys| {
+    index(store.platforms_by_code(&keys).await?, |p| p.code.clone())
+});
+loader!(PlanByCode(String) => plan::Model, |store, keys| {
+    index(store.plans_by_code(&keys).await?, |p| p.code.clone())
+});
+loader!(
+    /// Organisations by FTS id, keyed in lower case (FTS ids match whatever their case).
+    OrganizationByFtsId(String) => organization::Model, |store, keys| {
+    index(store.organizations_by_fts_id(&keys).await?, |o| {
+        o.fts_id.as_deref().unwrap_or_default().to_lowercase()
+    })
+});
 loader!(PlatformById(i32) => platform::Model, |store, keys| {
     index(store.platforms_by_id(&keys).await?, |p| p.id)
 });

@@ -4,22 +4,36 @@
 //! so `{ a b }` may come back as `{ "b", "a" }`. The GraphQL spec (§7.2.2) asks for selection
 //! order, and dashboards lay out columns from it, so the response is re-ordered against the
 //! executed operation's selection sets (fragments flattened, repeated keys merged).
+//!
+//! Where a list holds objects of several types (the federation `_entities` list), each object
+//! is ordered by the selections that apply to its own type: `... on Country { a b }` and
+//! `... on Report { b a }` give `a b` for a country and `b a` for a report. An object's type is
+//! its `__typename` when selected, else, in `_entities`, the `__typename` of the
+//! representation at its place.
 
-use async_graphql::Value;
+use std::collections::HashMap;
+
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, Selection, SelectionSet,
 };
+use async_graphql::{Value, Variables};
 
 /// Fragments nest at most this deep; validation rejects cycles, this only bounds the walk.
 const MAX_FRAGMENT_DEPTH: usize = 32;
 
-/// Re-orders `data` to follow `doc`'s operation (`operation_name`, or the only one). Leaves
-/// `data` alone when the document names no operation it holds.
-pub fn in_selection_order(
-    data: &mut Value,
-    doc: &ExecutableDocument,
-    operation_name: Option<&str>,
-) {
+/// What the ordering needs besides the response: the document, the variables, and which type
+/// names are object types (a condition on anything else, an interface or a union, applies to
+/// every object).
+pub struct Ordering<'a> {
+    pub doc: &'a ExecutableDocument,
+    pub variables: &'a Variables,
+    pub is_object_type: &'a dyn Fn(&str) -> bool,
+}
+
+/// Re-orders `data` to follow the operation (`operation_name`, or the only one). Leaves `data`
+/// alone when the document names no operation it holds.
+pub fn in_selection_order(data: &mut Value, ordering: &Ordering<'_>, operation_name: Option<&str>) {
+    let doc = ordering.doc;
     let operation = match (&doc.operations, operation_name) {
         (DocumentOperations::Single(op), _) => Some(op),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
@@ -27,71 +41,202 @@ pub fn in_selection_order(
         (DocumentOperations::Multiple(_), None) => None,
     };
     if let Some(op) = operation {
-        reorder(doc, &[&op.node.selection_set.node], data);
+        reorder(ordering, &[&op.node.selection_set.node], data, None, true);
     }
 }
 
-/// The keys of every object at one place in the response, with the selections under each.
-type Keys<'a> = Vec<(&'a str, Vec<&'a SelectionSet>)>;
+/// One response key: the selection sets merged under it, and, for `_entities`, the type of the
+/// object at each place of the list (from the representations).
+struct Key<'a> {
+    name: &'a str,
+    subs: Vec<&'a SelectionSet>,
+    entity_types: Option<Vec<Option<String>>>,
+}
 
-/// The response keys a selection set produces, in order, each with the sub-selections merged
-/// under it.
+/// The types of the representations `_entities` was given, in order.
+fn representation_types(
+    field: &async_graphql::parser::types::Field,
+    variables: &Variables,
+) -> Option<Vec<Option<String>>> {
+    let (_, value) = field
+        .arguments
+        .iter()
+        .find(|(name, _)| name.node == "representations")?;
+    let value = value
+        .node
+        .clone()
+        .into_const_with(|name| variables.get(&name).cloned().ok_or(()))
+        .ok()?;
+    let Value::List(items) = value else {
+        return None;
+    };
+    Some(
+        items
+            .iter()
+            .map(|item| match item {
+                Value::Object(map) => match map.get("__typename") {
+                    Some(Value::String(name)) => Some(name.clone()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// The response keys a selection set produces for an object of type `concrete` (any type when
+/// unknown), in order, each with the sub-selections merged under it.
 fn response_keys<'a>(
-    doc: &'a ExecutableDocument,
+    ordering: &Ordering<'a>,
     set: &'a SelectionSet,
+    concrete: Option<&str>,
+    root: bool,
     depth: usize,
-    keys: &mut Keys<'a>,
+    keys: &mut Vec<Key<'a>>,
 ) {
     if depth > MAX_FRAGMENT_DEPTH {
         return;
     }
+    // A condition on another object type does not apply to this object.
+    let applies = |condition: &str| {
+        concrete.is_none_or(|c| c == condition || !(ordering.is_object_type)(condition))
+    };
     for item in &set.items {
         match &item.node {
             Selection::Field(field) => {
-                let key = field.node.response_key().node.as_str();
-                let sub = &field.node.selection_set.node;
-                match keys.iter_mut().find(|(k, _)| *k == key) {
-                    Some((_, subs)) => subs.push(sub),
-                    None => keys.push((key, vec![sub])),
+                let field = &field.node;
+                let key = field.response_key().node.as_str();
+                let sub = &field.selection_set.node;
+                match keys.iter_mut().find(|k| k.name == key) {
+                    Some(existing) => existing.subs.push(sub),
+                    None => keys.push(Key {
+                        name: key,
+                        subs: vec![sub],
+                        entity_types: (root && field.name.node == "_entities")
+                            .then(|| representation_types(field, ordering.variables))
+                            .flatten(),
+                    }),
                 }
             }
             Selection::FragmentSpread(spread) => {
-                if let Some(fragment) = doc.fragments.get(&spread.node.fragment_name.node) {
-                    response_keys(doc, &fragment.node.selection_set.node, depth + 1, keys);
+                if let Some(fragment) = ordering.doc.fragments.get(&spread.node.fragment_name.node)
+                    && applies(fragment.node.type_condition.node.on.node.as_str())
+                {
+                    response_keys(
+                        ordering,
+                        &fragment.node.selection_set.node,
+                        concrete,
+                        root,
+                        depth + 1,
+                        keys,
+                    );
                 }
             }
             Selection::InlineFragment(inline) => {
-                response_keys(doc, &inline.node.selection_set.node, depth + 1, keys);
+                let inline = &inline.node;
+                let condition = inline
+                    .type_condition
+                    .as_ref()
+                    .map(|c| c.node.on.node.as_str());
+                if condition.is_none_or(applies) {
+                    response_keys(
+                        ordering,
+                        &inline.selection_set.node,
+                        concrete,
+                        root,
+                        depth + 1,
+                        keys,
+                    );
+                }
             }
         }
     }
 }
 
-/// Orders the object(s) at one place of the response. The keys are worked out once per place,
-/// not once per row of a list.
-fn reorder<'a>(doc: &'a ExecutableDocument, sets: &[&'a SelectionSet], value: &mut Value) {
-    if !matches!(value, Value::Object(_) | Value::List(_)) {
-        return;
+fn typename(value: &Value) -> Option<&str> {
+    match value {
+        Value::Object(map) => match map.get("__typename") {
+            Some(Value::String(name)) => Some(name.as_str()),
+            _ => None,
+        },
+        _ => None,
     }
-    let mut keys = Keys::new();
-    for set in sets {
-        response_keys(doc, set, 0, &mut keys);
-    }
-    apply(doc, &keys, value);
 }
 
-fn apply<'a>(doc: &'a ExecutableDocument, keys: &Keys<'a>, value: &mut Value) {
+/// The keys at one place for objects of type `concrete`.
+fn keys_for<'a>(
+    ordering: &Ordering<'a>,
+    sets: &[&'a SelectionSet],
+    concrete: Option<&str>,
+    root: bool,
+) -> Vec<Key<'a>> {
+    let mut keys = Vec::new();
+    for set in sets {
+        response_keys(ordering, set, concrete, root, 0, &mut keys);
+    }
+    keys
+}
+
+/// Orders the object(s) at one place of the response. The keys are worked out once per type at
+/// that place, not once per row of a list.
+fn reorder<'a>(
+    ordering: &Ordering<'a>,
+    sets: &[&'a SelectionSet],
+    value: &mut Value,
+    types: Option<&[Option<String>]>,
+    root: bool,
+) {
+    match value {
+        Value::List(items) => {
+            let item_types: Vec<Option<String>> = items
+                .iter()
+                .enumerate()
+                .map(|(n, item)| {
+                    typename(item)
+                        .map(str::to_owned)
+                        .or_else(|| types.and_then(|t| t.get(n)).and_then(Clone::clone))
+                })
+                .collect();
+            let mut by_type: HashMap<Option<String>, Vec<Key<'a>>> = HashMap::new();
+            for concrete in &item_types {
+                if !by_type.contains_key(concrete) {
+                    let keys = keys_for(ordering, sets, concrete.as_deref(), root);
+                    by_type.insert(concrete.clone(), keys);
+                }
+            }
+            for (item, concrete) in items.iter_mut().zip(&item_types) {
+                if let Some(keys) = by_type.get(concrete) {
+                    apply(ordering, keys, item);
+                }
+            }
+        }
+        Value::Object(_) => {
+            let concrete = typename(value).map(str::to_owned);
+            let keys = keys_for(ordering, sets, concrete.as_deref(), root);
+            apply(ordering, &keys, value);
+        }
+        _ => {}
+    }
+}
+
+fn apply<'a>(ordering: &Ordering<'a>, keys: &[Key<'a>], value: &mut Value) {
     match value {
         Value::List(items) => {
             for item in items {
-                apply(doc, keys, item);
+                apply(ordering, keys, item);
             }
         }
         Value::Object(map) => {
             let mut unordered = std::mem::take(map);
-            for (key, subs) in keys {
-                if let Some((name, mut child)) = unordered.shift_remove_entry(*key) {
-                    reorder(doc, subs, &mut child);
+            for key in keys {
+                if let Some((name, mut child)) = unordered.shift_remove_entry(key.name) {
+                    reorder(
+                        ordering,
+                        &key.subs,
+                        &mut child,
+                        key.entity_types.as_deref(),
+                        false,
+                    );
                     map.insert(name, child);
                 }
             }
@@ -104,13 +249,22 @@ fn apply<'a>(doc: &'a ExecutableDocument, keys: &Keys<'a>, value: &mut Value) {
 
 #[cfg(test)]
 mod tests {
-    use async_graphql::{Name, Value};
+    use async_graphql::{Name, Value, Variables};
 
-    use super::in_selection_order;
+    use super::{Ordering, in_selection_order};
 
-    fn order(data: &mut Value, query: &str, operation: Option<&str>) {
+    fn order(data: &mut Value, query: &str, operation: Option<&str>, variables: Variables) {
+        let is_object = |name: &str| name != "_Entity";
         match async_graphql::parser::parse_query(query) {
-            Ok(doc) => in_selection_order(data, &doc, operation),
+            Ok(doc) => in_selection_order(
+                data,
+                &Ordering {
+                    doc: &doc,
+                    variables: &variables,
+                    is_object_type: &is_object,
+                },
+                operation,
+            ),
             Err(e) => panic!("test query does not parse: {e}"),
         }
     }
@@ -143,6 +297,7 @@ mod tests {
             &mut data,
             "query { first list { a ...F ... on T { z } } } fragment F on T { b }",
             None,
+            Variables::default(),
         );
         assert_eq!(keys(&data), vec!["first", "list"]);
         let Value::Object(map) = &data else { return };
@@ -155,7 +310,56 @@ mod tests {
     #[test]
     fn the_named_operation_is_the_one_followed() {
         let mut data = object(vec![("b", Value::Null), ("a", Value::Null)]);
-        order(&mut data, "query X { b a } query Y { a b }", Some("Y"));
+        order(
+            &mut data,
+            "query X { b a } query Y { a b }",
+            Some("Y"),
+            Variables::default(),
+        );
         assert_eq!(keys(&data), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn each_entity_follows_the_selection_of_its_own_type() {
+        let report = object(vec![("a", Value::Null), ("b", Value::Null)]);
+        let country = object(vec![("b", Value::Null), ("a", Value::Null)]);
+        let mut data = object(vec![(
+            "_entities",
+            Value::List(vec![report.clone(), country.clone(), Value::Null]),
+        )]);
+        let variables = Variables::from_json(serde_json::json!({ "r": [
+            { "__typename": "Report", "id": "1" },
+            { "__typename": "Country", "iso3": "PER" },
+            { "__typename": "Report", "id": "9" }
+        ] }));
+        order(
+            &mut data,
+            "query($r: [_Any!]!) { _entities(representations: $r) { ... on Country { a b } ...R } } fragment R on Report { b a }",
+            None,
+            variables,
+        );
+        let Value::Object(map) = &data else { return };
+        let Some(Value::List(items)) = map.get("_entities") else {
+            panic!("entities kept");
+        };
+        assert_eq!(keys(&items[0]), vec!["b", "a"], "a report");
+        assert_eq!(keys(&items[1]), vec!["a", "b"], "a country");
+        // With __typename selected, the object says its own type.
+        let mut typed = object(vec![(
+            "node",
+            object(vec![
+                ("a", Value::Null),
+                ("b", Value::Null),
+                ("__typename", Value::String("Report".into())),
+            ]),
+        )]);
+        order(
+            &mut typed,
+            "{ node { __typename ... on Country { a b } ... on Report { b a } } }",
+            None,
+            Variables::default(),
+        );
+        let Value::Object(map) = &typed else { return };
+        assert_eq!(keys(&map["node"]), vec!["__typename", "b", "a"]);
     }
 }

@@ -118,6 +118,8 @@ struct Seen {
     /// The request's id: in the log line of a failure and in the masked error the client gets.
     request_id: String,
     operation_name: Option<String>,
+    /// The request's variables: `_entities` names each representation's type in them.
+    variables: Variables,
     /// The parsed document, kept to put the response in selection order.
     document: Option<ExecutableDocument>,
 }
@@ -219,7 +221,12 @@ fn refusal(error: LimitError) -> ServerError {
 
 /// The last stage of every response: codes for request errors, errors bounded in number and
 /// length, then selection order.
-fn finish(seen: &Mutex<Seen>, limits: &QueryLimits, response: &mut Response) {
+fn finish(
+    seen: &Mutex<Seen>,
+    limits: &QueryLimits,
+    schema: &async_graphql::SchemaEnv,
+    response: &mut Response,
+) {
     if response.errors.len() > limits.max_errors {
         let omitted = response.errors.len() - limits.max_errors;
         response.errors.truncate(limits.max_errors);
@@ -262,7 +269,22 @@ fn finish(seen: &Mutex<Seen>, limits: &QueryLimits, response: &mut Response) {
     }
     let seen = lock(seen);
     if let Some(document) = &seen.document {
-        order::in_selection_order(&mut response.data, document, seen.operation_name.as_deref());
+        let is_object_type = |name: &str| {
+            matches!(
+                schema.registry.types.get(name),
+                Some(async_graphql::registry::MetaType::Object { .. })
+            )
+        };
+        let ordering = order::Ordering {
+            doc: document,
+            variables: &seen.variables,
+            is_object_type: &is_object_type,
+        };
+        order::in_selection_order(
+            &mut response.data,
+            &ordering,
+            seen.operation_name.as_deref(),
+        );
     }
 }
 
@@ -283,7 +305,7 @@ impl Extension for RequestPipeline {
                 "QUERY_TIMEOUT",
             )]),
         };
-        finish(&self.seen, &limits, &mut response);
+        finish(&self.seen, &limits, ctx.schema_env, &mut response);
         response
     }
 
@@ -295,9 +317,10 @@ impl Extension for RequestPipeline {
     ) -> BoxStream<'s, Response> {
         let seen = self.seen.clone();
         let limits = ctx.data_opt::<QueryLimits>().copied().unwrap_or_default();
+        let schema = ctx.schema_env.clone();
         next.run(ctx, stream)
             .map(move |mut response| {
-                finish(&seen, &limits, &mut response);
+                finish(&seen, &limits, &schema, &mut response);
                 response
             })
             .boxed()
@@ -317,6 +340,7 @@ impl Extension for RequestPipeline {
             let mut seen = lock(&self.seen);
             seen.operation_name = request.operation_name.clone();
             seen.request_id = request_id.clone();
+            seen.variables = request.variables.clone();
         }
         // In production the schema is mapped only for callers with a valid token.
         if ctx.data_opt::<Profile>() == Some(&Profile::Production)

@@ -6,8 +6,11 @@ use plangraph_persistence::{OrganizationQuery, ReportQuery, Store};
 
 use crate::enums::ReportKind;
 use crate::error::ApiError;
-use crate::loaders::{AllCountries, AllSectors, CountryByIso3, ReportById, SectorByCode};
-use crate::types::{Country, Organization, Report, Sector, loader};
+use crate::loaders::{
+    AllCountries, AllSectors, CountryByIso3, OrganizationByFtsId, OrganizationById, PlanByCode,
+    PlatformByCode, ReportById, SectorByCode,
+};
+use crate::types::{Country, Organization, Plan, Platform, Report, Sector, loader};
 
 /// Page size when `first` is not given, and the largest page a client may ask for.
 pub const DEFAULT_PAGE: i32 = 20;
@@ -190,6 +193,90 @@ impl Query {
             0
         };
         Ok(page(rows, limit, after.is_some(), total, |r| r.id, Report))
+    }
+
+    // Federation: each entity type's look-up by its key, through the request's loaders, so a
+    // gateway's `_entities` with many representations of one type costs one statement.
+    // async-graphql resolves the representations concurrently; an unknown key is null in place.
+
+    #[graphql(entity)]
+    async fn find_country_by_iso3(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(key)] iso3: String,
+    ) -> Result<Option<Country>> {
+        self.country(ctx, iso3).await
+    }
+
+    #[graphql(entity)]
+    async fn find_platform_by_code(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(key)] code: String,
+    ) -> Result<Option<Platform>> {
+        Ok(loader(ctx)?
+            .load_one(PlatformByCode(code.to_ascii_uppercase()))
+            .await?
+            .map(Platform))
+    }
+
+    #[graphql(entity)]
+    async fn find_plan_by_code(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(key)] code: String,
+    ) -> Result<Option<Plan>> {
+        Ok(loader(ctx)?
+            .load_one(PlanByCode(code.to_ascii_uppercase()))
+            .await?
+            .map(Plan))
+    }
+
+    #[graphql(entity)]
+    async fn find_report_by_id(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(key)] id: ID,
+    ) -> Result<Option<Report>> {
+        self.report(ctx, id).await
+    }
+
+    #[graphql(entity)]
+    async fn find_sector_by_code(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(key)] code: String,
+    ) -> Result<Option<Sector>> {
+        self.sector(ctx, code).await
+    }
+
+    #[graphql(entity)]
+    async fn find_organization_by_id(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(key)] id: ID,
+    ) -> Result<Option<Organization>> {
+        let Ok(id) = id.parse::<i32>() else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?
+            .load_one(OrganizationById(id))
+            .await?
+            .map(Organization))
+    }
+
+    /// An organisation by its OCHA FTS id (whatever the letter case), so a funding-flows graph
+    /// that knows only FTS ids can join.
+    #[graphql(entity)]
+    async fn find_organization_by_fts_id(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(key)] fts_id: String,
+    ) -> Result<Option<Organization>> {
+        Ok(loader(ctx)?
+            .load_one(OrganizationByFtsId(fts_id.to_lowercase()))
+            .await?
+            .map(Organization))
     }
 
     /// Organizations in id order, filtered, a page at a time.

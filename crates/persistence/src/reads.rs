@@ -86,6 +86,34 @@ impl Store {
         find_in::<platform::Entity, _>(&self.db, platform::Column::Id, ids, &[]).await
     }
 
+    pub async fn platforms_by_code(
+        &self,
+        codes: &[String],
+    ) -> Result<Vec<platform::Model>, StoreError> {
+        find_in::<platform::Entity, _>(&self.db, platform::Column::Code, codes, &[]).await
+    }
+
+    pub async fn plans_by_code(&self, codes: &[String]) -> Result<Vec<plan::Model>, StoreError> {
+        find_in::<plan::Entity, _>(&self.db, plan::Column::Code, codes, &[]).await
+    }
+
+    /// Organisations by FTS id, whatever the letter case (keys given in lower case).
+    pub async fn organizations_by_fts_id(
+        &self,
+        lower_ids: &[String],
+    ) -> Result<Vec<organization::Model>, StoreError> {
+        if lower_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(organization::Entity::find()
+            .filter(
+                Expr::expr(Func::lower(Expr::col(organization::Column::FtsId)))
+                    .is_in(lower_ids.iter().cloned()),
+            )
+            .all(&self.db)
+            .await?)
+    }
+
     pub async fn organizations_by_id(
         &self,
         ids: &[i32],

@@ -190,8 +190,12 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Print the GraphQL schema (SDL).
-    Schema,
+    /// Print the GraphQL schema (SDL); `--federation` prints the Apollo Federation v2 subgraph
+    /// SDL a gateway composes.
+    Schema {
+        #[arg(long)]
+        federation: bool,
+    },
     /// Manage the API tokens partner systems write with.
     Token {
         #[command(subcommand)]
@@ -375,8 +379,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             println!("migrations applied to {}", redact(&store.database_url));
             Ok(())
         }
-        Command::Schema => {
-            print!("{}", plangraph_api::sdl());
+        Command::Schema { federation } => {
+            if federation {
+                print!("{}", plangraph_api::federation_sdl());
+            } else {
+                print!("{}", plangraph_api::sdl());
+            }
             Ok(())
         }
         Command::Token { command, store } => {

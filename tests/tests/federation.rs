@@ -1,0 +1,99 @@
+//! plangraph as an Apollo Federation v2 subgraph: `_entities` resolves through the request's
+//! loaders (one statement per entity type, whatever the number of representations), in
+//! representation order, an unknown key null in its place, keys matched as the root fields
+//! match them; fields in selection order even when the type conditions order them differently.
+
+use async_graphql::{Request, Variables};
+use plangraph_api::Api;
+use serde_json::{Value, json};
+
+use crate::on_both_databases;
+use crate::support::writes::error_code;
+use crate::support::{Backend, counted_store};
+
+async fn run(api: &Api, query: &str, variables: Value) -> (Value, String) {
+    let response = api
+        .execute(Request::new(query).variables(Variables::from_json(variables)))
+        .await;
+    let raw = serde_json::to_string(&response).unwrap();
+    (serde_json::to_value(&response).unwrap(), raw)
+}
+
+async fn entities_batch_per_type_in_representation_order(backend: Backend) {
+    let (test, counter) = counted_store(backend).await;
+    plangraph_server::load_bundled_if_empty(&test.store)
+        .await
+        .unwrap();
+    let api = Api::new(test.store.clone());
+    let mut representations = Vec::new();
+    for n in 0..100 {
+        // Report 1 exists; 2.. do not. Country PER exists (any letter case); others do not.
+        representations.push(json!({ "__typename": "Report", "id": (n % 3 + 1).to_string() }));
+        let iso3 = if n % 2 == 0 { "per" } else { "XXX" };
+        representations.push(json!({ "__typename": "Country", "iso3": iso3 }));
+    }
+    let query = "query($r: [_Any!]!) { _entities(representations: $r) {
+        ... on Report { id title }
+        ... on Country { name iso3 } } }";
+    counter.reset();
+    let (answer, _) = run(&api, query, json!({ "r": representations })).await;
+    assert_eq!(error_code(&answer), None, "{answer:#}");
+    let statements = counter.get();
+    println!("200 representations of 2 types: {statements} SQL statement(s)");
+    assert!(statements <= 2, "{statements} statements");
+    let entities = answer["data"]["_entities"].as_array().unwrap();
+    assert_eq!(entities.len(), 200);
+    for (n, entity) in entities.iter().enumerate() {
+        let i = n / 2;
+        if n % 2 == 0 {
+            if i % 3 == 0 {
+                assert_eq!(entity["id"], "1", "{n}");
+            } else {
+                assert!(entity.is_null(), "{n}: {entity}");
+            }
+        } else if i % 2 == 0 {
+            assert_eq!(entity["iso3"], "PER", "{n}");
+        } else {
+            assert!(entity.is_null(), "{n}: {entity}");
+        }
+    }
+    // Each type in its own selection order: `platform` is selected under both conditions, in
+    // different places (one more statement: the platforms, batched too).
+    let ordered = "query($r: [_Any!]!) { _entities(representations: $r) {
+        ... on Report { id platform { code } title }
+        ... on Country { name platform { code } iso3 } } }";
+    counter.reset();
+    let (_, raw) = run(&api, ordered, json!({ "r": representations })).await;
+    assert!(counter.get() <= 3, "{}", counter.get());
+    assert!(
+        raw.contains(r#"{"id":"1","platform":{"code":"GTRM"},"title":"END-YEAR REPORT 2023"}"#),
+        "{raw}"
+    );
+    assert!(
+        raw.contains(r#"{"name":"Peru","platform":{"code":"GTRM"},"iso3":"PER"}"#),
+        "{raw}"
+    );
+
+    // Every entity type and key.
+    let all = json!([
+        { "__typename": "Platform", "code": "gtrm" },
+        { "__typename": "Plan", "code": "RMRP2023" },
+        { "__typename": "Sector", "code": "pro-gbv" },
+        { "__typename": "Organization", "id": "1" },
+        { "__typename": "Organization", "ftsId": "none" },
+    ]);
+    let (answer, _) = run(
+        &api,
+        "query($r: [_Any!]!) { _entities(representations: $r) {
+            ... on Platform { code } ... on Plan { code } ... on Sector { code }
+            ... on Organization { id } } }",
+        json!({ "r": all }),
+    )
+    .await;
+    assert_eq!(
+        answer["data"]["_entities"],
+        json!([{ "code": "GTRM" }, { "code": "RMRP2023" }, { "code": "PRO-GBV" }, null, null]),
+        "{answer:#}"
+    );
+}
+on_both_databases!(entities_batch_per_type_in_representation_order);
