@@ -13,6 +13,7 @@ mod contract;
 mod doors;
 mod federation;
 mod figures;
+mod gateway;
 mod http;
 mod importer;
 mod limits;

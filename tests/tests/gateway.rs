@@ -1,0 +1,248 @@
+//! plangraph behind a real federation gateway: Hive Gateway (from npm, pinned in
+//! tests/interop) composes plangraph and a small test subgraph at run time; queries that join
+//! both answer, for every field plangraph owns, exactly what plangraph answers directly; a
+//! subscription passes through; `@theguild/federation-composition` composes the two subgraphs,
+//! and reports a conflicting one as an error.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::server::{Server, Subscriber, admin_token, interop_clients, post_json};
+use crate::support::{Backend, database_url};
+
+const NESTED: &str = include_str!("../../bench/nested.graphql");
+
+/// A child process killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The test subgraph on `port`, once it serves.
+fn peer(port: u16) -> Process {
+    let interop = interop_clients();
+    let mut child = Command::new("node")
+        .arg(interop.join("peer-subgraph.mjs"))
+        .args(["--port", &port.to_string()])
+        .current_dir(&interop)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run the peer subgraph");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let listening = stdout
+        .lines()
+        .map_while(Result::ok)
+        .any(|line| line.contains("\"listening\""));
+    assert!(listening, "the peer subgraph did not start");
+    Process(child)
+}
+
+/// Hive Gateway composing `services` on `port`, once it listens.
+fn gateway(port: u16, services: &[(&str, String)]) -> Process {
+    let interop = interop_clients();
+    let mut command = Command::new("node");
+    command
+        .arg(interop.join("node_modules/@graphql-hive/gateway/dist/bin.js"))
+        .args([
+            "supergraph",
+            "-c",
+            "gateway.config.ts",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ]);
+    for (name, url) in services {
+        command.args(["--dev-service", &format!("{name}={url}")]);
+    }
+    let mut child = command
+        .current_dir(interop.join("gateway"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run hive-gateway");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if line.contains("Listening on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let err = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || for _ in BufReader::new(err).lines() {});
+    rx.recv_timeout(Duration::from_secs(90))
+        .expect("hive-gateway listens within 90 s");
+    Process(child)
+}
+
+fn query(addr: &str, query: &str, token: Option<&str>) -> Value {
+    let (status, body) =
+        post_json(addr, "/graphql", &json!({ "query": query }), token).expect("an answer");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.get("errors").is_none(), "{body:#}");
+    body["data"].clone()
+}
+
+/// JSON numbers carry no integer/float distinction (`6720000.0` and `6720000` are one number;
+/// the gateway, in JavaScript, writes the latter): compare every number as a float.
+fn numbers_as_floats(value: &Value) -> Value {
+    match value {
+        Value::Number(n) => n
+            .as_f64()
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::Null, Value::Number),
+        Value::Array(items) => Value::Array(items.iter().map(numbers_as_floats).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), numbers_as_floats(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn node_script(script: &str, args: &[&str]) -> Value {
+    let interop = interop_clients();
+    let out = Command::new("node")
+        .arg(interop.join(script))
+        .args(args)
+        .current_dir(&interop)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)))
+}
+
+mod plangraph_composes_behind_hive_gateway {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        let (url, _dir) = database_url(Backend::Sqlite).await;
+        let plangraph = Server::start(&url);
+        let plangraph_url = format!("http://{}/graphql", plangraph.addr);
+        let peer_port = free_port();
+        let _peer = peer(peer_port);
+
+        // Composition with the real composition library: the pair composes; a subgraph with a
+        // conflicting field type is an error.
+        let composed = node_script("compose.mjs", &["--plangraph", &plangraph_url]);
+        assert_eq!(composed["ok"], true, "{composed}");
+        assert_eq!(composed["hasCountryJoin"], true, "{composed}");
+        let broken = node_script("compose.mjs", &["--plangraph", &plangraph_url, "--broken"]);
+        assert_eq!(broken["ok"], false, "{broken}");
+        assert!(
+            broken["errors"].to_string().contains("Country.iso3"),
+            "{broken}"
+        );
+
+        let port = free_port();
+        let started = Instant::now();
+        let _gateway = gateway(
+            port,
+            &[
+                ("plangraph", plangraph_url.clone()),
+                ("peer", format!("http://127.0.0.1:{peer_port}/")),
+            ],
+        );
+        println!("hive-gateway up in {:?}", started.elapsed());
+        let through = format!("127.0.0.1:{port}");
+
+        // Every field plangraph owns: the full nested dashboard query through the gateway equals
+        // the direct answer.
+        let direct = query(&plangraph.addr, NESTED, None);
+        let gatewayed = query(&through, NESTED, None);
+        assert!(
+            numbers_as_floats(&gatewayed) == numbers_as_floats(&direct),
+            "the gateway's answer differs from plangraph's"
+        );
+
+        // A join: plangraph's country and report, the peer's fields on them, and plangraph's
+        // sectors under the peer's programmes (resolved through plangraph's `_entities`).
+        let joined = query(
+            &through,
+            r#"{ country(iso3: "PER") { iso3 name peerLabel report(year: 2023) { id title
+                 peerProgrammes { name sector { code name parent { code } } } totals { peopleReached } } } }"#,
+            None,
+        );
+        let country = &joined["country"];
+        assert_eq!(country["peerLabel"], "test label for PER");
+        let plain = query(
+            &plangraph.addr,
+            r#"{ country(iso3: "PER") { iso3 name report(year: 2023) { id title totals { peopleReached } } } }"#,
+            None,
+        );
+        for field in ["iso3", "name"] {
+            assert_eq!(country[field], plain["country"][field], "{field}");
+        }
+        for field in ["id", "title", "totals"] {
+            assert_eq!(
+                country["report"][field], plain["country"]["report"][field],
+                "{field}"
+            );
+        }
+        for programme in country["report"]["peerProgrammes"].as_array().unwrap() {
+            let code = programme["sector"]["code"].as_str().unwrap();
+            let sector = query(
+                &plangraph.addr,
+                &format!(r#"{{ sector(code: "{code}") {{ code name parent {{ code }} }} }}"#),
+                None,
+            );
+            assert_eq!(programme["sector"], sector["sector"], "{code}");
+        }
+
+        // A subscription through the gateway receives a change written through the gateway.
+        let token = admin_token(&url);
+        let revision = plangraph.peru_revision();
+        let mut subscriber = Subscriber::start(&[
+            "--url",
+            &format!("ws://{through}/graphql"),
+            "--protocol",
+            "graphql-transport-ws",
+            "--query",
+            &format!(
+                r#"subscription {{ figuresChanged(reportId: "1", sectorCode: "EDU", afterRevision: {revision}) {{ revision figures {{ peopleReached }} }} }}"#
+            ),
+            "--count",
+            "1",
+            "--timeout-ms",
+            "30000",
+        ]);
+        subscriber.expect_line("connected", Duration::from_secs(30));
+        let written = query(
+            &through,
+            &format!(
+                r#"mutation {{ setSectorFigures(reportId: "1", expectedRevision: {revision}, sectorCode: "EDU", figures: {{ peopleReached: "40.1 K" }}) {{ revision }} }}"#
+            ),
+            Some(&token),
+        );
+        assert_eq!(written["setSectorFigures"]["revision"], revision + 1);
+        let event = subscriber.expect_line("next", Duration::from_secs(30));
+        let event: Value = serde_json::from_str(&event).unwrap();
+        let change = &event["payload"]["data"]["figuresChanged"];
+        assert_eq!(change["revision"], revision + 1, "{event}");
+        assert_eq!(change["figures"][0]["peopleReached"], 40_100, "{event}");
+    }
+}
