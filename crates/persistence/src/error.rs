@@ -71,10 +71,20 @@ fn is_unavailable(err: &DbErr) -> bool {
         // sqlx reports a refused or broken connection as an I/O error of the statement.
         DbErr::Exec(e) | DbErr::Query(e) => {
             let text = e.to_string();
-            text.contains("Connection refused")
-                || text.contains("connection closed")
-                || text.contains("error communicating with database")
-                || text.contains("pool timed out")
+            [
+                "Connection refused",
+                "Connection reset",
+                "connection closed",
+                "Broken pipe",
+                "error communicating with database",
+                "pool timed out",
+                // Postgres ending a connection: fast or immediate shutdown, restart.
+                "terminating connection",
+                "the database system is shutting down",
+                "the database system is starting up",
+            ]
+            .iter()
+            .any(|sign| text.contains(sign))
         }
         _ => false,
     }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, IntoCondition, PgFunc, Query, ValueType};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Select, Value,
@@ -42,6 +42,11 @@ pub struct SectionWithParagraphs {
 }
 
 /// Rows of `E` whose `column` is one of `keys`, in `order`; no statement for no keys.
+///
+/// On Postgres the keys go as one array parameter (`= ANY($1)`), so the statement's text is the
+/// same whatever the number of keys and the connection's prepared statement is reused; an
+/// `IN ($1, …, $n)` list would be a new statement to parse and plan for every length. SQLite
+/// has no arrays and keeps the list.
 pub(crate) async fn find_in<E, V>(
     db: &impl ConnectionTrait,
     column: E::Column,
@@ -50,12 +55,23 @@ pub(crate) async fn find_in<E, V>(
 ) -> Result<Vec<E::Model>, StoreError>
 where
     E: EntityTrait,
-    V: Into<Value> + Clone,
+    V: Into<Value> + Clone + ValueType,
 {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let mut select: Select<E> = E::find().filter(column.is_in(keys.iter().cloned()));
+    let condition = if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        let array = Value::Array(
+            V::array_type(),
+            Some(Box::new(keys.iter().cloned().map(Into::into).collect())),
+        );
+        Expr::col(column)
+            .eq(PgFunc::any(Expr::val(array)))
+            .into_condition()
+    } else {
+        column.is_in(keys.iter().cloned()).into_condition()
+    };
+    let mut select: Select<E> = E::find().filter(condition);
     for col in order {
         select = select.order_by_asc(*col);
     }

@@ -111,6 +111,10 @@ impl Store {
             // masked error instead of hanging on the pool.
             .connect_timeout(CONNECT_TIMEOUT)
             .acquire_timeout(CONNECT_TIMEOUT)
+            // No ping before each borrowed connection (a round trip per statement for nothing),
+            // only before one that sat idle: after a database restart, those are the ones that
+            // are dead.
+            .test_before_acquire_if_idle_for(Duration::from_secs(1))
             .map_sqlx_sqlite_opts(|opts| {
                 opts.create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)

@@ -106,7 +106,8 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// One structured log line per request.
+/// One structured log line per request, at debug level: at info, the line would cost more than
+/// a small query (`RUST_LOG=info,plangraph_server=debug` shows them).
 pub async fn log_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -115,7 +116,7 @@ pub async fn log_requests(
     let method = req.method().clone();
     let path = req.path().to_owned();
     let response = next.call(req).await?;
-    tracing::info!(
+    tracing::debug!(
         %method,
         path,
         status = response.status().as_u16(),
