@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_report_graph;
 mod m20261127_000001_changes;
+mod m20261127_000002_synthetic_organizations;
 mod util;
 
 #[derive(Debug)]
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_report_graph::Migration),
             Box::new(m20261127_000001_changes::Migration),
+            Box::new(m20261127_000002_synthetic_organizations::Migration),
         ]
     }
 }

@@ -14,6 +14,7 @@ mod doors;
 mod federation;
 mod figures;
 mod gateway;
+mod generate;
 mod http;
 mod importer;
 mod limits;

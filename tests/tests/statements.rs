@@ -33,6 +33,7 @@ async fn fill(store: &Store, countries: usize, years: i32) {
                     source_name: "statement-count test".to_owned(),
                     source_sha256: String::new(),
                     synthetic: true,
+                    organizations: Vec::new(),
                 })
                 .await
                 .expect("import");

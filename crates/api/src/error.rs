@@ -11,7 +11,7 @@
 //! | `TOO_MANY_SUBSCRIPTIONS` | a WebSocket connection over its subscription quota |
 //! | `IMPORT_WOULD_REMOVE` | a re-import that removes content (`extensions.removals`) |
 //! | the domain's edit codes | `INVALID_FIGURE`, `EMPTY_TEXT`, `TEXT_TOO_LONG`, `INVALID_URL`, `UNKNOWN_SECTOR`, `UNKNOWN_COUNTRY` |
-//! | the store's write codes | `INCOMPLETE_FIGURES`, `POSITION_OUT_OF_RANGE`, `DUPLICATE` |
+//! | the store's write codes | `INCOMPLETE_FIGURES`, `POSITION_OUT_OF_RANGE`, `DUPLICATE`, `SYNTHETIC_MISMATCH` (an import that would write published and generated data into one report) |
 //! | the importer's codes | `REPORT_*`, `IMPORT_*` (see the domain's parser and importer) |
 //! | `INTERNAL` | the store failed; details are logged, never sent |
 //!

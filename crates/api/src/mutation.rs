@@ -805,6 +805,7 @@ impl Mutation {
                 org_type: Text::optional("type", o.org_type.as_deref())?.flatten(),
                 refugee_and_migrant_led: o.refugee_and_migrant_led,
                 fts_id: Text::optional("ftsId", o.fts_id.as_deref())?.flatten(),
+                synthetic: false,
             };
             let outcome = store(ctx)?
                 .write(&actor, WriteRequest::CreateOrganization(new))

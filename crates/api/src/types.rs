@@ -630,6 +630,12 @@ impl Organization {
         self.0.fts_id.as_deref()
     }
 
+    /// True for organisations `plangraph generate` made for load tests (their names say
+    /// "synthetic" too); every organisation a partner creates is real.
+    async fn synthetic(&self) -> bool {
+        self.0.synthetic
+    }
+
     /// The store revision of the organisation's last change (0: none recorded).
     async fn revision(&self) -> Result<i32> {
         revision(self.0.revision)

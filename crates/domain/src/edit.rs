@@ -422,6 +422,9 @@ pub struct NewOrganization {
     pub refugee_and_migrant_led: bool,
     /// Its id in OCHA's Financial Tracking Service, when known.
     pub fts_id: Option<Text>,
+    /// True only for organisations `plangraph generate` makes for load tests; nothing a partner
+    /// writes is synthetic.
+    pub synthetic: bool,
 }
 
 /// Changes to an organisation; `None` leaves a field, `Some(None)` clears an optional one.

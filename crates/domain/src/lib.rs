@@ -18,6 +18,8 @@ pub mod importer;
 pub mod parser;
 pub mod reference;
 pub mod report;
+/// `plangraph generate`'s load-test data: reports and organisations, all marked synthetic.
+pub mod synthetic;
 pub mod units;
 pub mod validation;
 

@@ -118,6 +118,24 @@ pub enum WriteError {
         "the change is {bytes} bytes as recorded, over the limit of {limit}; split it into smaller writes"
     )]
     TooLarge { bytes: usize, limit: usize },
+    /// Load-test data and published reports never share a report: neither replaces the other.
+    #[error("{}", mixes_synthetic_message(*.report_id, *.stored_synthetic))]
+    MixesSynthetic {
+        report_id: i32,
+        stored_synthetic: bool,
+    },
+}
+
+fn mixes_synthetic_message(report_id: i32, stored_synthetic: bool) -> String {
+    if stored_synthetic {
+        format!(
+            "report {report_id} holds synthetic load-test data; a published report is never written over it: import into a store without generated data"
+        )
+    } else {
+        format!(
+            "report {report_id} is a published report; synthetic data never replaces it (nothing was written)"
+        )
+    }
 }
 
 fn would_remove_message(removals: &[FieldChange]) -> String {
@@ -147,6 +165,7 @@ impl WriteError {
             Self::PositionOutOfRange { .. } => "POSITION_OUT_OF_RANGE",
             Self::Duplicate(_) => "DUPLICATE",
             Self::TooLarge { .. } => "CHANGE_TOO_LARGE",
+            Self::MixesSynthetic { .. } => "SYNTHETIC_MISMATCH",
         }
     }
 

@@ -3,6 +3,7 @@
 
 use chrono::Utc;
 use plangraph_domain::access::Actor;
+use plangraph_domain::edit::OrganizationRole;
 use plangraph_domain::importer::PreparedImport;
 use plangraph_domain::reference;
 use plangraph_domain::report::{Footnote, ReportDocument, SourceLink};
@@ -47,6 +48,9 @@ pub struct ReportImport<'a> {
     pub source_sha256: String,
     /// True only for generated load-test data, so it is never mistaken for a published report.
     pub synthetic: bool,
+    /// Organisations (by id) to link to the report, in order: the importer reads none from a
+    /// published text, `plangraph generate` links its synthetic partners and donors.
+    pub organizations: Vec<(i32, OrganizationRole)>,
 }
 
 impl<'a> ReportImport<'a> {
@@ -58,6 +62,7 @@ impl<'a> ReportImport<'a> {
             source_name: prepared.source_name.clone(),
             source_sha256: prepared.sha256.clone(),
             synthetic: false,
+            organizations: Vec::new(),
         }
     }
 }
@@ -245,6 +250,17 @@ pub(crate) async fn write_report(
     let report_id = report.id;
 
     insert_children(txn, report_id, doc).await?;
+    let links = import
+        .organizations
+        .iter()
+        .map(|(organization_id, role)| report_organization::ActiveModel {
+            report_id: Set(report_id),
+            organization_id: Set(*organization_id),
+            role: Set(role.as_str().to_owned()),
+            ..Default::default()
+        })
+        .collect();
+    insert_all(txn, links).await?;
     Ok(ImportOutcome {
         report_id,
         replaced,

@@ -162,6 +162,9 @@ impl Snapshot {
             org.refugee_and_migrant_led.to_string(),
         );
         s.put_opt("organization.ftsId".into(), org.fts_id.as_deref());
+        if org.synthetic {
+            s.put("organization.synthetic".into(), "true");
+        }
         s
     }
 

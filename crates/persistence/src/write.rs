@@ -218,6 +218,15 @@ impl Store {
             )));
         }
         let existing = find_existing(txn, import).await?;
+        if let Some(found) = existing
+            .as_ref()
+            .filter(|r| r.synthetic != import.synthetic)
+        {
+            return Err(WriteError::MixesSynthetic {
+                report_id: found.id,
+                stored_synthetic: found.synthetic,
+            });
+        }
         let before = match existing {
             Some(report) => Some(ReportRows::load(txn, report).await?),
             None => None,
@@ -303,6 +312,7 @@ impl Store {
             refugee_and_migrant_led: Set(new.refugee_and_migrant_led),
             fts_id: Set(new.fts_id.map(|t| t.into_string())),
             revision: Set(0),
+            synthetic: Set(new.synthetic),
             ..Default::default()
         }
         .insert(txn)

@@ -12,6 +12,7 @@ use plangraph_api::{Profile, QueryLimits, WriteLimits};
 use plangraph_domain::access::Role;
 use plangraph_domain::codes::Iso3;
 use plangraph_domain::importer::{self, DEFAULT_MAX_REPORT_BYTES};
+use plangraph_domain::synthetic::Plan;
 use plangraph_persistence::{ChangeFilter, DEFAULT_DATABASE_URL, Store, redact};
 
 use crate::app::{AppState, configure, log_requests};
@@ -184,6 +185,31 @@ pub enum Command {
         store: StoreArgs,
         #[command(flatten)]
         size: SizeArgs,
+    },
+    /// Write a synthetic, response-sized data set for load tests: end-year reports for the
+    /// first N R4V countries over several years, with organisations linked as partners and
+    /// donors. Everything it writes is marked synthetic; published reports keep their slots
+    /// (an empty store gets the bundled Peru report first); the same seed gives the same data.
+    Generate {
+        /// The first this many R4V countries, in reference order (1–17).
+        #[arg(long, default_value_t = 17)]
+        countries: usize,
+        /// End-year reports for this many years, ending with --last-year.
+        #[arg(long, default_value_t = 6)]
+        years: u32,
+        #[arg(long, default_value_t = 2024)]
+        last_year: i32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Organisations in all; every fifth is a donor, the rest are partners.
+        #[arg(long, default_value_t = 200)]
+        organizations: usize,
+        #[arg(long, default_value_t = 40)]
+        partners_per_report: usize,
+        #[arg(long, default_value_t = 12)]
+        donors_per_report: usize,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Apply pending migrations.
     Migrate {
@@ -371,6 +397,47 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 for removal in &outcome.removals {
                     println!("  would remove {}", removal.path);
                 }
+            }
+            Ok(())
+        }
+        Command::Generate {
+            countries,
+            years,
+            last_year,
+            seed,
+            organizations,
+            partners_per_report,
+            donors_per_report,
+            store,
+        } => {
+            let plan = Plan {
+                countries,
+                years,
+                last_year,
+                seed,
+                organizations,
+                partners_per_report,
+                donors_per_report,
+            };
+            // Check the plan before opening the store: a plan that cannot be met touches nothing.
+            plangraph_domain::synthetic::generate(&plan)?;
+            let store_handle = open_store(&store).await?;
+            let started = std::time::Instant::now();
+            let summary = crate::generate::generate(&store_handle, &plan).await?;
+            println!(
+                "generated {plan} into {} in {:.1} s: {} report(s) written, {} unchanged; organisations: {} created, {} reused",
+                redact(&store.database_url),
+                started.elapsed().as_secs_f64(),
+                summary.reports_written,
+                summary.reports_unchanged,
+                summary.organizations_created,
+                summary.organizations_reused,
+            );
+            if !summary.skipped_published.is_empty() {
+                println!(
+                    "left alone (published reports): {}",
+                    summary.skipped_published.join(", ")
+                );
             }
             Ok(())
         }

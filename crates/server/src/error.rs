@@ -25,6 +25,12 @@ pub enum CliError {
     Watch(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// `plangraph generate` was asked for a data set it cannot make.
+    #[error(transparent)]
+    Plan(#[from] plangraph_domain::synthetic::PlanError),
+    /// `plangraph generate` would have written over something that is not its own.
+    #[error("{0}")]
+    Generate(String),
 }
 
 impl From<WriteError> for CliError {
@@ -46,6 +52,8 @@ impl CliError {
             Self::UnknownToken(_) => "NOT_FOUND",
             Self::Watch(_) => "WATCH_FAILED",
             Self::Store(e) => e.code(),
+            Self::Plan(e) => e.code(),
+            Self::Generate(_) => "GENERATE_REFUSED",
         }
     }
 }

@@ -4,6 +4,8 @@
 pub mod app;
 pub mod cli;
 pub mod error;
+/// `plangraph generate`: the synthetic load-test data set written through the write path.
+pub mod generate;
 pub mod graphql_http;
 pub mod import;
 pub mod rate_limit;

@@ -503,3 +503,52 @@ fn an_address_in_use_is_listen_failed() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("error[LISTEN_FAILED]"), "{stderr}");
 }
+
+#[test]
+fn generate_writes_synthetic_reports_beside_the_bundled_one_and_refuses_impossible_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let impossible = plangraph(dir.path(), &["generate", "--countries", "18"]);
+    assert!(!impossible.status.success());
+    let stderr = String::from_utf8_lossy(&impossible.stderr);
+    assert!(
+        stderr.contains("error[GENERATE_INVALID_PLAN]: --countries must be between 1 and 17"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("plangraph.db").exists(),
+        "a refused plan created the store"
+    );
+
+    let args = [
+        "generate",
+        "--countries",
+        "2",
+        "--years",
+        "1",
+        "--last-year",
+        "2023",
+        "--organizations",
+        "20",
+        "--partners-per-report",
+        "5",
+        "--donors-per-report",
+        "2",
+    ];
+    let first = plangraph(dir.path(), &args);
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout.contains("2 report(s) written, 0 unchanged; organisations: 20 created, 0 reused"),
+        "{stdout}"
+    );
+    let again = plangraph(dir.path(), &args);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        stdout.contains("0 report(s) written, 2 unchanged; organisations: 0 created, 20 reused"),
+        "{stdout}"
+    );
+}

@@ -14,6 +14,8 @@ pub struct Model {
     pub fts_id: Option<String>,
     /// Store revision of the organisation's last change (0: none recorded).
     pub revision: i64,
+    /// True only for organisations `plangraph generate` made for load tests.
+    pub synthetic: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
