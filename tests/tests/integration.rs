@@ -8,6 +8,7 @@
 mod support;
 
 mod api;
+mod cache;
 mod concurrency;
 mod contract;
 mod doors;

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::graphql_http::{self, HttpLimits};
 use crate::rate_limit::{DEFAULT_PER_ADDRESS, DEFAULT_PER_TOKEN, Rate, RateLimits};
+use crate::response_cache::ResponseCache;
 use crate::websocket::{self, SocketLimits, Sockets};
 
 /// What every handler shares.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub socket_limits: SocketLimits,
     /// The open sockets, and the signal that closes them at shutdown.
     pub sockets: Arc<Sockets>,
+    /// Answers to repeated queries at the store's current revision; `None` when off.
+    pub responses: Option<Arc<ResponseCache>>,
 }
 
 impl AppState {
@@ -63,6 +66,7 @@ impl AppState {
                 ..SocketLimits::default()
             },
             sockets: Arc::new(Sockets::default()),
+            responses: ResponseCache::new(http.response_cache_bytes).map(Arc::new),
         }
     }
 }

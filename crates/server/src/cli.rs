@@ -20,6 +20,7 @@ use crate::error::CliError;
 use crate::graphql_http::{DEFAULT_MAX_BODY_BYTES, HttpLimits};
 use crate::import::{ImportFlags, load_bundled_if_empty, prepare_import, store_import};
 use crate::rate_limit::{DEFAULT_PER_ADDRESS, DEFAULT_PER_TOKEN, Rate, RateLimits};
+use crate::response_cache::DEFAULT_RESPONSE_CACHE_BYTES;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -154,6 +155,10 @@ pub enum Command {
         /// Requests a second per token (bursts of twice as many); 0 for no limit.
         #[arg(long, env = "PLANGRAPH_RATE_PER_TOKEN", default_value_t = DEFAULT_PER_TOKEN)]
         rate_per_token: f64,
+        /// Bytes of answers to repeated anonymous queries kept for the store's current
+        /// revision (every write, by any process, is seen by the next request); 0 turns it off.
+        #[arg(long, env = "PLANGRAPH_RESPONSE_CACHE_BYTES", default_value_t = DEFAULT_RESPONSE_CACHE_BYTES)]
+        response_cache_bytes: usize,
         #[command(flatten)]
         query_limits: QueryLimitArgs,
         /// Open WebSocket connections at most; more are refused with 503.
@@ -304,6 +309,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             profile,
             rate_per_address,
             rate_per_token,
+            response_cache_bytes,
             query_limits,
             max_websockets,
             ws_init_timeout_ms,
@@ -335,6 +341,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 max_body_bytes,
                 csrf_prevention,
                 console: profile == Profile::Development,
+                response_cache_bytes,
             };
             let options = ServeOptions {
                 limits,

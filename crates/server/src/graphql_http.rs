@@ -24,6 +24,7 @@ use plangraph_api::{Credentials, Transport};
 use serde_json::{Map, Value, json};
 
 use crate::app::AppState;
+use crate::response_cache::{DEFAULT_RESPONSE_CACHE_BYTES, Key, is_query};
 
 /// The media type answers are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,9 @@ pub struct HttpLimits {
     pub csrf_prevention: bool,
     /// Serve the query console to browsers (off in the production profile).
     pub console: bool,
+    /// Bytes of answers to repeated queries kept per store revision; 0 turns the cache off
+    /// (see [`crate::response_cache`]).
+    pub response_cache_bytes: usize,
 }
 
 /// Default largest request body: 2 MB.
@@ -63,6 +67,7 @@ impl Default for HttpLimits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             csrf_prevention: true,
             console: true,
+            response_cache_bytes: DEFAULT_RESPONSE_CACHE_BYTES,
         }
     }
 }
@@ -127,6 +132,25 @@ fn code_of(error: &async_graphql::ServerError) -> Option<String> {
 
 /// Writes the schema's response: statuses by media type, no `data` for a request error.
 fn answer(media: Media, response: Response) -> HttpResponse {
+    let (status, body) = render(media, &response);
+    reply(media, status, body)
+}
+
+fn reply(
+    media: Media,
+    status: StatusCode,
+    body: impl actix_web::body::MessageBody + 'static,
+) -> HttpResponse {
+    let mut reply = HttpResponse::build(status);
+    reply.content_type(media.content_type());
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        reply.insert_header((header::ALLOW, "POST"));
+    }
+    reply.body(body)
+}
+
+/// The status and body of the schema's response.
+fn render(media: Media, response: &Response) -> (StatusCode, String) {
     let codes: Vec<String> = response.errors.iter().filter_map(code_of).collect();
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
@@ -149,12 +173,73 @@ fn answer(media: Media, response: Response) -> HttpResponse {
                 .to_string()
         })
     };
-    let mut reply = HttpResponse::build(status);
-    reply.content_type(media.content_type());
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        reply.insert_header((header::ALLOW, "POST"));
+    (status, body)
+}
+
+/// Executes `params` (or gives the answer kept for them at the store's current revision).
+async fn respond(
+    state: &AppState,
+    media: Media,
+    params: Params,
+    http: &HttpRequest,
+    get: bool,
+) -> HttpResponse {
+    let cache = state
+        .responses
+        .as_deref()
+        .filter(|_| http.headers().get(header::AUTHORIZATION).is_none());
+    let Some(cache) = cache else {
+        return answer(media, state.api.execute(build(params, http, get)).await);
+    };
+    // The revision first: an answer computed after reading it holds every write up to it.
+    let Ok(revision) = state.api.store().head_revision().await else {
+        // The store is failing: execute, so the request reports it as every request does.
+        return answer(media, state.api.execute(build(params, http, get)).await);
+    };
+    let key = Key {
+        media: media.content_type(),
+        get,
+        variables: params
+            .variables
+            .as_ref()
+            .map(|v| Value::Object(v.clone()).to_string())
+            .unwrap_or_default(),
+        query: params.query.clone(),
+        operation_name: params.operation_name.clone(),
+    };
+    if let Some(body) = cache.get(&key, revision) {
+        return cached(reply(media, StatusCode::OK, body), "hit");
     }
-    reply.body(body)
+    let response = state.api.execute(build(params, http, get)).await;
+    let (status, body) = render(media, &response);
+    if status == StatusCode::OK
+        && response.errors.is_empty()
+        && is_query(&key.query, key.operation_name.as_deref())
+    {
+        let body = web::Bytes::from(body);
+        cache.put(key, revision, body.clone());
+        return cached(reply(media, status, body), "miss");
+    }
+    reply(media, status, body)
+}
+
+/// Says whether an answer came from the response cache (`hit`) or was computed and kept
+/// (`miss`), as HTTP caches do; answers the cache does not keep carry no such header.
+fn cached(mut reply: HttpResponse, outcome: &'static str) -> HttpResponse {
+    reply.headers_mut().insert(
+        header::HeaderName::from_static("x-plangraph-cache"),
+        header::HeaderValue::from_static(outcome),
+    );
+    reply
+}
+
+fn build(params: Params, http: &HttpRequest, get: bool) -> Request {
+    let request = request(params, http);
+    if get {
+        request.data(Transport::HttpGet)
+    } else {
+        request
+    }
 }
 
 /// What the client presented in `Authorization`, for the schema to check on writes.
@@ -411,7 +496,7 @@ pub async fn post(
             }
         };
         return match params_from_query(pairs) {
-            Ok(Some(params)) => answer(media, state.api.execute(request(params, &http)).await),
+            Ok(Some(params)) => respond(&state, media, params, &http, false).await,
             Ok(None) => refuse(
                 media,
                 StatusCode::BAD_REQUEST,
@@ -436,7 +521,7 @@ pub async fn post(
         Ok(params) => params,
         Err(message) => return refuse(media, StatusCode::BAD_REQUEST, "BAD_REQUEST", &message),
     };
-    answer(media, state.api.execute(request(params, &http)).await)
+    respond(&state, media, params, &http, false).await
 }
 
 /// GET /graphql: a query in the query string; without one, the console for a browser.
@@ -486,8 +571,7 @@ pub async fn get(state: web::Data<AppState>, http: HttpRequest) -> HttpResponse 
         }
         Err(message) => return refuse(media, StatusCode::BAD_REQUEST, "BAD_REQUEST", &message),
     };
-    let request = request(params, &http).data(Transport::HttpGet);
-    answer(media, state.api.execute(request).await)
+    respond(&state, media, params, &http, true).await
 }
 
 /// The query console for browsers: a page built into the binary (nothing loaded from a CDN),

@@ -9,6 +9,8 @@ pub mod generate;
 pub mod graphql_http;
 pub mod import;
 pub mod rate_limit;
+/// Answers to repeated queries, kept per store revision.
+pub mod response_cache;
 pub mod telemetry;
 pub mod watch;
 pub mod websocket;

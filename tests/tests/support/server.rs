@@ -318,6 +318,16 @@ pub fn post_json(
     body: &Value,
     token: Option<&str>,
 ) -> std::io::Result<(u16, Value)> {
+    post_json_with_head(addr, path, body, token).map(|(status, _, json)| (status, json))
+}
+
+/// [`post_json`], also giving the response's head (status line and headers) as text.
+pub fn post_json_with_head(
+    addr: &str,
+    path: &str,
+    body: &Value,
+    token: Option<&str>,
+) -> std::io::Result<(u16, String, Value)> {
     let socket = addr
         .to_socket_addrs()?
         .next()
@@ -361,7 +371,7 @@ pub fn post_json(
     }
     let text = String::from_utf8_lossy(&payload).into_owned();
     let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Ok((status, json))
+    Ok((status, head, json))
 }
 
 /// Decodes a `Transfer-Encoding: chunked` body.

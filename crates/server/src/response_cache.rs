@@ -1,0 +1,189 @@
+//! Answers to repeated queries, kept per store revision.
+//!
+//! Dashboards and partner systems ask the same queries again and again, and the graph changes
+//! only when someone writes. So a query's written answer is kept, tagged with the store
+//! revision read just before it was computed, and given again while the store is still at that
+//! revision. Each request reads the current revision first (one small statement), so a write
+//! committed by any process, through any transport, is seen by the next request on every
+//! process: an answer older than the last committed revision is never given.
+//!
+//! What is kept: answers to query operations over HTTP without errors, for requests without
+//! `Authorization` (an answer that may depend on who asks, such as introspection in the
+//! production profile, is never shared, and a revoked token never reads a kept answer).
+//! Mutations, subscriptions and answers with errors always execute. The cache is bounded in
+//! bytes; when a new revision arrives every older answer is dropped at once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use actix_web::web::Bytes;
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+
+/// Default bound of the kept answers' bytes.
+pub const DEFAULT_RESPONSE_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// What identifies an answer: everything of the request that can change it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    /// The media type answered (it changes statuses and bodies of request errors).
+    pub media: &'static str,
+    pub get: bool,
+    pub query: String,
+    pub operation_name: Option<String>,
+    /// The variables as JSON text.
+    pub variables: String,
+}
+
+impl Key {
+    fn weight(&self, body: &Bytes) -> usize {
+        body.len() + self.query.len() + self.variables.len() + 128
+    }
+}
+
+#[derive(Debug)]
+pub struct ResponseCache {
+    max_bytes: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// The revision every kept answer was computed at.
+    revision: i64,
+    answers: HashMap<Key, Bytes>,
+    bytes: usize,
+}
+
+impl ResponseCache {
+    /// A cache of at most `max_bytes` of answers; `None` for 0 (caching off).
+    pub fn new(max_bytes: usize) -> Option<Self> {
+        (max_bytes > 0).then(|| Self {
+            max_bytes,
+            inner: Mutex::new(Inner::default()),
+        })
+    }
+
+    /// The answer kept for `key`, if it was computed at `revision` (the store's current one).
+    pub fn get(&self, key: &Key, revision: i64) -> Option<Bytes> {
+        let inner = self.inner.lock().ok()?;
+        if inner.revision != revision {
+            return None;
+        }
+        inner.answers.get(key).cloned()
+    }
+
+    /// Keeps `body`, computed after reading `revision`. An answer from before the newest
+    /// revision seen is not kept; one from a newer revision drops every older answer.
+    pub fn put(&self, key: Key, revision: i64, body: Bytes) {
+        let weight = key.weight(&body);
+        // One answer may take a quarter of the cache at most, so a few large ones (the full
+        // dashboard) and many small ones fit together.
+        if weight > self.max_bytes / 4 {
+            return;
+        }
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        if revision < inner.revision {
+            return;
+        }
+        if revision > inner.revision || inner.bytes + weight > self.max_bytes {
+            inner.answers.clear();
+            inner.bytes = 0;
+            inner.revision = revision;
+        }
+        if let Some(old) = inner.answers.insert(key.clone(), body) {
+            inner.bytes = inner.bytes.saturating_sub(key.weight(&old));
+        }
+        inner.bytes += weight;
+    }
+
+    /// Bytes of the answers kept now (for tests and the metrics of a benchmark).
+    pub fn bytes(&self) -> usize {
+        self.inner.lock().map_or(0, |i| i.bytes)
+    }
+}
+
+/// True when the operation `operation_name` selects in `query` is a query (not a mutation or a
+/// subscription). A document that does not parse or names no such operation is not.
+pub fn is_query(query: &str, operation_name: Option<&str>) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(query) else {
+        return false;
+    };
+    let ty = match (&document.operations, operation_name) {
+        (DocumentOperations::Single(op), None) => op.node.ty,
+        (DocumentOperations::Single(_), Some(_)) => return false,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
+            Some(op) => op.node.ty,
+            None => return false,
+        },
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => match ops.values().next() {
+            Some(op) => op.node.ty,
+            None => return false,
+        },
+        (DocumentOperations::Multiple(_), None) => return false,
+    };
+    ty == OperationType::Query
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn key(query: &str) -> Key {
+        Key {
+            media: "application/json",
+            get: false,
+            query: query.to_owned(),
+            operation_name: None,
+            variables: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_answer_is_given_only_at_the_revision_it_was_computed_at() {
+        let cache = ResponseCache::new(1 << 20).expect("on");
+        cache.put(key("{ a }"), 5, Bytes::from_static(b"five"));
+        assert_eq!(
+            cache.get(&key("{ a }"), 5),
+            Some(Bytes::from_static(b"five"))
+        );
+        assert_eq!(cache.get(&key("{ a }"), 6), None);
+        assert_eq!(cache.get(&key("{ b }"), 5), None);
+        // A newer revision drops the older answers; an older one is not kept.
+        cache.put(key("{ b }"), 6, Bytes::from_static(b"six"));
+        assert_eq!(cache.get(&key("{ a }"), 5), None);
+        cache.put(key("{ a }"), 5, Bytes::from_static(b"stale"));
+        assert_eq!(cache.get(&key("{ a }"), 5), None);
+        assert_eq!(
+            cache.get(&key("{ b }"), 6),
+            Some(Bytes::from_static(b"six"))
+        );
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_bytes() {
+        let cache = ResponseCache::new(4096).expect("on");
+        for n in 0..100 {
+            cache.put(key(&format!("{{ f{n} }}")), 1, Bytes::from(vec![b'x'; 500]));
+            assert!(cache.bytes() <= 4096, "{}", cache.bytes());
+        }
+        // Over a quarter of the bound: never kept.
+        cache.put(key("{ big }"), 1, Bytes::from(vec![b'x'; 2000]));
+        assert_eq!(cache.get(&key("{ big }"), 1), None);
+        assert!(ResponseCache::new(0).is_none());
+    }
+
+    #[test]
+    fn only_query_operations_are_cacheable() {
+        assert!(is_query("{ countries { iso3 } }", None));
+        assert!(is_query("query A { a } mutation B { b }", Some("A")));
+        assert!(!is_query("query A { a } mutation B { b }", Some("B")));
+        assert!(!is_query("query A { a } query C { c }", None));
+        assert!(!is_query("mutation { a }", None));
+        assert!(!is_query("subscription { a }", None));
+        assert!(!is_query("{ a", None));
+        assert!(!is_query("{ a }", Some("A")));
+    }
+}
