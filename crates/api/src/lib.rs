@@ -97,6 +97,7 @@ impl Api {
             .data(store.clone())
             .data(limits)
             .data(query)
+            .data(pipeline::ExecutionSlots::new(query.max_concurrent))
             .data(profile)
             .finish();
         Self { schema, store }

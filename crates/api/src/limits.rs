@@ -48,8 +48,21 @@ pub struct QueryLimits {
     pub max_errors: usize,
     /// Longest error message returned (a parse error may quote the document).
     pub max_error_message: usize,
-    /// How long a request may run before it is answered with `QUERY_TIMEOUT`.
+    /// How long a request may run before it is answered with `QUERY_TIMEOUT` (waiting for an
+    /// execution slot included).
     pub timeout: Duration,
+    /// Queries and mutations executing at once in this process; the rest wait their turn, in
+    /// arrival order. More than a few per core only adds memory (each holds its answer while
+    /// it builds) and latency, not throughput.
+    pub max_concurrent: usize,
+}
+
+/// The default number of execution slots: four per core, at least eight.
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZero::get)
+        .saturating_mul(4)
+        .max(8)
 }
 
 impl Default for QueryLimits {
@@ -65,6 +78,7 @@ impl Default for QueryLimits {
             max_errors: 50,
             max_error_message: 1_000,
             timeout: Duration::from_secs(10),
+            max_concurrent: default_concurrency(),
         }
     }
 }

@@ -102,6 +102,18 @@ impl LoaderSlot {
     }
 }
 
+/// The process's execution slots ([`QueryLimits::max_concurrent`]): a query or mutation runs
+/// once it holds one. Subscriptions' events are not counted (each is small and already
+/// bounded per socket).
+#[derive(Debug, Clone)]
+pub struct ExecutionSlots(pub Arc<tokio::sync::Semaphore>);
+
+impl ExecutionSlots {
+    pub fn new(slots: usize) -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(slots.max(1))))
+    }
+}
+
 /// Installs the pipeline on a schema (`SchemaBuilder::extension(Pipeline)`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Pipeline;
@@ -292,7 +304,16 @@ fn finish(
 impl Extension for RequestPipeline {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let limits = ctx.data_opt::<QueryLimits>().copied().unwrap_or_default();
-        let mut response = match tokio::time::timeout(limits.timeout, next.run(ctx)).await {
+        let slots = ctx.data_opt::<ExecutionSlots>();
+        let run = async {
+            // Held until the response is built; a closed semaphore (never closed) runs anyway.
+            let _slot = match slots {
+                Some(slots) => slots.0.acquire().await.ok(),
+                None => None,
+            };
+            next.run(ctx).await
+        };
+        let mut response = match tokio::time::timeout(limits.timeout, run).await {
             Ok(response) => response,
             Err(_) => Response::from_errors(vec![with_code(
                 ServerError::new(

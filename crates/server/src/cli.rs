@@ -81,7 +81,11 @@ pub struct QueryLimitArgs {
     /// Fragment spreads per document.
     #[arg(long, env = "PLANGRAPH_MAX_FRAGMENT_SPREADS", default_value_t = QueryLimits::default().max_fragment_spreads)]
     pub max_fragment_spreads: usize,
-    /// Longest a request may run, in milliseconds.
+    /// Queries and mutations executing at once; the rest wait in arrival order (default: four
+    /// per core, at least eight).
+    #[arg(long, env = "PLANGRAPH_MAX_CONCURRENT_QUERIES", default_value_t = plangraph_api::limits::default_concurrency())]
+    pub max_concurrent_queries: usize,
+    /// Milliseconds a query or mutation may run (waiting for a slot included).
     #[arg(long, env = "PLANGRAPH_QUERY_TIMEOUT_MS", default_value_t = 10_000)]
     pub query_timeout_ms: u64,
 }
@@ -97,6 +101,7 @@ impl QueryLimitArgs {
             max_directives: self.max_directives,
             max_fragment_spreads: self.max_fragment_spreads,
             timeout: Duration::from_millis(self.query_timeout_ms),
+            max_concurrent: self.max_concurrent_queries.max(1),
             ..QueryLimits::default()
         }
     }

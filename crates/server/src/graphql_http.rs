@@ -210,6 +210,10 @@ async fn respond(
     if let Some(body) = cache.get(&key, revision) {
         return cached(reply(media, StatusCode::OK, body), "hit");
     }
+    let _turn = cache.turn(&key).await;
+    if let Some(body) = cache.get(&key, revision) {
+        return cached(reply(media, StatusCode::OK, body), "hit");
+    }
     let response = state.api.execute(build(params, http, get)).await;
     let (status, body) = render(media, &response);
     if status == StatusCode::OK

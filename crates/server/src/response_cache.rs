@@ -14,7 +14,7 @@
 //! bytes; when a new revision arrives every older answer is dropped at once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use actix_web::web::Bytes;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
@@ -44,6 +44,32 @@ impl Key {
 pub struct ResponseCache {
     max_bytes: usize,
     inner: Mutex<Inner>,
+    /// One computation per key at a time: after a write, 64 clients asking for the same
+    /// dashboard wait for one answer instead of building 64 (and holding them all in memory).
+    in_flight: Mutex<HashMap<Key, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The turn of one request to compute a key's answer; the next waiting request gets it when
+/// this is dropped.
+#[derive(Debug)]
+pub struct Turn<'a> {
+    cache: &'a ResponseCache,
+    key: Key,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.guard = None;
+        let Ok(mut in_flight) = self.cache.in_flight.lock() else {
+            return;
+        };
+        // Only the map and this turn hold the lock: nobody waits, so the entry goes.
+        if Arc::strong_count(&self.lock) == 2 {
+            in_flight.remove(&self.key);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -60,7 +86,27 @@ impl ResponseCache {
         (max_bytes > 0).then(|| Self {
             max_bytes,
             inner: Mutex::new(Inner::default()),
+            in_flight: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Waits for the turn to compute `key`'s answer (see [`Turn`]); check [`Self::get`] again
+    /// once it comes, the request before may have kept the answer.
+    pub async fn turn(&self, key: &Key) -> Turn<'_> {
+        let lock = match self.in_flight.lock() {
+            Ok(mut in_flight) => in_flight
+                .entry(key.clone())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+                .clone(),
+            Err(_) => Arc::new(tokio::sync::Mutex::new(())),
+        };
+        let guard = lock.clone().lock_owned().await;
+        Turn {
+            cache: self,
+            key: key.clone(),
+            lock,
+            guard: Some(guard),
+        }
     }
 
     /// The answer kept for `key`, if it was computed at `revision` (the store's current one).
@@ -173,6 +219,33 @@ mod tests {
         cache.put(key("{ big }"), 1, Bytes::from(vec![b'x'; 2000]));
         assert_eq!(cache.get(&key("{ big }"), 1), None);
         assert!(ResponseCache::new(0).is_none());
+    }
+
+    #[tokio::test]
+    async fn one_request_at_a_time_computes_a_key() {
+        let cache = Arc::new(ResponseCache::new(1 << 20).expect("on"));
+        let first = cache.turn(&key("{ a }")).await;
+        let waiting = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let _turn = cache.turn(&key("{ a }")).await;
+                cache.get(&key("{ a }"), 1)
+            })
+        };
+        // Another key is not held up.
+        drop(cache.turn(&key("{ b }")).await);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(
+            !waiting.is_finished(),
+            "the second request waits for the first"
+        );
+        cache.put(key("{ a }"), 1, Bytes::from_static(b"one"));
+        drop(first);
+        assert_eq!(
+            waiting.await.expect("joined"),
+            Some(Bytes::from_static(b"one"))
+        );
+        assert!(cache.in_flight.lock().expect("lock").is_empty());
     }
 
     #[test]
