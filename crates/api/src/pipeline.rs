@@ -214,6 +214,25 @@ fn new_request_id() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The answer to a request the store failed before it could execute (the HTTP response cache
+/// reads the store revision first): the masked error, request id and one log line an executing
+/// request's failure gets, without trying the store a second time.
+pub fn store_failure_response(err: &plangraph_persistence::StoreError) -> Response {
+    let request_id = new_request_id();
+    tracing::error!(
+        request_id = %request_id,
+        code = err.code(),
+        error = %err,
+        "store failure while loading"
+    );
+    let mut error = ServerError::new("internal error", None);
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    extensions.set("code", "INTERNAL");
+    extensions.set("storeCode", err.code());
+    extensions.set("requestId", request_id.as_str());
+    Response::from_errors(vec![error])
+}
+
 /// Does the request carry a token the store knows (and has not revoked)?
 async fn has_valid_token(store: &Store, request: &Request) -> bool {
     let Some(Credentials::Bearer(secret)) = request

@@ -192,9 +192,11 @@ async fn respond(
         return answer(media, state.api.execute(build(params, http, get)).await);
     };
     // The revision first: an answer computed after reading it holds every write up to it.
-    let Ok(revision) = state.api.store().head_revision().await else {
-        // The store is failing: execute, so the request reports it as every request does.
-        return answer(media, state.api.execute(build(params, http, get)).await);
+    let revision = match state.api.store().head_revision().await {
+        Ok(revision) => revision,
+        // The store is failing: answered as an executing request's failure is, at once (trying
+        // again by executing would wait out the connection timeout a second time).
+        Err(err) => return answer(media, plangraph_api::pipeline::store_failure_response(&err)),
     };
     let key = Key {
         media: media.content_type(),
