@@ -1,11 +1,16 @@
-//! The response cache: a repeated query is answered from the answers kept for the store's
-//! current revision, and a write through any process is read through every other at once.
+//! The response cache and the kept rows: a repeated query is answered from what was kept for
+//! the store's current revision, and a write through any process is read through every other
+//! at once.
 
 use serde_json::{Value, json};
 
+use plangraph_api::{Api, Profile, QueryLimits, WriteLimits};
+use plangraph_domain::access::Role;
+
 use crate::on_both_databases;
 use crate::support::server::{Server, admin_token, post_json_with_head};
-use crate::support::{Backend, database_url};
+use crate::support::writes::{execute_as, token};
+use crate::support::{Backend, counted_store, database_url};
 
 const EDU: &str = r#"{ country(iso3: "PER") { report(year: 2023) { revision sectors { sector { code } peopleReached } } } }"#;
 
@@ -75,3 +80,104 @@ async fn a_write_through_one_process_is_read_through_another_at_once(backend: Ba
     }
 }
 on_both_databases!(a_write_through_one_process_is_read_through_another_at_once);
+
+/// The nested dashboard query: every relationship of the graph.
+const NESTED: &str = include_str!("../../bench/nested.graphql");
+
+async fn kept_rows_serve_queries_until_the_next_write(backend: Backend) {
+    let (test, counter) = counted_store(backend).await;
+    plangraph_server::load_bundled_if_empty(&test.store)
+        .await
+        .expect("the bundled report");
+    let limits = QueryLimits {
+        row_cache_keys: 10_000,
+        ..QueryLimits::default()
+    };
+    let api = Api::configured(
+        test.store.clone(),
+        WriteLimits::default(),
+        limits,
+        Profile::Development,
+    );
+    let run = |query: &'static str| {
+        let api = api.clone();
+        async move {
+            let response = serde_json::to_value(api.execute(query).await).expect("JSON");
+            assert!(response.get("errors").is_none(), "{response}");
+            response["data"].clone()
+        }
+    };
+    let plain = crate::support::data(&test.store, NESTED).await;
+
+    counter.reset();
+    let first = run(NESTED).await;
+    let cold = counter.get();
+    assert_eq!(first, plain, "kept rows answer as the store does");
+    counter.reset();
+    let second = run(NESTED).await;
+    assert_eq!(second, first);
+    assert_eq!(
+        counter.get(),
+        1,
+        "a repeated query reads only the revision (cold: {cold})"
+    );
+    // Another query: only what was not kept yet (the country by its code) is loaded.
+    counter.reset();
+    let edu = run(EDU).await;
+    assert_eq!(
+        counter.get(),
+        2,
+        "the revision and the country by ISO3 code"
+    );
+    assert_eq!(edu_reached(&edu), 37_400);
+    counter.reset();
+    assert_eq!(run(EDU).await, edu);
+    assert_eq!(counter.get(), 1);
+
+    // A write moves the revision: the next query loads again and sees it.
+    let token = token(&test.store, Role::Admin, &[]).await;
+    let expected = edu["country"]["report"]["revision"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no revision in {edu}"));
+    let written = execute_as(
+        &test.store,
+        Some(&token),
+        &format!(
+            r#"mutation {{ setSectorFigures(reportId: "1", expectedRevision: {expected}, sectorCode: "EDU", figures: {{ peopleReached: "40.2 K" }}) {{ revision }} }}"#
+        ),
+        json!({}),
+    )
+    .await;
+    assert!(written.get("errors").is_none(), "{written}");
+    counter.reset();
+    let after = run(EDU).await;
+    assert_eq!(edu_reached(&after), 40_200);
+    assert!(counter.get() > 1, "loaded again after the write");
+}
+on_both_databases!(kept_rows_serve_queries_until_the_next_write);
+
+async fn kept_rows_never_hide_another_process_write(backend: Backend) {
+    let (url, _dir) = database_url(backend).await;
+    // Answers are computed every time, so the rows kept by the loaders are what is tested.
+    let writer = Server::start_with(&url, &["--response-cache-bytes", "0"]);
+    let reader = Server::start_with(&url, &["--response-cache-bytes", "0"]);
+    let token = admin_token(&url);
+    let (verdict, first) = read(&reader, None);
+    assert_eq!(verdict, None, "the response cache is off");
+    assert_eq!(edu_reached(&first), 37_400);
+    for n in 0..10_i64 {
+        let expected = writer.peru_revision();
+        let reached = format!("{}.{} K", 50 + n, n);
+        writer.data(
+            &format!(
+                r#"mutation {{ setSectorFigures(reportId: "1", expectedRevision: {expected}, sectorCode: "EDU", figures: {{ peopleReached: "{reached}" }}) {{ changed }} }}"#
+            ),
+            Some(&token),
+        );
+        let (_, now) = read(&reader, None);
+        assert_eq!(edu_reached(&now), (50 + n) * 1000 + n * 100, "round {n}");
+        let (_, again) = read(&reader, None);
+        assert_eq!(again, now);
+    }
+}
+on_both_databases!(kept_rows_never_hide_another_process_write);

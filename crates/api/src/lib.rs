@@ -14,6 +14,7 @@ mod mutation;
 mod order;
 pub mod pipeline;
 mod query;
+pub mod row_cache;
 mod scalars;
 mod subscription;
 mod types;
@@ -93,13 +94,16 @@ impl Api {
         query: QueryLimits,
         profile: Profile,
     ) -> Self {
-        let schema = builder(profile)
+        let mut builder = builder(profile)
             .data(store.clone())
             .data(limits)
             .data(query)
             .data(pipeline::ExecutionSlots::new(query.max_concurrent))
-            .data(profile)
-            .finish();
+            .data(profile);
+        if let Some(rows) = row_cache::RowCache::new(query.row_cache_keys) {
+            builder = builder.data(std::sync::Arc::new(rows));
+        }
+        let schema = builder.finish();
         Self { schema, store }
     }
 

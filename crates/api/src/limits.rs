@@ -55,6 +55,10 @@ pub struct QueryLimits {
     /// arrival order. More than a few per core only adds memory (each holds its answer while
     /// it builds) and latency, not throughput.
     pub max_concurrent: usize,
+    /// Keys of loaded rows kept per store revision for queries (see [`crate::row_cache`]); 0,
+    /// the library's default, keeps none (`plangraph serve` keeps
+    /// [`crate::row_cache::DEFAULT_ROW_CACHE_KEYS`]).
+    pub row_cache_keys: usize,
 }
 
 /// The default number of execution slots: four per core, at least eight.
@@ -79,6 +83,7 @@ impl Default for QueryLimits {
             max_error_message: 1_000,
             timeout: Duration::from_secs(10),
             max_concurrent: default_concurrency(),
+            row_cache_keys: 0,
         }
     }
 }

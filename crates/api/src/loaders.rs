@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use plangraph_persistence::{ChangeRecord, HistoryOwner, SectionWithParagraphs, Store, StoreError};
 
 use crate::error::LoadError;
+use crate::row_cache::RowCache;
 
 /// The request's loader as stored in the request data (with a per-request cache).
 pub type Loaders =
@@ -25,6 +26,10 @@ pub type Loaders =
 #[derive(Debug, Clone)]
 pub struct StoreLoader {
     store: Store,
+    /// The process's kept rows (queries only), and the store revision this request read before
+    /// its first load (see [`crate::row_cache`]).
+    rows: Option<Arc<RowCache>>,
+    revision: Arc<tokio::sync::OnceCell<i64>>,
     /// Set once this loader logged a store failure: an outage is one log line per request,
     /// not one per batch or per field.
     failure_logged: Arc<AtomicBool>,
@@ -36,9 +41,26 @@ impl StoreLoader {
     pub fn new(store: Store) -> Self {
         Self {
             store,
+            rows: None,
+            revision: Arc::new(tokio::sync::OnceCell::new()),
             failure_logged: Arc::new(AtomicBool::new(false)),
             request_id: String::new(),
         }
+    }
+
+    /// Loads through the process's kept rows.
+    pub fn with_rows(mut self, rows: Option<Arc<RowCache>>) -> Self {
+        self.rows = rows;
+        self
+    }
+
+    /// The store revision of this request: read once, before its first load.
+    async fn revision(&self) -> Result<i64, LoadError> {
+        self.revision
+            .get_or_try_init(|| self.store.head_revision())
+            .await
+            .copied()
+            .map_err(|e| self.failed(e))
     }
 
     pub fn with_request_id(mut self, request_id: String) -> Self {
@@ -85,12 +107,29 @@ macro_rules! loader {
             type Error = LoadError;
 
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, LoadError> {
+                let (mut found, missing, revision) = match &self.rows {
+                    Some(rows) => {
+                        let revision = self.revision().await?;
+                        let (found, missing) = rows.get::<$key, $value>(revision, keys);
+                        (found, missing, Some(revision))
+                    }
+                    None => (HashMap::new(), keys.to_vec(), None),
+                };
+                if missing.is_empty() {
+                    return Ok(found);
+                }
                 let $store = &self.store;
-                let $keys: Vec<$inner> = keys.iter().map(|k| k.0.clone()).collect();
+                let $keys: Vec<$inner> = missing.iter().map(|k| k.0.clone()).collect();
                 let map = (async { Ok::<_, StoreError>($body) })
                     .await
                     .map_err(|e| self.failed(e))?;
-                Ok(map.into_iter().map(|(k, v)| ($key(k), v)).collect())
+                let loaded: HashMap<$key, $value> =
+                    map.into_iter().map(|(k, v)| ($key(k), v)).collect();
+                if let (Some(rows), Some(revision)) = (&self.rows, revision) {
+                    rows.put(revision, &missing, &loaded);
+                }
+                found.extend(loaded);
+                Ok(found)
             }
         }
     };

@@ -31,6 +31,7 @@ use crate::auth::Credentials;
 use crate::limits::{self, LimitError, QueryLimits};
 use crate::loaders::{Loaders, StoreLoader};
 use crate::order;
+use crate::row_cache::RowCache;
 
 /// How a request reached the schema, when it matters to the rules: GraphQL over HTTP forbids
 /// mutations over GET (a GET must be safe to repeat and to prefetch).
@@ -55,12 +56,14 @@ impl std::fmt::Debug for LoaderSlot {
 
 /// A DataLoader over `store` with an empty cache.
 pub fn new_loaders(store: &Store) -> Loaders {
-    loaders_for(store, String::new())
+    loaders_for(store, String::new(), None)
 }
 
-fn loaders_for(store: &Store, request_id: String) -> Loaders {
+fn loaders_for(store: &Store, request_id: String, rows: Option<Arc<RowCache>>) -> Loaders {
     DataLoader::with_cache(
-        StoreLoader::new(store.clone()).with_request_id(request_id),
+        StoreLoader::new(store.clone())
+            .with_request_id(request_id)
+            .with_rows(rows),
         tokio::spawn,
         HashMapCache::default(),
     )
@@ -73,13 +76,14 @@ pub fn fresh_loaders(store: &Store) -> Arc<Loaders> {
 
 impl LoaderSlot {
     pub fn new(store: &Store) -> Self {
-        Self::with_request_id(store, String::new())
+        Self::with_request_id(store, String::new(), None)
     }
 
-    /// A slot whose loaders name `request_id` when they log a failure.
-    pub fn with_request_id(store: &Store, request_id: String) -> Self {
+    /// A slot whose loaders name `request_id` when they log a failure and read through `rows`,
+    /// the process's kept rows, when given.
+    pub fn with_request_id(store: &Store, request_id: String, rows: Option<Arc<RowCache>>) -> Self {
         Self {
-            current: Arc::new(Mutex::new(Arc::new(loaders_for(store, request_id)))),
+            current: Arc::new(Mutex::new(Arc::new(loaders_for(store, request_id, rows)))),
         }
     }
 
@@ -406,7 +410,12 @@ impl Extension for RequestPipeline {
             &limits,
         )
         .map_err(refusal)?;
-        let request = request.data(LoaderSlot::with_request_id(store, request_id));
+        // Kept rows serve queries only: a mutation's reads before its write would gain nothing.
+        let rows = (operation_type(document, operation_name.as_deref())
+            == Some(OperationType::Query))
+        .then(|| ctx.data_opt::<Arc<RowCache>>().cloned())
+        .flatten();
+        let request = request.data(LoaderSlot::with_request_id(store, request_id, rows));
         next.run(ctx, request).await
     }
 

@@ -85,6 +85,10 @@ pub struct QueryLimitArgs {
     /// per core, at least eight).
     #[arg(long, env = "PLANGRAPH_MAX_CONCURRENT_QUERIES", default_value_t = plangraph_api::limits::default_concurrency())]
     pub max_concurrent_queries: usize,
+    /// Loaded rows (keys) kept per store revision and shared by queries: a query reads the
+    /// revision first (one statement) and loads only what is not kept; 0 keeps none.
+    #[arg(long, env = "PLANGRAPH_ROW_CACHE_KEYS", default_value_t = plangraph_api::row_cache::DEFAULT_ROW_CACHE_KEYS)]
+    pub row_cache_keys: usize,
     /// Milliseconds a query or mutation may run (waiting for a slot included).
     #[arg(long, env = "PLANGRAPH_QUERY_TIMEOUT_MS", default_value_t = 10_000)]
     pub query_timeout_ms: u64,
@@ -102,6 +106,7 @@ impl QueryLimitArgs {
             max_fragment_spreads: self.max_fragment_spreads,
             timeout: Duration::from_millis(self.query_timeout_ms),
             max_concurrent: self.max_concurrent_queries.max(1),
+            row_cache_keys: self.row_cache_keys,
             ..QueryLimits::default()
         }
     }
