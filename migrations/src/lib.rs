@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_report_graph;
 mod m20261127_000001_changes;
 mod m20261127_000002_synthetic_organizations;
+mod m20261127_000003_revision_epoch;
 mod util;
 
 #[derive(Debug)]
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_report_graph::Migration),
             Box::new(m20261127_000001_changes::Migration),
             Box::new(m20261127_000002_synthetic_organizations::Migration),
+            Box::new(m20261127_000003_revision_epoch::Migration),
         ]
     }
 }

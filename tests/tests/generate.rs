@@ -2,7 +2,7 @@
 //! over a published report or a real organisation, and the same seed gives the same data.
 
 use plangraph_domain::access::Actor;
-use plangraph_domain::edit::{NewOrganization, Text};
+use plangraph_domain::edit::{NewOrganization, OrganizationRole, ReportEdit, Text};
 use plangraph_domain::synthetic::Plan;
 use plangraph_domain::{PERU_2023_END_YEAR, parse_report, reference};
 use plangraph_persistence::{CountryRef, ImportOptions, ReportImport, WriteRequest};
@@ -50,6 +50,11 @@ async fn generated_data_is_synthetic_and_leaves_the_published_report_alone(backe
     let peru_after = data(
         store,
         r#"{ country(iso3: "PER") { reports { id year title synthetic totals { peopleInNeed unmetUsd } sectors { peopleReached } partners { name } } } }"#,
+    )
+    .await;
+    let revisions = data(
+        store,
+        r#"{ country(iso3: "PER") { report(year: 2023) { revision } } }"#,
     )
     .await;
     let reports = peru_after["country"]["reports"].as_array().expect("list");
@@ -105,6 +110,31 @@ async fn generated_data_is_synthetic_and_leaves_the_published_report_alone(backe
         }
     }
     assert_eq!(synthetic_reports, 33);
+
+    // A generated organisation is never linked to the published report.
+    let synthetic_org = data(store, "{ organizations(first: 1) { nodes { id } } }").await;
+    let org_id: i32 = synthetic_org["organizations"]["nodes"][0]["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .expect("an organisation id");
+    let peru_revision = revisions["country"]["report"]["revision"]
+        .as_i64()
+        .expect("a revision");
+    let refused = store
+        .write(
+            &Actor::local("test"),
+            WriteRequest::Edit {
+                report_id: 1,
+                expected_revision: peru_revision,
+                edit: ReportEdit::LinkOrganization {
+                    organization_id: org_id,
+                    role: OrganizationRole::Partner,
+                },
+            },
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), "SYNTHETIC_MISMATCH");
 
     // The same seed again: nothing changes, organisations are found again.
     let again = generate(store, &plan()).await.expect("generate again");

@@ -65,6 +65,7 @@ fn builder(profile: Profile) -> SchemaBuilder<Query, Mutation, Subscription> {
 pub struct Api {
     schema: PlangraphSchema,
     store: Store,
+    query: QueryLimits,
 }
 
 impl std::fmt::Debug for Api {
@@ -104,11 +105,20 @@ impl Api {
             builder = builder.data(std::sync::Arc::new(rows));
         }
         let schema = builder.finish();
-        Self { schema, store }
+        Self {
+            schema,
+            store,
+            query,
+        }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The query limits the schema serves with.
+    pub fn query_limits(&self) -> &QueryLimits {
+        &self.query
     }
 
     /// The schema, for transports that drive it themselves (the WebSocket handler).

@@ -14,7 +14,9 @@ use plangraph_persistence::entities::{
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use plangraph_persistence::{ChangeRecord, HistoryOwner, SectionWithParagraphs, Store, StoreError};
+use plangraph_persistence::{
+    ChangeRecord, HistoryOwner, SectionWithParagraphs, Store, StoreError, Version,
+};
 
 use crate::error::LoadError;
 use crate::row_cache::RowCache;
@@ -29,7 +31,7 @@ pub struct StoreLoader {
     /// The process's kept rows (queries only), and the store revision this request read before
     /// its first load (see [`crate::row_cache`]).
     rows: Option<Arc<RowCache>>,
-    revision: Arc<tokio::sync::OnceCell<i64>>,
+    revision: Arc<tokio::sync::OnceCell<Version>>,
     /// Set once this loader logged a store failure: an outage is one log line per request,
     /// not one per batch or per field.
     failure_logged: Arc<AtomicBool>,
@@ -54,10 +56,10 @@ impl StoreLoader {
         self
     }
 
-    /// The store revision of this request: read once, before its first load.
-    async fn revision(&self) -> Result<i64, LoadError> {
+    /// The store version of this request: read once, before its first load.
+    async fn revision(&self) -> Result<Version, LoadError> {
         self.revision
-            .get_or_try_init(|| self.store.head_revision())
+            .get_or_try_init(|| self.store.head_version())
             .await
             .copied()
             .map_err(|e| self.failed(e))
@@ -79,6 +81,32 @@ impl StoreLoader {
             );
         }
         LoadError::from(err)
+    }
+}
+
+/// Longest key kept by the row cache: codes and FTS ids are far shorter.
+const MAX_KEPT_KEY_BYTES: usize = 64;
+
+/// The bytes a loader key holds, so the row cache keeps only short ones.
+trait KeyBytes {
+    fn key_bytes(&self) -> usize;
+}
+
+impl KeyBytes for i32 {
+    fn key_bytes(&self) -> usize {
+        4
+    }
+}
+
+impl KeyBytes for String {
+    fn key_bytes(&self) -> usize {
+        self.len()
+    }
+}
+
+impl KeyBytes for () {
+    fn key_bytes(&self) -> usize {
+        0
     }
 }
 
@@ -126,7 +154,14 @@ macro_rules! loader {
                 let loaded: HashMap<$key, $value> =
                     map.into_iter().map(|(k, v)| ($key(k), v)).collect();
                 if let (Some(rows), Some(revision)) = (&self.rows, revision) {
-                    rows.put(revision, &missing, &loaded);
+                    // Only keys a real row could have: a client's arbitrary strings never
+                    // take the cache's room (absent keys are kept too).
+                    let keep: Vec<$key> = missing
+                        .iter()
+                        .filter(|k| k.0.key_bytes() <= MAX_KEPT_KEY_BYTES)
+                        .cloned()
+                        .collect();
+                    rows.put(revision, &keep, &loaded);
                 }
                 found.extend(loaded);
                 Ok(found)

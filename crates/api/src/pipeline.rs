@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest,
-    NextSubscribe, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
+    NextRequest, NextSubscribe, NextValidation,
 };
 use async_graphql::futures_util::StreamExt;
 use async_graphql::futures_util::stream::BoxStream;
@@ -114,7 +114,9 @@ pub struct ExecutionSlots(pub Arc<tokio::sync::Semaphore>);
 
 impl ExecutionSlots {
     pub fn new(slots: usize) -> Self {
-        Self(Arc::new(tokio::sync::Semaphore::new(slots.max(1))))
+        Self(Arc::new(tokio::sync::Semaphore::new(
+            slots.clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        )))
     }
 }
 
@@ -138,6 +140,8 @@ struct Seen {
     variables: Variables,
     /// The parsed document, kept to put the response in selection order.
     document: Option<ExecutableDocument>,
+    /// When the request's time budget ends.
+    deadline: Option<tokio::time::Instant>,
 }
 
 #[derive(Default)]
@@ -237,6 +241,20 @@ pub fn store_failure_response(err: &plangraph_persistence::StoreError) -> Respon
     Response::from_errors(vec![error])
 }
 
+/// The error of a request over its time budget.
+fn timed_out(limits: &QueryLimits) -> ServerError {
+    with_code(
+        ServerError::new(
+            format!(
+                "the request ran longer than {:?} and was stopped",
+                limits.timeout
+            ),
+            None,
+        ),
+        "QUERY_TIMEOUT",
+    )
+}
+
 /// Does the request carry a token the store knows (and has not revoked)?
 async fn has_valid_token(store: &Store, request: &Request) -> bool {
     let Some(Credentials::Bearer(secret)) = request
@@ -327,30 +345,55 @@ fn finish(
 impl Extension for RequestPipeline {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let limits = ctx.data_opt::<QueryLimits>().copied().unwrap_or_default();
-        let slots = ctx.data_opt::<ExecutionSlots>();
-        let run = async {
-            // Held until the response is built; a closed semaphore (never closed) runs anyway.
-            let _slot = match slots {
-                Some(slots) => slots.0.acquire().await.ok(),
-                None => None,
-            };
-            next.run(ctx).await
+        // One budget for the whole request: the wait for an execution slot, then a query's
+        // execution (see `execute`). A mutation that started executing is never cut short: a
+        // write committed behind a QUERY_TIMEOUT answer would be retried and done twice.
+        let deadline = tokio::time::Instant::now() + limits.timeout;
+        lock(&self.seen).deadline = Some(deadline);
+        let slot = match ctx.data_opt::<ExecutionSlots>() {
+            Some(slots) => match tokio::time::timeout_at(deadline, slots.0.acquire()).await {
+                Ok(permit) => permit.ok(),
+                Err(_) => {
+                    let mut response = Response::from_errors(vec![timed_out(&limits)]);
+                    finish(&self.seen, &limits, ctx.schema_env, &mut response);
+                    return response;
+                }
+            },
+            None => None,
         };
-        let mut response = match tokio::time::timeout(limits.timeout, run).await {
-            Ok(response) => response,
-            Err(_) => Response::from_errors(vec![with_code(
-                ServerError::new(
-                    format!(
-                        "the request ran longer than {:?} and was stopped",
-                        limits.timeout
-                    ),
-                    None,
-                ),
-                "QUERY_TIMEOUT",
-            )]),
-        };
+        let mut response = next.run(ctx).await;
+        drop(slot);
         finish(&self.seen, &limits, ctx.schema_env, &mut response);
         response
+    }
+
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let (deadline, mutation) = {
+            let seen = lock(&self.seen);
+            let mutation = seen
+                .document
+                .as_ref()
+                .and_then(|doc| operation_type(doc, operation_name))
+                == Some(OperationType::Mutation);
+            (seen.deadline, mutation)
+        };
+        match deadline {
+            Some(deadline) if !mutation => {
+                match tokio::time::timeout_at(deadline, next.run(ctx, operation_name)).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        let limits = ctx.data_opt::<QueryLimits>().copied().unwrap_or_default();
+                        Response::from_errors(vec![timed_out(&limits)])
+                    }
+                }
+            }
+            _ => next.run(ctx, operation_name).await,
+        }
     }
 
     fn subscribe<'s>(

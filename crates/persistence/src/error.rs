@@ -129,11 +129,11 @@ pub enum WriteError {
 fn mixes_synthetic_message(report_id: i32, stored_synthetic: bool) -> String {
     if stored_synthetic {
         format!(
-            "report {report_id} holds synthetic load-test data; a published report is never written over it: import into a store without generated data"
+            "report {report_id} holds synthetic load-test data: published reports and real organisations are never written into it (nothing was written; import into a store without generated data)"
         )
     } else {
         format!(
-            "report {report_id} is a published report; synthetic data never replaces it (nothing was written)"
+            "report {report_id} is a published report: synthetic data (a generated report or organisation) is never written into it (nothing was written)"
         )
     }
 }

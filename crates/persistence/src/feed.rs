@@ -324,6 +324,13 @@ pub(crate) async fn records(
         .collect())
 }
 
+/// A committed state of the store: its revision and the random epoch written with it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Version {
+    pub revision: i64,
+    pub epoch: i64,
+}
+
 pub(crate) async fn head_revision(db: &impl ConnectionTrait) -> Result<i64, StoreError> {
     Ok(store_revision::Entity::find_by_id(1)
         .one(db)
@@ -335,6 +342,18 @@ impl Store {
     /// The revision of the last committed write (0 for a store nobody wrote to yet).
     pub async fn head_revision(&self) -> Result<i64, StoreError> {
         head_revision(&self.db).await
+    }
+
+    /// The revision and its random epoch, in one statement: what caches key their content by
+    /// (the number alone repeats when a restored backup is written to again).
+    pub async fn head_version(&self) -> Result<Version, StoreError> {
+        Ok(store_revision::Entity::find_by_id(1)
+            .one(&self.db)
+            .await?
+            .map_or(Version::default(), |r| Version {
+                revision: r.value,
+                epoch: r.epoch,
+            }))
     }
 
     /// Every change matching `filter` after revision `after`, oldest first.

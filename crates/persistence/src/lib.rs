@@ -17,7 +17,7 @@ mod tokens;
 mod write;
 
 pub use error::{StoreError, WriteError};
-pub use feed::{ChangeFilter, ChangeRecord, HistoryOwner};
+pub use feed::{ChangeFilter, ChangeRecord, HistoryOwner, Version};
 pub use import::{CountryRef, ImportOutcome, ReportImport};
 pub use reads::{OrganizationQuery, ReportQuery, SectionWithParagraphs};
 pub use rows::ReportRows;

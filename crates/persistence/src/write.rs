@@ -502,10 +502,17 @@ impl Store {
 /// The counter's next value; its row stays locked until the transaction ends.
 async fn next_revision(txn: &DatabaseTransaction) -> Result<i64, StoreError> {
     let backend = txn.get_database_backend();
+    // The epoch is our own random number, never input: written into the statement as is.
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| StoreError::MissingReference(format!("randomness: {e}")))?;
+    let epoch = i64::from_le_bytes(bytes);
     let row = txn
         .query_one_raw(Statement::from_string(
             backend,
-            "UPDATE store_revision SET value = value + 1 WHERE id = 1 RETURNING value",
+            format!(
+                "UPDATE store_revision SET value = value + 1, epoch = {epoch} WHERE id = 1 RETURNING value"
+            ),
         ))
         .await?
         .ok_or_else(|| StoreError::MissingReference("the revision counter".to_owned()))?;
@@ -797,7 +804,7 @@ async fn apply(
             organization_id,
             role,
         } => {
-            organization::Entity::find_by_id(*organization_id)
+            let organization = organization::Entity::find_by_id(*organization_id)
                 .one(txn)
                 .await
                 .map_err(StoreError::from)?
@@ -805,6 +812,14 @@ async fn apply(
                     what: "organization",
                     key: organization_id.to_string(),
                 })?;
+            // Generated organisations belong to generated reports only, and real ones to real
+            // reports: load-test data never shows up in a published report.
+            if organization.synthetic != report.synthetic {
+                return Err(WriteError::MixesSynthetic {
+                    report_id: rid,
+                    stored_synthetic: report.synthetic,
+                });
+            }
             let linked = report_organization::Entity::find()
                 .filter(report_organization::Column::ReportId.eq(rid))
                 .filter(report_organization::Column::OrganizationId.eq(*organization_id))

@@ -11,6 +11,7 @@ use plangraph_domain::access::Actor;
 use plangraph_domain::checksum::sha256_hex;
 use plangraph_domain::edit::{NewOrganization, OrganizationRole, Text};
 use plangraph_domain::synthetic::{self, DataSet, Plan};
+use plangraph_persistence::entities::organization;
 use plangraph_persistence::{
     CountryRef, ImportOptions, ReportImport, Store, WriteError, WriteRequest,
 };
@@ -107,14 +108,15 @@ async fn organization_ids(
             real.fts_id.as_deref().unwrap_or_default()
         )));
     }
+    let stored: std::collections::HashMap<String, &organization::Model> = stored
+        .iter()
+        .filter_map(|o| o.fts_id.as_deref().map(|f| (f.to_lowercase(), o)))
+        .collect();
     let actor = Actor::local("plangraph generate");
     let mut ids = Vec::with_capacity(set.organizations.len());
     for org in &set.organizations {
         let key = org.fts_id.to_lowercase();
-        let found = stored
-            .iter()
-            .find(|s| s.fts_id.as_deref().map(str::to_lowercase).as_deref() == Some(key.as_str()));
-        if let Some(found) = found {
+        if let Some(found) = stored.get(&key) {
             summary.organizations_reused += 1;
             ids.push(found.id);
             continue;
@@ -130,13 +132,37 @@ async fn organization_ids(
             fts_id: Some(text("ftsId", &org.fts_id)?),
             synthetic: true,
         };
-        let outcome = store
+        let id = match store
             .write(&actor, WriteRequest::CreateOrganization(new))
-            .await?;
-        let id = outcome.organization_id.ok_or_else(|| {
+            .await
+        {
+            Ok(outcome) => {
+                summary.organizations_created += 1;
+                outcome.organization_id
+            }
+            // Another `generate` on the same store created it since we looked: take theirs.
+            Err(WriteError::Duplicate(_)) => {
+                let theirs = store
+                    .organizations_by_fts_id(std::slice::from_ref(&key))
+                    .await?;
+                match theirs.into_iter().next() {
+                    Some(found) if found.synthetic => {
+                        summary.organizations_reused += 1;
+                        Some(found.id)
+                    }
+                    _ => {
+                        return Err(CliError::Generate(format!(
+                            "the FTS id {} was taken by an organisation that is not synthetic while generating; nothing more was generated",
+                            org.fts_id
+                        )));
+                    }
+                }
+            }
+            Err(other) => return Err(other.into()),
+        };
+        let id = id.ok_or_else(|| {
             CliError::Generate(format!("the store returned no id for {}", org.name))
         })?;
-        summary.organizations_created += 1;
         ids.push(id);
     }
     Ok(ids)

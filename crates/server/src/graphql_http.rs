@@ -192,7 +192,7 @@ async fn respond(
         return answer(media, state.api.execute(build(params, http, get)).await);
     };
     // The revision first: an answer computed after reading it holds every write up to it.
-    let revision = match state.api.store().head_revision().await {
+    let revision = match state.api.store().head_version().await {
         Ok(revision) => revision,
         // The store is failing: answered as an executing request's failure is, at once (trying
         // again by executing would wait out the connection timeout a second time).
@@ -212,7 +212,8 @@ async fn respond(
     if let Some(body) = cache.get(&key, revision) {
         return cached(reply(media, StatusCode::OK, body), "hit");
     }
-    let _turn = cache.turn(&key).await;
+    // Bounded by the query timeout: waiting for another request's answer counts against it.
+    let _turn = cache.turn(&key, state.api.query_limits().timeout).await;
     if let Some(body) = cache.get(&key, revision) {
         return cached(reply(media, StatusCode::OK, body), "hit");
     }

@@ -2,10 +2,13 @@
 //!
 //! Dashboards and partner systems ask the same queries again and again, and the graph changes
 //! only when someone writes. So a query's written answer is kept, tagged with the store
-//! revision read just before it was computed, and given again while the store is still at that
-//! revision. Each request reads the current revision first (one small statement), so a write
-//! committed by any process, through any transport, is seen by the next request on every
-//! process: an answer older than the last committed revision is never given.
+//! version read just before it was computed (the revision and the random epoch every write
+//! stores with it, so a restored backup written to again is another version), and given again
+//! while the store is still at that version. Each request reads the current version first (one
+//! small statement), so a write committed by any process, through any transport, is seen by the
+//! next request on every process: an answer older than the last committed revision is never
+//! given. When several requests miss the same answer, one computes it and the others wait for
+//! it (within their time budget).
 //!
 //! What is kept: answers to query operations over HTTP without errors, for requests without
 //! `Authorization` (an answer that may depend on who asks, such as introspection in the
@@ -15,9 +18,11 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use actix_web::web::Bytes;
 use async_graphql::parser::types::{DocumentOperations, OperationType};
+use plangraph_persistence::Version;
 
 /// Default bound of the kept answers' bytes.
 pub const DEFAULT_RESPONSE_CACHE_BYTES: usize = 32 * 1024 * 1024;
@@ -74,8 +79,8 @@ impl Drop for Turn<'_> {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// The revision every kept answer was computed at.
-    revision: i64,
+    /// The store version (revision and epoch) every kept answer was computed at.
+    version: Version,
     answers: HashMap<Key, Bytes>,
     bytes: usize,
 }
@@ -90,37 +95,53 @@ impl ResponseCache {
         })
     }
 
-    /// Waits for the turn to compute `key`'s answer (see [`Turn`]); check [`Self::get`] again
-    /// once it comes, the request before may have kept the answer.
-    pub async fn turn(&self, key: &Key) -> Turn<'_> {
+    /// The turn to compute `key`'s answer when nobody is computing it (`Some`: hold it while
+    /// computing, so requests for the same answer wait for this one). When another request is
+    /// computing it, waits until that one is done (at most `wait`) and gives `None`: look in the
+    /// cache again, and compute without a turn if the answer was not kept (an answer that
+    /// cannot be kept, such as an error, is then computed by the waiting requests at once, not
+    /// one after the other).
+    pub async fn turn(&self, key: &Key, wait: Duration) -> Option<Turn<'_>> {
         let lock = match self.in_flight.lock() {
             Ok(mut in_flight) => in_flight
                 .entry(key.clone())
                 .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
                 .clone(),
-            Err(_) => Arc::new(tokio::sync::Mutex::new(())),
+            Err(_) => return None,
         };
-        let guard = lock.clone().lock_owned().await;
-        Turn {
+        let mut turn = Turn {
             cache: self,
             key: key.clone(),
-            lock,
-            guard: Some(guard),
+            lock: lock.clone(),
+            guard: None,
+        };
+        match lock.clone().try_lock_owned() {
+            Ok(guard) => {
+                turn.guard = Some(guard);
+                Some(turn)
+            }
+            Err(_) => {
+                // The guard, once had, is dropped at once: the answer is computed already.
+                let _ = tokio::time::timeout(wait, lock.lock_owned()).await;
+                drop(turn);
+                None
+            }
         }
     }
 
-    /// The answer kept for `key`, if it was computed at `revision` (the store's current one).
-    pub fn get(&self, key: &Key, revision: i64) -> Option<Bytes> {
+    /// The answer kept for `key`, if it was computed at `version` (the store's current one).
+    pub fn get(&self, key: &Key, version: Version) -> Option<Bytes> {
         let inner = self.inner.lock().ok()?;
-        if inner.revision != revision {
+        if inner.version != version {
             return None;
         }
         inner.answers.get(key).cloned()
     }
 
-    /// Keeps `body`, computed after reading `revision`. An answer from before the newest
-    /// revision seen is not kept; one from a newer revision drops every older answer.
-    pub fn put(&self, key: Key, revision: i64, body: Bytes) {
+    /// Keeps `body`, computed after reading `version`. Answers of any other version are
+    /// dropped first: the store moved on (or, restored from a backup, back), and an answer is
+    /// only ever given at the version it was computed at.
+    pub fn put(&self, key: Key, version: Version, body: Bytes) {
         let weight = key.weight(&body);
         // One answer may take a quarter of the cache at most, so a few large ones (the full
         // dashboard) and many small ones fit together.
@@ -130,13 +151,10 @@ impl ResponseCache {
         let Ok(mut inner) = self.inner.lock() else {
             return;
         };
-        if revision < inner.revision {
-            return;
-        }
-        if revision > inner.revision || inner.bytes + weight > self.max_bytes {
+        if version != inner.version || inner.bytes + weight > self.max_bytes {
             inner.answers.clear();
             inner.bytes = 0;
-            inner.revision = revision;
+            inner.version = version;
         }
         if let Some(old) = inner.answers.insert(key.clone(), body) {
             inner.bytes = inner.bytes.saturating_sub(key.weight(&old));
@@ -187,65 +205,98 @@ mod tests {
         }
     }
 
+    fn at(revision: i64) -> Version {
+        Version { revision, epoch: 7 }
+    }
+
     #[test]
-    fn an_answer_is_given_only_at_the_revision_it_was_computed_at() {
+    fn an_answer_is_given_only_at_the_version_it_was_computed_at() {
         let cache = ResponseCache::new(1 << 20).expect("on");
-        cache.put(key("{ a }"), 5, Bytes::from_static(b"five"));
+        cache.put(key("{ a }"), at(5), Bytes::from_static(b"five"));
         assert_eq!(
-            cache.get(&key("{ a }"), 5),
+            cache.get(&key("{ a }"), at(5)),
             Some(Bytes::from_static(b"five"))
         );
-        assert_eq!(cache.get(&key("{ a }"), 6), None);
-        assert_eq!(cache.get(&key("{ b }"), 5), None);
-        // A newer revision drops the older answers; an older one is not kept.
-        cache.put(key("{ b }"), 6, Bytes::from_static(b"six"));
-        assert_eq!(cache.get(&key("{ a }"), 5), None);
-        cache.put(key("{ a }"), 5, Bytes::from_static(b"stale"));
-        assert_eq!(cache.get(&key("{ a }"), 5), None);
+        assert_eq!(cache.get(&key("{ a }"), at(6)), None);
+        assert_eq!(cache.get(&key("{ b }"), at(5)), None);
+        // Another version drops the answers of the one before.
+        cache.put(key("{ b }"), at(6), Bytes::from_static(b"six"));
+        assert_eq!(cache.get(&key("{ a }"), at(5)), None);
         assert_eq!(
-            cache.get(&key("{ b }"), 6),
+            cache.get(&key("{ b }"), at(6)),
             Some(Bytes::from_static(b"six"))
         );
+        // The same revision with another epoch (a restored backup written to again) is another
+        // version.
+        let restored = Version {
+            revision: 6,
+            epoch: 8,
+        };
+        assert_eq!(cache.get(&key("{ b }"), restored), None);
     }
 
     #[test]
     fn the_cache_stays_within_its_bytes() {
         let cache = ResponseCache::new(4096).expect("on");
         for n in 0..100 {
-            cache.put(key(&format!("{{ f{n} }}")), 1, Bytes::from(vec![b'x'; 500]));
+            cache.put(
+                key(&format!("{{ f{n} }}")),
+                at(1),
+                Bytes::from(vec![b'x'; 500]),
+            );
             assert!(cache.bytes() <= 4096, "{}", cache.bytes());
         }
         // Over a quarter of the bound: never kept.
-        cache.put(key("{ big }"), 1, Bytes::from(vec![b'x'; 2000]));
-        assert_eq!(cache.get(&key("{ big }"), 1), None);
+        cache.put(key("{ big }"), at(1), Bytes::from(vec![b'x'; 2000]));
+        assert_eq!(cache.get(&key("{ big }"), at(1)), None);
         assert!(ResponseCache::new(0).is_none());
     }
 
     #[tokio::test]
-    async fn one_request_at_a_time_computes_a_key() {
+    async fn one_request_computes_an_answer_while_the_others_wait_for_it() {
         let cache = Arc::new(ResponseCache::new(1 << 20).expect("on"));
-        let first = cache.turn(&key("{ a }")).await;
+        let wait = std::time::Duration::from_secs(5);
+        let first = cache
+            .turn(&key("{ a }"), wait)
+            .await
+            .expect("nobody computes it yet");
         let waiting = {
             let cache = cache.clone();
             tokio::spawn(async move {
-                let _turn = cache.turn(&key("{ a }")).await;
-                cache.get(&key("{ a }"), 1)
+                let turn = cache.turn(&key("{ a }"), wait).await;
+                (turn.is_none(), cache.get(&key("{ a }"), at(1)))
             })
         };
         // Another key is not held up.
-        drop(cache.turn(&key("{ b }")).await);
+        assert!(cache.turn(&key("{ b }"), wait).await.is_some());
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         assert!(
             !waiting.is_finished(),
             "the second request waits for the first"
         );
-        cache.put(key("{ a }"), 1, Bytes::from_static(b"one"));
+        cache.put(key("{ a }"), at(1), Bytes::from_static(b"one"));
         drop(first);
-        assert_eq!(
-            waiting.await.expect("joined"),
-            Some(Bytes::from_static(b"one"))
+        let (without_turn, kept) = waiting.await.expect("joined");
+        assert!(
+            without_turn,
+            "a waiting request looks again instead of taking a turn"
         );
+        assert_eq!(kept, Some(Bytes::from_static(b"one")));
         assert!(cache.in_flight.lock().expect("lock").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_request_waits_no_longer_than_told() {
+        let cache = ResponseCache::new(1 << 20).expect("on");
+        let _first = cache
+            .turn(&key("{ a }"), std::time::Duration::from_secs(5))
+            .await;
+        let started = std::time::Instant::now();
+        let turn = cache
+            .turn(&key("{ a }"), std::time::Duration::from_millis(50))
+            .await;
+        assert!(turn.is_none());
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]
