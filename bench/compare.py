@@ -763,10 +763,9 @@ def versions(binary: str, cluster: Cluster) -> dict:
 
 
 def single_phase(server: Server, cases: dict, report_id: str, args, workdir: pathlib.Path,
-                 concurrencies: list[int], results: dict, failures: list[str],
-                 cluster: "Cluster | None") -> None:
-    """plangraph alone (on SQLite, or with its response cache): checked against plangraph on
-    Postgres without cache, then measured the same way; stopped at the end."""
+                 concurrencies: list[int], results: dict, failures: list[str]) -> None:
+    """plangraph alone (on SQLite, where there are no statements to count): checked against
+    plangraph on Postgres, then measured the same way; stopped at the end."""
     key, what = server.key, LABEL[server.key]
     own_id = pick_report(server)
     if own_id != report_id:
@@ -788,11 +787,6 @@ def single_phase(server: Server, cases: dict, report_id: str, args, workdir: pat
             print(f"checked {shape} on {what}: the same as plangraph on Postgres", flush=True)
     if failures and not args.keep_going:
         raise Failure("; ".join(failures))
-    if cluster:
-        for shape in SHAPES:
-            counts = statement_counts(cluster, server, own_cases[key][shape], args.statement_requests)
-            results["statements"][shape][key] = counts
-            print(f"statements per request, {shape}, {what}: {counts['sql']:.1f}", flush=True)
     for shape in SHAPES:
         for c in concurrencies:
             row = measure_row(own_cases, shape, c, args, workdir, [key])
@@ -941,8 +935,7 @@ def main() -> int:
             (workdir / "sqlite").mkdir()
             load_data(processes, args, url, workdir, "sqlite")
             sqlite = start_plangraph(processes, args.binary, url, workdir, "sqlite", None, cache=True)
-            single_phase(sqlite, cases, report_id, args, workdir, concurrencies, results, failures,
-                         None)
+            single_phase(sqlite, cases, report_id, args, workdir, concurrencies, results, failures)
 
         print()
         print(f"plangraph vs PostGraphile {results['versions']['postgraphile']}, same Postgres "

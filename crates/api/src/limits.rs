@@ -48,8 +48,8 @@ pub struct QueryLimits {
     pub max_errors: usize,
     /// Longest error message returned (a parse error may quote the document).
     pub max_error_message: usize,
-    /// How long a request may run before it is answered with `QUERY_TIMEOUT` (waiting for an
-    /// execution slot included).
+    /// How long a request may wait for an execution slot and a query run before it is answered
+    /// with `QUERY_TIMEOUT`; a mutation that started executing is never cut short.
     pub timeout: Duration,
     /// Queries and mutations executing at once in this process; the rest wait their turn, in
     /// arrival order. More than a few per core only adds memory (each holds its answer while

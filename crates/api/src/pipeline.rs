@@ -107,8 +107,8 @@ impl LoaderSlot {
 }
 
 /// The process's execution slots ([`QueryLimits::max_concurrent`]): a query or mutation runs
-/// once it holds one. Subscriptions' events are not counted (each is small and already
-/// bounded per socket).
+/// once it holds one. Subscription events are not counted: an event can be as large as any
+/// query, so many subscribers of large selections still add up (a known gap).
 #[derive(Debug, Clone)]
 pub struct ExecutionSlots(pub Arc<tokio::sync::Semaphore>);
 
@@ -168,9 +168,12 @@ pub(crate) fn with_code(mut error: ServerError, code: &str) -> ServerError {
     error
 }
 
-fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+/// The type of the operation `name` selects in `doc` (the only one when `name` is `None`).
+pub fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
     match (&doc.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Single(op), None) => Some(op.node.ty),
+        // One anonymous operation cannot be selected by a name: async-graphql refuses it.
+        (DocumentOperations::Single(_), Some(_)) => None,
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
         (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
             ops.values().next().map(|op| op.node.ty)
@@ -233,11 +236,16 @@ pub fn store_failure_response(err: &plangraph_persistence::StoreError) -> Respon
         error = %err,
         "store failure while loading"
     );
-    let mut error = ServerError::new("internal error", None);
-    let extensions = error.extensions.get_or_insert_with(Default::default);
-    extensions.set("code", "INTERNAL");
-    extensions.set("storeCode", err.code());
-    extensions.set("requestId", request_id.as_str());
+    // The masked error resolvers give (`INTERNAL`, `storeCode`), with the id `finish` adds.
+    let mut error = async_graphql::Error::from(crate::error::ApiError::Internal {
+        store_code: err.code(),
+    })
+    .into_server_error(async_graphql::Pos::default());
+    error.locations.clear();
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("requestId", request_id.as_str());
     Response::from_errors(vec![error])
 }
 

@@ -168,7 +168,8 @@ pub fn generate(plan: &Plan) -> Result<DataSet, PlanError> {
     })
 }
 
-fn check(plan: &Plan) -> Result<(), PlanError> {
+/// Whether `plan` can be generated, without generating it.
+pub fn check(plan: &Plan) -> Result<(), PlanError> {
     if plan.countries == 0 || plan.countries > COUNTRIES.len() {
         return Err(PlanError::Countries {
             given: plan.countries,

@@ -332,10 +332,17 @@ pub struct Version {
 }
 
 pub(crate) async fn head_revision(db: &impl ConnectionTrait) -> Result<i64, StoreError> {
+    Ok(head_version(db).await?.revision)
+}
+
+async fn head_version(db: &impl ConnectionTrait) -> Result<Version, StoreError> {
     Ok(store_revision::Entity::find_by_id(1)
         .one(db)
         .await?
-        .map_or(0, |r| r.value))
+        .map_or(Version::default(), |r| Version {
+            revision: r.value,
+            epoch: r.epoch,
+        }))
 }
 
 impl Store {
@@ -347,13 +354,7 @@ impl Store {
     /// The revision and its random epoch, in one statement: what caches key their content by
     /// (the number alone repeats when a restored backup is written to again).
     pub async fn head_version(&self) -> Result<Version, StoreError> {
-        Ok(store_revision::Entity::find_by_id(1)
-            .one(&self.db)
-            .await?
-            .map_or(Version::default(), |r| Version {
-                revision: r.value,
-                epoch: r.epoch,
-            }))
+        head_version(&self.db).await
     }
 
     /// Every change matching `filter` after revision `after`, oldest first.

@@ -26,8 +26,8 @@ use plangraph_domain::reference::SectorDef;
 use plangraph_domain::report::{Footnote, SectionKind, SourceLink};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, Set, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, Set, Statement,
 };
 
 use crate::entities::{
@@ -502,18 +502,18 @@ impl Store {
 /// The counter's next value; its row stays locked until the transaction ends.
 async fn next_revision(txn: &DatabaseTransaction) -> Result<i64, StoreError> {
     let backend = txn.get_database_backend();
-    // The epoch is our own random number, never input: written into the statement as is.
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| StoreError::MissingReference(format!("randomness: {e}")))?;
-    let epoch = i64::from_le_bytes(bytes);
+    // The epoch: a random number drawn by the database, one constant statement per backend
+    // (prepared once), so caches can tell a restored store at the same revision apart.
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "UPDATE store_revision SET value = value + 1, epoch = floor(random() * 9007199254740991)::bigint WHERE id = 1 RETURNING value"
+        }
+        _ => {
+            "UPDATE store_revision SET value = value + 1, epoch = random() WHERE id = 1 RETURNING value"
+        }
+    };
     let row = txn
-        .query_one_raw(Statement::from_string(
-            backend,
-            format!(
-                "UPDATE store_revision SET value = value + 1, epoch = {epoch} WHERE id = 1 RETURNING value"
-            ),
-        ))
+        .query_one_raw(Statement::from_string(backend, sql))
         .await?
         .ok_or_else(|| StoreError::MissingReference("the revision counter".to_owned()))?;
     Ok(row.try_get::<i64>("", "value")?)

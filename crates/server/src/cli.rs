@@ -89,7 +89,8 @@ pub struct QueryLimitArgs {
     /// revision first (one statement) and loads only what is not kept; 0 keeps none.
     #[arg(long, env = "PLANGRAPH_ROW_CACHE_KEYS", default_value_t = plangraph_api::row_cache::DEFAULT_ROW_CACHE_KEYS)]
     pub row_cache_keys: usize,
-    /// Milliseconds a query or mutation may run (waiting for a slot included).
+    /// Milliseconds a request may wait for an execution slot plus, for a query, run; a
+    /// mutation that started is never cut short.
     #[arg(long, env = "PLANGRAPH_QUERY_TIMEOUT_MS", default_value_t = 10_000)]
     pub query_timeout_ms: u64,
 }
@@ -437,7 +438,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 donors_per_report,
             };
             // Check the plan before opening the store: a plan that cannot be met touches nothing.
-            plangraph_domain::synthetic::generate(&plan)?;
+            plangraph_domain::synthetic::check(&plan)?;
             let store_handle = open_store(&store).await?;
             let started = std::time::Instant::now();
             let summary = crate::generate::generate(&store_handle, &plan).await?;

@@ -204,7 +204,7 @@ async fn respond(
         variables: params
             .variables
             .as_ref()
-            .map(|v| Value::Object(v.clone()).to_string())
+            .and_then(|v| serde_json::to_string(v).ok())
             .unwrap_or_default(),
         query: params.query.clone(),
         operation_name: params.operation_name.clone(),

@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::web::Bytes;
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::OperationType;
+use plangraph_api::pipeline::operation_type;
 use plangraph_persistence::Version;
 
 /// Default bound of the kept answers' bytes.
@@ -162,7 +163,7 @@ impl ResponseCache {
         inner.bytes += weight;
     }
 
-    /// Bytes of the answers kept now (for tests and the metrics of a benchmark).
+    /// Bytes of the answers kept now.
     pub fn bytes(&self) -> usize {
         self.inner.lock().map_or(0, |i| i.bytes)
     }
@@ -171,23 +172,9 @@ impl ResponseCache {
 /// True when the operation `operation_name` selects in `query` is a query (not a mutation or a
 /// subscription). A document that does not parse or names no such operation is not.
 pub fn is_query(query: &str, operation_name: Option<&str>) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(query) else {
-        return false;
-    };
-    let ty = match (&document.operations, operation_name) {
-        (DocumentOperations::Single(op), None) => op.node.ty,
-        (DocumentOperations::Single(_), Some(_)) => return false,
-        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
-            Some(op) => op.node.ty,
-            None => return false,
-        },
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => match ops.values().next() {
-            Some(op) => op.node.ty,
-            None => return false,
-        },
-        (DocumentOperations::Multiple(_), None) => return false,
-    };
-    ty == OperationType::Query
+    async_graphql::parser::parse_query(query).is_ok_and(|document| {
+        operation_type(&document, operation_name) == Some(OperationType::Query)
+    })
 }
 
 #[cfg(test)]
