@@ -59,7 +59,7 @@ impl StoreLoader {
     /// The store version of this request: read once, before its first load.
     async fn revision(&self) -> Result<Version, LoadError> {
         self.revision
-            .get_or_try_init(|| self.store.head_version())
+            .get_or_try_init(|| self.store.fresh_version())
             .await
             .copied()
             .map_err(|e| self.failed(e))

@@ -7,6 +7,8 @@
 //! [`WriteError`]: why a write was refused. Each refusal is the client's to fix, so its message
 //! is shown as it is, with its stable code; a refused write changed nothing.
 
+use std::sync::Arc;
+
 use sea_orm::DbErr;
 use thiserror::Error;
 
@@ -35,6 +37,10 @@ pub enum StoreError {
     /// A value could not be encoded for storage.
     #[error("cannot encode a change for the history: {0}")]
     Encode(String),
+    /// One failure shared by the callers that waited for the same statement (see
+    /// [`crate::Store::fresh_version`]); its code is the failure's own.
+    #[error("{0}")]
+    Shared(Arc<StoreError>),
 }
 
 impl StoreError {
@@ -50,6 +56,7 @@ impl StoreError {
             Self::Overflow(_) => "STORE_VALUE_OUT_OF_RANGE",
             Self::Encode(_) => "STORE_ENCODE_FAILED",
             Self::Unavailable(_) => "STORE_UNAVAILABLE",
+            Self::Shared(err) => err.code(),
         }
     }
 

@@ -335,7 +335,7 @@ pub(crate) async fn head_revision(db: &impl ConnectionTrait) -> Result<i64, Stor
     Ok(head_version(db).await?.revision)
 }
 
-async fn head_version(db: &impl ConnectionTrait) -> Result<Version, StoreError> {
+pub(crate) async fn head_version(db: &impl ConnectionTrait) -> Result<Version, StoreError> {
     Ok(store_revision::Entity::find_by_id(1)
         .one(db)
         .await?

@@ -14,6 +14,7 @@ mod rows;
 mod snapshot;
 mod store;
 mod tokens;
+mod version_gate;
 mod write;
 
 pub use error::{StoreError, WriteError};

@@ -17,6 +17,7 @@ use sea_orm::{
 use crate::StoreError;
 use crate::entities::{platform, sector};
 use crate::feed::Feed;
+use crate::version_gate::VersionGate;
 
 /// The default store: a SQLite file in the working directory, created when missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://plangraph.db?mode=rwc";
@@ -51,6 +52,8 @@ pub(crate) struct Shared {
     sqlite_writer: Option<tokio::sync::Mutex<()>>,
     /// This process's side of the change feed.
     pub(crate) feed: Feed,
+    /// Reads of the store's version shared by the requests that arrive together.
+    pub(crate) versions: VersionGate,
 }
 
 /// A write transaction and, on SQLite, this process's turn to write.
@@ -139,6 +142,7 @@ impl Store {
                 url: url.to_owned(),
                 sqlite_writer: is_sqlite.then(|| tokio::sync::Mutex::new(())),
                 feed: Feed::new(),
+                versions: VersionGate::default(),
             }),
         })
     }

@@ -192,7 +192,7 @@ async fn respond(
         return answer(media, state.api.execute(build(params, http, get)).await);
     };
     // The revision first: an answer computed after reading it holds every write up to it.
-    let revision = match state.api.store().head_version().await {
+    let revision = match state.api.store().fresh_version().await {
         Ok(revision) => revision,
         // The store is failing: answered as an executing request's failure is, at once (trying
         // again by executing would wait out the connection timeout a second time).

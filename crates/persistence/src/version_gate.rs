@@ -1,0 +1,156 @@
+//! Fresh store versions for many requests at once, from one statement per round trip.
+//!
+//! The caches key what they keep by the store's [`Version`], and every request must read a
+//! version no older than the last write committed before it arrived (a write through another
+//! process included). Reading it per request costs one statement, a round trip to Postgres, per
+//! request: most of a cached answer's cost. The gate keeps that guarantee with far fewer
+//! statements: a request joins the next *round*, a read that starts after the request joined,
+//! and shares its answer with every request that joined the same round. While one round reads,
+//! the requests that arrive wait for the next, which starts when the running one ends; so there is
+//! at most one read in flight and one waiting, whatever the concurrency, and no request is ever
+//! answered by a read that began before it arrived.
+//!
+//! Rounds are read by a spawned task, not by one of the waiting requests: a request dropped mid-way
+//! (a client that went away, a timeout) never leaves the others of its round waiting.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::watch;
+
+use crate::StoreError;
+use crate::feed::Version;
+use crate::store::Store;
+
+/// One read of the version and the requests that share it.
+type Round = watch::Sender<Option<Result<Version, Arc<StoreError>>>>;
+
+/// The process's rounds (one per [`Store`] and its clones).
+#[derive(Debug, Default)]
+pub(crate) struct VersionGate {
+    state: Mutex<GateState>,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    /// A round is reading now (its requests joined before it started).
+    reading: bool,
+    /// The round that starts when the reading one ends; requests arriving now join it.
+    next: Option<Arc<Round>>,
+}
+
+impl VersionGate {
+    /// The round a request arriving now joins, started at once when none is reading.
+    fn join(&self, store: &Store) -> watch::Receiver<Option<Result<Version, Arc<StoreError>>>> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(next) = &state.next {
+            return next.subscribe();
+        }
+        let round = Arc::new(watch::Sender::new(None));
+        let receiver = round.subscribe();
+        if state.reading {
+            state.next = Some(round);
+        } else {
+            state.reading = true;
+            tokio::spawn(read_rounds(store.clone(), round));
+        }
+        receiver
+    }
+}
+
+/// Reads rounds one after another until none is waiting.
+async fn read_rounds(store: Store, mut round: Arc<Round>) {
+    loop {
+        let version = crate::feed::head_version(&store.db).await.map_err(Arc::new);
+        round.send_replace(Some(version));
+        let gate = &store.shared.versions;
+        let mut state = gate.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match state.next.take() {
+            Some(next) => round = next,
+            None => {
+                state.reading = false;
+                return;
+            }
+        }
+    }
+}
+
+impl Store {
+    /// The revision and epoch of the last write committed before this call, as
+    /// [`Store::head_version`] reads them, shared with the calls made at the same time (see the
+    /// module's documentation): what every cached answer is keyed by.
+    pub async fn fresh_version(&self) -> Result<Version, StoreError> {
+        let mut receiver = self.shared.versions.join(self);
+        let outcome = match receiver.wait_for(Option::is_some).await {
+            Ok(value) => value.clone(),
+            // The reading task ended without an answer (the runtime is shutting down).
+            Err(_) => None,
+        };
+        match outcome {
+            Some(Ok(version)) => Ok(version),
+            Some(Err(err)) => Err(StoreError::Shared(err)),
+            None => Err(StoreError::Unavailable(
+                "the store's version could not be read".to_owned(),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StatementCounter;
+
+    /// A store in a fresh file (every pooled connection of `sqlite::memory:` is its own database).
+    async fn store(name: &str) -> (Store, StatementCounter, std::path::PathBuf) {
+        let path = std::env::temp_dir().join(format!(
+            "plangraph-gate-{name}-{}.db",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let counter = StatementCounter::default();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let store = Store::connect_counted(&url, counter.clone()).await.unwrap();
+        store.migrate().await.unwrap();
+        (store, counter, path)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn callers_at_once_share_a_read_and_see_what_committed_before_them() {
+        let (store, counter, path) = store("share").await;
+        let head = store.head_version().await.unwrap();
+        counter.reset();
+        let calls: Vec<_> = (0..200)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.fresh_version().await })
+            })
+            .collect();
+        for call in calls {
+            assert_eq!(call.await.unwrap().unwrap(), head);
+        }
+        // One round reading, at most one waiting; far from one read per caller (how many rounds
+        // ran depends on the timing, never more than the callers split into).
+        let reads = counter.get();
+        assert!((1..=20).contains(&reads), "{reads} reads for 200 callers");
+
+        // A write committed before a call is in that call's version.
+        store
+            .shared
+            .versions
+            .state
+            .lock()
+            .map(|s| assert!(s.next.is_none()))
+            .unwrap();
+        use sea_orm::ConnectionTrait;
+        store
+            .db
+            .execute_unprepared("UPDATE store_revision SET value = value + 1, epoch = 7 WHERE id = 1")
+            .await
+            .unwrap();
+        let after = store.fresh_version().await.unwrap();
+        assert_eq!(after, store.head_version().await.unwrap());
+        assert_eq!((after.revision, after.epoch), (head.revision + 1, 7));
+        drop(store);
+        let _ = std::fs::remove_file(path);
+    }
+}
