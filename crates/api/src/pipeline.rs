@@ -64,9 +64,23 @@ fn loaders_for(store: &Store, request_id: String, rows: Option<Arc<RowCache>>) -
         StoreLoader::new(store.clone())
             .with_request_id(request_id)
             .with_rows(rows),
-        tokio::spawn,
+        spawn_batch,
         HashMapCache::default(),
     )
+    // No timer before a batch: DataLoader's default 1 ms (a timer on another thread, so 1-2 ms)
+    // was paid once per level of every request, most of a cached answer's time, while its
+    // execution slot was held. A request resolves in one task, so the fields of a level ask
+    // for their keys in one pass of it; the batch task, spawned behind it, starts after.
+    .delay(std::time::Duration::ZERO)
+}
+
+/// Runs a loader's batch once the tasks ready now had their turn: the request that asked
+/// (and any other woken with it) finishes its pass and adds its keys to the batch first.
+fn spawn_batch(batch: async_graphql::futures_util::future::BoxFuture<'static, ()>) {
+    tokio::spawn(async move {
+        tokio::task::yield_now().await;
+        batch.await;
+    });
 }
 
 /// [`new_loaders`], shared.

@@ -96,16 +96,15 @@ impl Store {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::StatementCounter;
 
     /// A store in a fresh file (every pooled connection of `sqlite::memory:` is its own database).
     async fn store(name: &str) -> (Store, StatementCounter, std::path::PathBuf) {
-        let path = std::env::temp_dir().join(format!(
-            "plangraph-gate-{name}-{}.db",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("plangraph-gate-{name}-{}.db", std::process::id()));
         let _ = std::fs::remove_file(&path);
         let counter = StatementCounter::default();
         let url = format!("sqlite://{}?mode=rwc", path.display());
@@ -144,7 +143,9 @@ mod tests {
         use sea_orm::ConnectionTrait;
         store
             .db
-            .execute_unprepared("UPDATE store_revision SET value = value + 1, epoch = 7 WHERE id = 1")
+            .execute_unprepared(
+                "UPDATE store_revision SET value = value + 1, epoch = 7 WHERE id = 1",
+            )
             .await
             .unwrap();
         let after = store.fresh_version().await.unwrap();
