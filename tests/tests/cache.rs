@@ -133,6 +133,15 @@ async fn kept_rows_serve_queries_until_the_next_write(backend: Backend) {
     counter.reset();
     assert_eq!(run(EDU).await, edu);
     assert_eq!(counter.get(), 1);
+    // A page of the listing and its count are kept too.
+    const PAGE: &str = "{ reports(first: 5) { totalCount nodes { id title } } }";
+    counter.reset();
+    let listing = run(PAGE).await;
+    assert_eq!(listing["reports"]["totalCount"], 1, "{listing}");
+    assert_eq!(counter.get(), 3, "the revision, the page and the count");
+    counter.reset();
+    assert_eq!(run(PAGE).await, listing);
+    assert_eq!(counter.get(), 1, "a repeated page reads only the revision");
 
     // A write moves the revision: the next query loads again and sees it.
     let token = token(&test.store, Role::Admin, &[]).await;

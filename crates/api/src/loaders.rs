@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use plangraph_persistence::{
-    ChangeRecord, HistoryOwner, SectionWithParagraphs, Store, StoreError, Version,
+    ChangeRecord, HistoryOwner, ReportQuery, SectionWithParagraphs, Store, StoreError, Version,
 };
 
 use crate::error::LoadError;
@@ -110,6 +110,27 @@ impl KeyBytes for () {
     }
 }
 
+impl KeyBytes for ReportQuery {
+    fn key_bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        text(&self.country_iso3) + text(&self.plan_code) + text(&self.kind) + 8
+    }
+}
+
+/// One page of the `reports` listing: its filter, the id it starts after, how many rows.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PageOfReports {
+    pub filter: ReportQuery,
+    pub after: Option<i32>,
+    pub limit: u64,
+}
+
+impl KeyBytes for PageOfReports {
+    fn key_bytes(&self) -> usize {
+        self.filter.key_bytes() + 12
+    }
+}
+
 /// Groups rows under their key.
 fn group<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Vec<V>> {
     let mut map: HashMap<K, Vec<V>> = HashMap::new();
@@ -181,6 +202,28 @@ loader!(
     AllSectors(()) => Vec<sector::Model>, |store, keys| {
     let rows = store.sectors().await?;
     keys.into_iter().map(|k| (k, rows.clone())).collect::<HashMap<(), _>>()
+});
+loader!(
+    /// A page of reports. Through the loaders so the kept rows hold it too: a listing read
+    /// again at the same store version costs no statement. Pages are few per request, so each
+    /// is its own statement.
+    ReportPage(PageOfReports) => Vec<report::Model>, |store, keys| {
+    let mut pages = HashMap::new();
+    for key in keys {
+        let rows = store.reports_page(&key.filter, key.after, key.limit).await?;
+        pages.insert(key, rows);
+    }
+    pages
+});
+loader!(
+    /// How many reports a filter matches (`totalCount`), kept like the pages.
+    ReportCount(ReportQuery) => u64, |store, keys| {
+    let mut counts = HashMap::new();
+    for key in keys {
+        let count = store.reports_count(&key).await?;
+        counts.insert(key, count);
+    }
+    counts
 });
 loader!(CountryById(i32) => country::Model, |store, keys| {
     index(store.countries_by_id(&keys).await?, |c| c.id)

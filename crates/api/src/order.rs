@@ -12,6 +12,7 @@
 //! representation at its place.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, Selection, SelectionSet,
@@ -41,7 +42,8 @@ pub fn in_selection_order(data: &mut Value, ordering: &Ordering<'_>, operation_n
         (DocumentOperations::Multiple(_), None) => None,
     };
     if let Some(op) = operation {
-        reorder(ordering, &[&op.node.selection_set.node], data, None, true);
+        let root = [&op.node.selection_set.node];
+        reorder(ordering, &mut Memo::new(), &root, data, None, true);
     }
 }
 
@@ -163,24 +165,41 @@ fn typename(value: &Value) -> Option<&str> {
     }
 }
 
+/// The keys worked out so far, by the selection sets they come from (their address: every
+/// list of sets the walk passes is either the operation's root or a [`Key`]'s `subs`, and all
+/// of those stay here until the walk ends, so an address never names two lists), whether they
+/// are the root's, and the object type (`""` when unknown). A list of a thousand rows, or a
+/// thousand rows each with an object under them, cost one computation of the keys, not one per
+/// row.
+type Memo<'a> = HashMap<(usize, usize, bool), HashMap<String, Rc<Vec<Key<'a>>>>>;
+
 /// The keys at one place for objects of type `concrete`.
 fn keys_for<'a>(
     ordering: &Ordering<'a>,
+    memo: &mut Memo<'a>,
     sets: &[&'a SelectionSet],
     concrete: Option<&str>,
     root: bool,
-) -> Vec<Key<'a>> {
+) -> Rc<Vec<Key<'a>>> {
+    let by_type = memo
+        .entry((sets.as_ptr() as usize, sets.len(), root))
+        .or_default();
+    if let Some(keys) = by_type.get(concrete.unwrap_or("")) {
+        return keys.clone();
+    }
     let mut keys = Vec::new();
     for set in sets {
         response_keys(ordering, set, concrete, root, 0, &mut keys);
     }
+    let keys = Rc::new(keys);
+    by_type.insert(concrete.unwrap_or("").to_owned(), keys.clone());
     keys
 }
 
-/// Orders the object(s) at one place of the response. The keys are worked out once per type at
-/// that place, not once per row of a list.
+/// Orders the object(s) at one place of the response.
 fn reorder<'a>(
     ordering: &Ordering<'a>,
+    memo: &mut Memo<'a>,
     sets: &[&'a SelectionSet],
     value: &mut Value,
     types: Option<&[Option<String>]>,
@@ -188,60 +207,63 @@ fn reorder<'a>(
 ) {
     match value {
         Value::List(items) => {
-            let item_types: Vec<Option<String>> = items
-                .iter()
-                .enumerate()
-                .map(|(n, item)| {
-                    typename(item)
-                        .map(str::to_owned)
-                        .or_else(|| types.and_then(|t| t.get(n)).and_then(Clone::clone))
-                })
-                .collect();
-            let mut by_type: HashMap<Option<String>, Vec<Key<'a>>> = HashMap::new();
-            for concrete in &item_types {
-                if !by_type.contains_key(concrete) {
-                    let keys = keys_for(ordering, sets, concrete.as_deref(), root);
-                    by_type.insert(concrete.clone(), keys);
-                }
-            }
-            for (item, concrete) in items.iter_mut().zip(&item_types) {
-                if let Some(keys) = by_type.get(concrete) {
-                    apply(ordering, keys, item);
-                }
+            for (n, item) in items.iter_mut().enumerate() {
+                let concrete = typename(item)
+                    .map(str::to_owned)
+                    .or_else(|| types.and_then(|t| t.get(n)).and_then(Clone::clone));
+                let keys = keys_for(ordering, memo, sets, concrete.as_deref(), root);
+                apply(ordering, memo, &keys, item);
             }
         }
         Value::Object(_) => {
             let concrete = typename(value).map(str::to_owned);
-            let keys = keys_for(ordering, sets, concrete.as_deref(), root);
-            apply(ordering, &keys, value);
+            let keys = keys_for(ordering, memo, sets, concrete.as_deref(), root);
+            apply(ordering, memo, &keys, value);
         }
         _ => {}
     }
 }
 
-fn apply<'a>(ordering: &Ordering<'a>, keys: &[Key<'a>], value: &mut Value) {
+fn apply<'a>(ordering: &Ordering<'a>, memo: &mut Memo<'a>, keys: &[Key<'a>], value: &mut Value) {
     match value {
         Value::List(items) => {
             for item in items {
-                apply(ordering, keys, item);
+                apply(ordering, memo, keys, item);
             }
         }
         Value::Object(map) => {
-            let mut unordered = std::mem::take(map);
-            for key in keys {
-                if let Some((name, mut child)) = unordered.shift_remove_entry(key.name) {
+            // Most objects come back in order already (a field that waited for a batch is the
+            // exception): then they are only walked, not rebuilt.
+            let in_order = map.len() == keys.len()
+                && map
+                    .keys()
+                    .zip(keys.iter())
+                    .all(|(name, key)| name.as_str() == key.name);
+            if !in_order {
+                let mut unordered = std::mem::take(map);
+                map.reserve(unordered.len());
+                for key in keys {
+                    if let Some((name, child)) = unordered.swap_remove_entry(key.name) {
+                        map.insert(name, child);
+                    }
+                }
+                // Nothing should be left; if something is, keep it rather than drop data.
+                map.extend(unordered);
+            }
+            // The map follows the keys now, with gaps where a key was not resolved (`@skip`).
+            let mut rest = keys.iter();
+            for (name, child) in map.iter_mut() {
+                if let Some(key) = rest.find(|key| key.name == name.as_str()) {
                     reorder(
                         ordering,
+                        memo,
                         &key.subs,
-                        &mut child,
+                        child,
                         key.entity_types.as_deref(),
                         false,
                     );
-                    map.insert(name, child);
                 }
             }
-            // Nothing should be left; if something is, keep it rather than drop data.
-            map.extend(unordered);
         }
         _ => {}
     }
@@ -305,6 +327,33 @@ mod tests {
             panic!("list kept");
         };
         assert_eq!(keys(&items[0]), vec!["a", "b", "z"]);
+    }
+
+    #[test]
+    fn rows_already_in_order_and_skipped_fields_keep_their_children_ordered() {
+        // `b` was skipped: the map has a gap, and the children of `c` still follow `{ y x }`.
+        let row = || {
+            object(vec![
+                ("a", Value::Null),
+                ("c", object(vec![("x", Value::Null), ("y", Value::Null)])),
+            ])
+        };
+        let mut data = object(vec![("list", Value::List(vec![row(), row(), row()]))]);
+        order(
+            &mut data,
+            "{ list { a b @skip(if: true) c { y x } } }",
+            None,
+            Variables::default(),
+        );
+        let Value::Object(map) = &data else { return };
+        let Some(Value::List(items)) = map.get("list") else {
+            panic!("list kept");
+        };
+        for item in items {
+            assert_eq!(keys(item), vec!["a", "c"]);
+            let Value::Object(row) = item else { return };
+            assert_eq!(keys(&row["c"]), vec!["y", "x"]);
+        }
     }
 
     #[test]

@@ -7,8 +7,8 @@ use plangraph_persistence::{OrganizationQuery, ReportQuery, Store};
 use crate::enums::ReportKind;
 use crate::error::ApiError;
 use crate::loaders::{
-    AllCountries, AllSectors, CountryByIso3, OrganizationByFtsId, OrganizationById, PlanByCode,
-    PlatformByCode, ReportById, SectorByCode,
+    AllCountries, AllSectors, CountryByIso3, OrganizationByFtsId, OrganizationById, PageOfReports,
+    PlanByCode, PlatformByCode, ReportById, ReportCount, ReportPage, SectorByCode,
 };
 use crate::types::{Country, Organization, Plan, Platform, Report, Sector, loader};
 
@@ -181,17 +181,24 @@ impl Query {
             kind: filter.kind.map(|k| k.as_stored().to_owned()),
             synthetic: filter.synthetic,
         };
-        let store = store(ctx)?;
-        let rows = store
-            .reports_page(&query, after, limit + 1)
-            .await
-            .map_err(ApiError::from)?;
-        // A count is a statement of its own: run it only when asked for.
-        let total = if ctx.look_ahead().field("totalCount").exists() {
-            store.reports_count(&query).await.map_err(ApiError::from)?
-        } else {
-            0
-        };
+        let loaders = loader(ctx)?;
+        // A count is a statement of its own: run only when asked for, beside the page.
+        let count = ctx.look_ahead().field("totalCount").exists();
+        let (rows, total) = async_graphql::futures_util::future::try_join(
+            loaders.load_one(ReportPage(PageOfReports {
+                filter: query.clone(),
+                after,
+                limit: limit + 1,
+            })),
+            async {
+                match count {
+                    true => loaders.load_one(ReportCount(query.clone())).await,
+                    false => Ok(Some(0)),
+                }
+            },
+        )
+        .await?;
+        let (rows, total) = (rows.unwrap_or_default(), total.unwrap_or_default());
         Ok(page(rows, limit, after.is_some(), total, |r| r.id, Report))
     }
 

@@ -17,7 +17,7 @@ use crate::entities::{
 use crate::{Store, StoreError};
 
 /// Filter of the `reports` listing; every set field must match.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ReportQuery {
     pub country_iso3: Option<String>,
     pub plan_code: Option<String>,
