@@ -67,9 +67,9 @@ async fn an_event_carries_what_http_answers_in_selection_order(backend: Backend)
         sector(code: "EDU") { printed { peopleReached } peopleReached sector { name code } }
         country { platform { name code } iso3 } }"#;
     let api = Api::new(store.clone());
-    let mut events = api.schema().execute_stream(Request::new(format!(
+    let mut events = api.execute_stream(Request::new(format!(
         r#"subscription {{ reportChanged(countryIso3: "PER", afterRevision: {rev}) {{ revision report {selection} }} }}"#
-    )));
+    )), None);
     let new_rev = set_edu(store, &secret, rev, "40.1 K").await;
     let response = tokio::time::timeout(Duration::from_secs(10), events.next())
         .await
@@ -112,10 +112,10 @@ async fn each_event_reads_the_store_after_its_change(backend: Backend) {
     let secret = token(store, Role::Editor, &["PER"]).await;
     let rev = revision(store).await;
     let api = Api::new(store.clone());
-    let mut events = api.schema().execute_stream(Request::new(format!(
+    let mut events = api.execute_stream(Request::new(format!(
         r#"subscription {{ figuresChanged(reportId: "1", sectorCode: "edu", afterRevision: {rev}) {{
             revision sectorCode figures {{ peopleReached }} changes {{ path before after }} }} }}"#
-    )));
+    )), None);
     // Each change is made once the previous event arrived, so every event is resolved right
     // after its own change, with the figure as that change left it.
     let mut seen = Vec::new();
@@ -165,9 +165,9 @@ async fn resuming_after_a_revision_loses_nothing_and_repeats_nothing(backend: Ba
     let start = revision(store).await;
     let api = Api::new(store.clone());
     let subscribe = |after: i64| {
-        api.schema().execute_stream(Request::new(format!(
+        api.execute_stream(Request::new(format!(
             r#"subscription {{ reportChanged(countryIso3: "PER", year: 2023, afterRevision: {after}) {{ revision changes {{ after }} }} }}"#
-        )))
+        )), None)
     };
 
     let mut first = subscribe(start);
@@ -281,7 +281,7 @@ async fn subscriptions_refuse_what_they_cannot_honour(backend: Backend) {
             "GRAPHQL_VALIDATION_FAILED",
         ),
     ] {
-        let mut stream = api.schema().execute_stream(Request::new(query.clone()));
+        let mut stream = api.execute_stream(Request::new(query.clone()), None);
         let response = tokio::time::timeout(Duration::from_secs(10), stream.next())
             .await
             .expect("an answer")
@@ -290,9 +290,12 @@ async fn subscriptions_refuse_what_they_cannot_honour(backend: Backend) {
         assert_eq!(error_code(&json).as_deref(), Some(code), "{query}: {json:#}");
     }
     // At the head itself is fine: nothing to replay, live from here.
-    let mut at_head = api.schema().execute_stream(Request::new(format!(
-        r#"subscription {{ reportChanged(afterRevision: {head}) {{ revision }} }}"#
-    )));
+    let mut at_head = api.execute_stream(
+        Request::new(format!(
+            r#"subscription {{ reportChanged(afterRevision: {head}) {{ revision }} }}"#
+        )),
+        None,
+    );
     let nothing = tokio::time::timeout(Duration::from_millis(300), at_head.next()).await;
     assert!(nothing.is_err(), "{nothing:?}");
 }
@@ -311,9 +314,9 @@ async fn a_connection_holds_a_bounded_number_of_subscriptions(backend: Backend) 
     session.insert(SubscriptionQuota::per_socket());
     let session = Arc::new(session);
     let subscribe = || {
-        api.schema().execute_stream_with_session_data(
+        api.execute_stream(
             Request::new(r#"subscription { reportChanged(countryIso3: "PER") { revision } }"#),
-            session.clone(),
+            Some(session.clone()),
         )
     };
     let mut held = Vec::new();

@@ -1,8 +1,9 @@
 //! The GraphQL schema of plangraph, free of any transport: tests call [`Api::execute`]
 //! directly and the server only wires it to HTTP and WebSocket.
 //!
-//! Everything a request needs beyond the resolvers (its DataLoader, stable error codes,
-//! selection order) lives in the schema itself, in [`pipeline`], so every entry point gets it.
+//! Everything a request needs beyond the resolvers (limits, its DataLoader, stable error codes,
+//! selection order) lives in [`pipeline`], around the schema; [`Api`] is the only handle on the
+//! schema, so every entry point gets it.
 
 mod auth;
 mod enums;
@@ -19,7 +20,8 @@ mod scalars;
 mod subscription;
 mod types;
 
-use async_graphql::{Request, Response, Schema, SchemaBuilder};
+use async_graphql::futures_util::stream::BoxStream;
+use async_graphql::{Executor, Request, Response, Schema, SchemaBuilder};
 use plangraph_persistence::Store;
 
 pub use auth::Credentials;
@@ -50,7 +52,6 @@ pub enum Profile {
 /// request-independent data (the store, the limits) is added afterwards.
 fn builder(profile: Profile) -> SchemaBuilder<Query, Mutation, Subscription> {
     let builder = Schema::build(Query, Mutation, Subscription)
-        .extension(pipeline::Pipeline)
         // An Apollo Federation v2 subgraph, subscriptions included so a gateway passes them on.
         .enable_federation()
         .enable_subscription_in_federation();
@@ -64,6 +65,7 @@ fn builder(profile: Profile) -> SchemaBuilder<Query, Mutation, Subscription> {
 #[derive(Clone)]
 pub struct Api {
     schema: PlangraphSchema,
+    pipeline: pipeline::Pipeline,
     store: Store,
     query: QueryLimits,
 }
@@ -95,18 +97,13 @@ impl Api {
         query: QueryLimits,
         profile: Profile,
     ) -> Self {
-        let mut builder = builder(profile)
-            .data(store.clone())
-            .data(limits)
-            .data(query)
-            .data(pipeline::ExecutionSlots::new(query.max_concurrent))
-            .data(profile);
-        if let Some(rows) = row_cache::RowCache::new(query.row_cache_keys) {
-            builder = builder.data(std::sync::Arc::new(rows));
-        }
-        let schema = builder.finish();
+        // What resolvers read; the pipeline holds the rest (limits, slots, kept rows).
+        let schema = builder(profile).data(store.clone()).data(limits).finish();
+        let rows = row_cache::RowCache::new(query.row_cache_keys).map(std::sync::Arc::new);
+        let env = pipeline::schema_env(builder(profile));
         Self {
             schema,
+            pipeline: pipeline::Pipeline::new(env, store.clone(), query, profile, rows),
             store,
             query,
         }
@@ -121,15 +118,21 @@ impl Api {
         &self.query
     }
 
-    /// The schema, for transports that drive it themselves (the WebSocket handler).
-    pub fn schema(&self) -> &PlangraphSchema {
-        &self.schema
+    /// Runs one request through the pipeline (see [`pipeline`]): what every entry point runs.
+    pub async fn execute(&self, request: impl Into<Request>) -> Response {
+        self.pipeline.execute(&self.schema, request.into()).await
     }
 
-    /// Runs one request. The pipeline inside the schema does the per-request work, so this is
-    /// exactly what every other entry point runs.
-    pub async fn execute(&self, request: impl Into<Request>) -> Response {
-        self.schema.execute(request).await
+    /// Runs one request as a stream of responses: a subscription's events, or the one answer
+    /// of a query or mutation (what a WebSocket operation runs), with the socket's session
+    /// data (its credentials and subscription quota).
+    pub fn execute_stream(
+        &self,
+        request: impl Into<Request>,
+        session: Option<std::sync::Arc<async_graphql::Data>>,
+    ) -> BoxStream<'static, Response> {
+        self.pipeline
+            .execute_stream(self.schema.clone(), request.into(), session)
     }
 
     /// The SDL of the schema that serves (the plain public schema; see [`sdl`]).
@@ -141,6 +144,22 @@ impl Api {
     pub fn federation_sdl(&self) -> String {
         self.schema
             .sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+    }
+}
+
+/// Transports that drive a schema themselves (async-graphql's WebSocket protocols) drive the
+/// [`Api`], so their operations go through the pipeline too.
+impl Executor for Api {
+    async fn execute(&self, request: Request) -> Response {
+        Api::execute(self, request).await
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<std::sync::Arc<async_graphql::Data>>,
+    ) -> BoxStream<'static, Response> {
+        Api::execute_stream(self, request, session_data)
     }
 }
 

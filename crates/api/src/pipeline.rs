@@ -1,37 +1,36 @@
-//! The request pipeline, inside the schema: every entry point (HTTP POST and GET, each WebSocket
-//! operation, each request of a batch, federation look-ups) runs through it because async-graphql
-//! runs it for every request it executes, not because a caller remembered to.
+//! The request pipeline: every entry point (HTTP POST and GET, each WebSocket operation,
+//! federation look-ups) runs through it because [`crate::Api`], the only handle on the schema,
+//! runs every request through it, not because a caller remembered to.
 //!
 //! Per request it
+//! - checks the limits on the document, parsed once, before async-graphql sees it;
 //! - attaches a [`LoaderSlot`]: a fresh DataLoader, so cached rows never outlive the request
 //!   (a subscription swaps in a loader of each event's own, see [`LoaderSlot::set`]);
 //! - refuses a mutation that arrived over HTTP GET ([`Transport::HttpGet`]);
+//! - holds an execution slot and the time budget while an HTTP request executes;
 //! - gives request errors (parse, validation, limits) their stable codes;
 //! - puts every response, and every subscription event, in selection order.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_graphql::dataloader::{DataLoader, HashMapCache};
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextParseQuery, NextPrepareRequest,
-    NextRequest, NextSubscribe, NextValidation,
-};
-use async_graphql::futures_util::StreamExt;
-use async_graphql::futures_util::stream::BoxStream;
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
+use async_graphql::futures_util::stream::{self, BoxStream};
+use async_graphql::futures_util::{FutureExt, StreamExt};
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
 use async_graphql::{
-    Request, Response, ServerError, ServerResult, ValidationResult, Value, Variables,
+    Data, Request, Response, SchemaBuilder, SchemaEnv, ServerError, Value, Variables,
 };
 use plangraph_persistence::Store;
 
-use crate::Profile;
 use crate::auth::Credentials;
 use crate::limits::{self, LimitError, QueryLimits};
 use crate::loaders::{Loaders, StoreLoader};
 use crate::order;
 use crate::row_cache::RowCache;
+use crate::{Mutation, PlangraphSchema, Profile, Query, Subscription};
 
 /// How a request reached the schema, when it matters to the rules: GraphQL over HTTP forbids
 /// mutations over GET (a GET must be safe to repeat and to prefetch).
@@ -120,9 +119,10 @@ impl LoaderSlot {
     }
 }
 
-/// The process's execution slots ([`QueryLimits::max_concurrent`]): a query or mutation runs
-/// once it holds one. Subscription events are not counted: an event can be as large as any
-/// query, so many subscribers of large selections still add up (a known gap).
+/// The process's execution slots ([`QueryLimits::max_concurrent`]): an HTTP query or mutation
+/// runs once it holds one. Subscription events (and operations over a WebSocket) are not
+/// counted: an event can be as large as any query, so many subscribers of large selections
+/// still add up (a known gap).
 #[derive(Debug, Clone)]
 pub struct ExecutionSlots(pub Arc<tokio::sync::Semaphore>);
 
@@ -134,17 +134,7 @@ impl ExecutionSlots {
     }
 }
 
-/// Installs the pipeline on a schema (`SchemaBuilder::extension(Pipeline)`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Pipeline;
-
-impl ExtensionFactory for Pipeline {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RequestPipeline::default())
-    }
-}
-
-/// What one request's pipeline remembers between its stages.
+/// What one request's last stage needs from its first.
 #[derive(Default)]
 struct Seen {
     /// The request's id: in the log line of a failure and in the masked error the client gets.
@@ -154,17 +144,202 @@ struct Seen {
     variables: Variables,
     /// The parsed document, kept to put the response in selection order.
     document: Option<ExecutableDocument>,
-    /// When the request's time budget ends.
-    deadline: Option<tokio::time::Instant>,
 }
 
-#[derive(Default)]
-struct RequestPipeline {
-    seen: Arc<Mutex<Seen>>,
+/// The request pipeline around the schema (see the module's documentation). It is not an
+/// async-graphql extension: any extension makes async-graphql run every field of every
+/// response through the extension chain (a type and field look-up, a boxed future, per field:
+/// about a tenth of a large answer's time), and this pipeline needs nothing per field.
+#[derive(Clone)]
+pub(crate) struct Pipeline {
+    /// The schema's registry (types and fields), for the limits and the selection order.
+    env: Option<SchemaEnv>,
+    store: Store,
+    limits: QueryLimits,
+    profile: Profile,
+    slots: ExecutionSlots,
+    rows: Option<Arc<RowCache>>,
 }
 
-fn lock(seen: &Mutex<Seen>) -> MutexGuard<'_, Seen> {
-    seen.lock()
+impl Pipeline {
+    pub(crate) fn new(
+        env: Option<SchemaEnv>,
+        store: Store,
+        limits: QueryLimits,
+        profile: Profile,
+        rows: Option<Arc<RowCache>>,
+    ) -> Self {
+        Self {
+            env,
+            store,
+            limits,
+            profile,
+            slots: ExecutionSlots::new(limits.max_concurrent),
+            rows,
+        }
+    }
+
+    /// Everything before async-graphql sees the request: the limits, the document parsed once,
+    /// the refusals, the request's loaders. A refusal comes back with what `finish` needs.
+    async fn prepare(
+        &self,
+        mut request: Request,
+    ) -> Result<(Request, Seen, Option<OperationType>), (Seen, ServerError)> {
+        let request_id = new_request_id();
+        let mut seen = Seen {
+            request_id: request_id.clone(),
+            operation_name: request.operation_name.clone(),
+            variables: request.variables.clone(),
+            document: None,
+        };
+        let Some(env) = &self.env else {
+            let error = ServerError::new("the schema's registry is unavailable", None);
+            return Err((seen, with_code(error, "INTERNAL")));
+        };
+        // In production the schema is mapped only for callers with a valid token.
+        if self.profile == Profile::Production && !has_valid_token(&self.store, &request).await {
+            request = request.disable_introspection();
+        }
+        // The limits, before async-graphql touches the document: its own parse-stage checks
+        // expand every fragment (a fragment-doubling document would cost 2^n there), ours cost
+        // each fragment once. The document parsed here is the one that runs.
+        if let Err(error) = limits::check_tokens(&request.query, self.limits.max_tokens) {
+            return Err((seen, refusal(error)));
+        }
+        let operation_name = request.operation_name.clone();
+        let variables = request.variables.clone();
+        let over_get = request_data::<Transport>(&request) == Some(&Transport::HttpGet);
+        let document = match request.parsed_query() {
+            Ok(document) => document,
+            Err(error) => return Err((seen, with_code(error, "GRAPHQL_PARSE_FAILED"))),
+        };
+        let name = operation_name.as_deref();
+        if let Err(error) =
+            limits::check_document(document, name, &env.registry, &variables, &self.limits)
+        {
+            return Err((seen, refusal(error)));
+        }
+        let ty = operation_type(document, name);
+        if over_get && ty == Some(OperationType::Mutation) {
+            let error = ServerError::new(
+                "mutations are not allowed over GET; send them with POST",
+                None,
+            );
+            return Err((seen, with_code(error, "METHOD_NOT_ALLOWED")));
+        }
+        if ty == Some(OperationType::Subscription) && subscription_root_fields(document, name) != 1
+        {
+            // GraphQL §5.2.3.1: one root field, so one source stream, one event at a time (the
+            // loader of each event is the request's while that event resolves).
+            let error = ServerError::new("a subscription selects exactly one root field", None);
+            return Err((seen, with_code(error, "GRAPHQL_VALIDATION_FAILED")));
+        }
+        seen.document = Some(document.clone());
+        // Kept rows serve queries only: a mutation's reads before its write would gain nothing.
+        let rows = (ty == Some(OperationType::Query))
+            .then(|| self.rows.clone())
+            .flatten();
+        let request = request.data(LoaderSlot::with_request_id(&self.store, request_id, rows));
+        Ok((request, seen, ty))
+    }
+
+    /// Runs one request through `schema`. One budget for the whole request: the wait for an
+    /// execution slot, then a query's execution. A mutation that started executing is never
+    /// cut short: a write committed behind a QUERY_TIMEOUT answer would be retried and done
+    /// twice.
+    pub(crate) async fn execute(&self, schema: &PlangraphSchema, request: Request) -> Response {
+        let deadline = tokio::time::Instant::now() + self.limits.timeout;
+        let (request, seen, ty) = match self.prepare(request).await {
+            Ok(prepared) => prepared,
+            Err((seen, error)) => return self.finished(&seen, Response::from_errors(vec![error])),
+        };
+        let slot = match tokio::time::timeout_at(deadline, self.slots.0.acquire()).await {
+            Ok(permit) => permit.ok(),
+            Err(_) => {
+                let timed_out = Response::from_errors(vec![timed_out(&self.limits)]);
+                return self.finished(&seen, timed_out);
+            }
+        };
+        let response = if ty == Some(OperationType::Mutation) {
+            schema.execute(request).await
+        } else {
+            match tokio::time::timeout_at(deadline, schema.execute(request)).await {
+                Ok(response) => response,
+                Err(_) => Response::from_errors(vec![timed_out(&self.limits)]),
+            }
+        };
+        drop(slot);
+        self.finished(&seen, response)
+    }
+
+    /// Runs one request as a stream of responses (a subscription's events, or the one answer
+    /// of a query or mutation over a WebSocket), each finished like an HTTP answer.
+    pub(crate) fn execute_stream(
+        &self,
+        schema: PlangraphSchema,
+        request: Request,
+        session: Option<Arc<Data>>,
+    ) -> BoxStream<'static, Response> {
+        let pipeline = self.clone();
+        stream::once(async move {
+            match pipeline.prepare(request).await {
+                Err((seen, error)) => {
+                    let refused = pipeline.finished(&seen, Response::from_errors(vec![error]));
+                    stream::once(std::future::ready(refused)).boxed()
+                }
+                Ok((request, seen, _)) => schema
+                    .execute_stream_with_session_data(request, session.unwrap_or_default())
+                    .map(move |response| pipeline.finished(&seen, response))
+                    .boxed(),
+            }
+        })
+        .flatten()
+        .boxed()
+    }
+
+    fn finished(&self, seen: &Seen, mut response: Response) -> Response {
+        finish(seen, &self.limits, self.env.as_ref(), &mut response);
+        response
+    }
+}
+
+/// A value the transport attached to the request (`Request::data`).
+fn request_data<T: std::any::Any>(request: &Request) -> Option<&T> {
+    request
+        .data
+        .get(&std::any::TypeId::of::<T>())
+        .and_then(|d| d.downcast_ref::<T>())
+}
+
+/// The schema's registry, read once from a schema built by the same builder: async-graphql
+/// shows it only to extensions, so a throwaway schema with a one-hook extension runs
+/// `{ __typename }` once (no I/O; the hook runs on the first poll).
+pub(crate) fn schema_env(
+    builder: SchemaBuilder<Query, Mutation, Subscription>,
+) -> Option<SchemaEnv> {
+    struct Capture(Arc<Mutex<Option<SchemaEnv>>>);
+    struct CaptureHook(Arc<Mutex<Option<SchemaEnv>>>);
+    impl ExtensionFactory for Capture {
+        fn create(&self) -> Arc<dyn Extension> {
+            Arc::new(CaptureHook(self.0.clone()))
+        }
+    }
+    #[async_graphql::async_trait::async_trait]
+    impl Extension for CaptureHook {
+        async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+            *lock(&self.0) = Some(ctx.schema_env.clone());
+            next.run(ctx).await
+        }
+    }
+    let captured = Arc::new(Mutex::new(None));
+    let schema = builder.extension(Capture(captured.clone())).finish();
+    let _ = schema.execute("{ __typename }").now_or_never();
+    lock(&captured).take()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -279,12 +454,7 @@ fn timed_out(limits: &QueryLimits) -> ServerError {
 
 /// Does the request carry a token the store knows (and has not revoked)?
 async fn has_valid_token(store: &Store, request: &Request) -> bool {
-    let Some(Credentials::Bearer(secret)) = request
-        .data
-        .get(&std::any::TypeId::of::<Credentials>())
-        .and_then(|d| d.downcast_ref::<Credentials>())
-        .cloned()
-    else {
+    let Some(Credentials::Bearer(secret)) = request_data::<Credentials>(request).cloned() else {
         return false;
     };
     matches!(store.actor_for_secret(&secret).await, Ok(Some(_)))
@@ -296,12 +466,7 @@ fn refusal(error: LimitError) -> ServerError {
 
 /// The last stage of every response: codes for request errors, errors bounded in number and
 /// length, then selection order.
-fn finish(
-    seen: &Mutex<Seen>,
-    limits: &QueryLimits,
-    schema: &async_graphql::SchemaEnv,
-    response: &mut Response,
-) {
+fn finish(seen: &Seen, limits: &QueryLimits, env: Option<&SchemaEnv>, response: &mut Response) {
     if response.errors.len() > limits.max_errors {
         let omitted = response.errors.len() - limits.max_errors;
         response.errors.truncate(limits.max_errors);
@@ -310,18 +475,17 @@ fn finish(
             "ERRORS_TRUNCATED",
         ));
     }
-    let request_id = lock(seen).request_id.clone();
     for error in &mut response.errors {
         let internal = error
             .extensions
             .as_ref()
             .and_then(|x| x.get("code"))
             .is_some_and(|c| *c == Value::from("INTERNAL"));
-        if internal && !request_id.is_empty() {
+        if internal && !seen.request_id.is_empty() {
             error
                 .extensions
                 .get_or_insert_with(Default::default)
-                .set("requestId", request_id.as_str());
+                .set("requestId", seen.request_id.as_str());
         }
         if error.message.chars().count() > limits.max_error_message {
             let kept: String = error
@@ -333,7 +497,7 @@ fn finish(
         }
     }
     // Resolver errors come with data (at least `null` fields under it) and carry their own
-    // code; errors before execution (an unknown operation name, say) come without data.
+    // code; errors before execution (validation, an unknown operation name) come without data.
     if response.data == Value::Null {
         for error in &mut response.errors {
             *error = with_code(
@@ -342,11 +506,10 @@ fn finish(
             );
         }
     }
-    let seen = lock(seen);
-    if let Some(document) = &seen.document {
+    if let (Some(document), Some(env)) = (&seen.document, env) {
         let is_object_type = |name: &str| {
             matches!(
-                schema.registry.types.get(name),
+                env.registry.types.get(name),
                 Some(async_graphql::registry::MetaType::Object { .. })
             )
         };
@@ -363,178 +526,14 @@ fn finish(
     }
 }
 
-#[async_graphql::async_trait::async_trait]
-impl Extension for RequestPipeline {
-    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-        let limits = ctx.data_opt::<QueryLimits>().copied().unwrap_or_default();
-        // One budget for the whole request: the wait for an execution slot, then a query's
-        // execution (see `execute`). A mutation that started executing is never cut short: a
-        // write committed behind a QUERY_TIMEOUT answer would be retried and done twice.
-        let deadline = tokio::time::Instant::now() + limits.timeout;
-        lock(&self.seen).deadline = Some(deadline);
-        let slot = match ctx.data_opt::<ExecutionSlots>() {
-            Some(slots) => match tokio::time::timeout_at(deadline, slots.0.acquire()).await {
-                Ok(permit) => permit.ok(),
-                Err(_) => {
-                    let mut response = Response::from_errors(vec![timed_out(&limits)]);
-                    finish(&self.seen, &limits, ctx.schema_env, &mut response);
-                    return response;
-                }
-            },
-            None => None,
-        };
-        let mut response = next.run(ctx).await;
-        drop(slot);
-        finish(&self.seen, &limits, ctx.schema_env, &mut response);
-        response
-    }
+#[cfg(test)]
+mod tests {
+    use super::schema_env;
+    use crate::{Profile, builder};
 
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let (deadline, mutation) = {
-            let seen = lock(&self.seen);
-            let mutation = seen
-                .document
-                .as_ref()
-                .and_then(|doc| operation_type(doc, operation_name))
-                == Some(OperationType::Mutation);
-            (seen.deadline, mutation)
-        };
-        match deadline {
-            Some(deadline) if !mutation => {
-                match tokio::time::timeout_at(deadline, next.run(ctx, operation_name)).await {
-                    Ok(response) => response,
-                    Err(_) => {
-                        let limits = ctx.data_opt::<QueryLimits>().copied().unwrap_or_default();
-                        Response::from_errors(vec![timed_out(&limits)])
-                    }
-                }
-            }
-            _ => next.run(ctx, operation_name).await,
-        }
-    }
-
-    fn subscribe<'s>(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        stream: BoxStream<'s, Response>,
-        next: NextSubscribe<'_>,
-    ) -> BoxStream<'s, Response> {
-        let seen = self.seen.clone();
-        let limits = ctx.data_opt::<QueryLimits>().copied().unwrap_or_default();
-        let schema = ctx.schema_env.clone();
-        next.run(ctx, stream)
-            .map(move |mut response| {
-                finish(&seen, &limits, &schema, &mut response);
-                response
-            })
-            .boxed()
-    }
-
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        mut request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        let store = ctx
-            .data::<Store>()
-            .map_err(|e| with_code(ServerError::new(e.message, None), "INTERNAL"))?;
-        let request_id = new_request_id();
-        {
-            let mut seen = lock(&self.seen);
-            seen.operation_name = request.operation_name.clone();
-            seen.request_id = request_id.clone();
-            seen.variables = request.variables.clone();
-        }
-        // In production the schema is mapped only for callers with a valid token.
-        if ctx.data_opt::<Profile>() == Some(&Profile::Production)
-            && !has_valid_token(store, &request).await
-        {
-            request = request.disable_introspection();
-        }
-        // The limits, before async-graphql touches the document: its own parse-stage checks
-        // expand every fragment (a fragment-doubling document would cost 2^n there), ours cost
-        // each fragment once. The document parsed here is the one that runs.
-        let limits = ctx.data_opt::<QueryLimits>().copied().unwrap_or_default();
-        limits::check_tokens(&request.query, limits.max_tokens).map_err(refusal)?;
-        let operation_name = request.operation_name.clone();
-        let variables = request.variables.clone();
-        let document = request
-            .parsed_query()
-            .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
-        limits::check_document(
-            document,
-            operation_name.as_deref(),
-            &ctx.schema_env.registry,
-            &variables,
-            &limits,
-        )
-        .map_err(refusal)?;
-        // Kept rows serve queries only: a mutation's reads before its write would gain nothing.
-        let rows = (operation_type(document, operation_name.as_deref())
-            == Some(OperationType::Query))
-        .then(|| ctx.data_opt::<Arc<RowCache>>().cloned())
-        .flatten();
-        let request = request.data(LoaderSlot::with_request_id(store, request_id, rows));
-        next.run(ctx, request).await
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let document = next
-            .run(ctx, query, variables)
-            .await
-            .map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))?;
-        let mut seen = lock(&self.seen);
-        if ctx.data_opt::<Transport>() == Some(&Transport::HttpGet)
-            && operation_type(&document, seen.operation_name.as_deref())
-                == Some(OperationType::Mutation)
-        {
-            return Err(with_code(
-                ServerError::new(
-                    "mutations are not allowed over GET; send them with POST",
-                    None,
-                ),
-                "METHOD_NOT_ALLOWED",
-            ));
-        }
-        if operation_type(&document, seen.operation_name.as_deref())
-            == Some(OperationType::Subscription)
-            && subscription_root_fields(&document, seen.operation_name.as_deref()) != 1
-        {
-            // GraphQL §5.2.3.1: one root field, so one source stream, one event at a time (the
-            // loader of each event is the request's while that event resolves).
-            return Err(with_code(
-                ServerError::new("a subscription selects exactly one root field", None),
-                "GRAPHQL_VALIDATION_FAILED",
-            ));
-        }
-        seen.document = Some(document.clone());
-        Ok(document)
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        // Limits were checked before validation (see `parse_query`); what fails here is the
-        // document against the schema.
-        next.run(ctx).await.map_err(|errors| {
-            errors
-                .into_iter()
-                .map(|e| with_code(e, "GRAPHQL_VALIDATION_FAILED"))
-                .collect()
-        })
+    #[test]
+    fn the_registry_is_read_from_the_serving_builder() {
+        let env = schema_env(builder(Profile::Production));
+        assert!(env.is_some_and(|env| env.registry.types.contains_key("Report")));
     }
 }

@@ -22,7 +22,7 @@ use actix_ws::{AggregatedMessage, CloseCode, CloseReason};
 use async_graphql::futures_util::StreamExt;
 use async_graphql::http::{WebSocket, WebSocketProtocols as Protocols, WsMessage};
 use async_graphql::{Data, Error};
-use plangraph_api::{Credentials, PlangraphSchema, SubscriptionQuota};
+use plangraph_api::{Api, Credentials, SubscriptionQuota};
 use plangraph_persistence::Store;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -165,7 +165,7 @@ pub async fn upgrade(
         .aggregate_continuations()
         .max_continuation_size(state.socket_limits.max_message_bytes);
     actix_web::rt::spawn(drive(
-        state.api.schema().clone(),
+        state.api.clone(),
         state.api.store().clone(),
         protocol,
         session,
@@ -180,7 +180,7 @@ pub async fn upgrade(
 /// Runs one socket until either side closes it.
 #[allow(clippy::too_many_arguments)]
 async fn drive(
-    schema: PlangraphSchema,
+    api: Api,
     store: Store,
     protocol: Protocols,
     mut session: actix_ws::Session,
@@ -195,7 +195,7 @@ async fn drive(
     });
     let initialised = Arc::new(AtomicBool::new(false));
     let init_flag = initialised.clone();
-    let machine = WebSocket::new(schema, input, protocol).on_connection_init(
+    let machine = WebSocket::new(api, input, protocol).on_connection_init(
         move |params: serde_json::Value| async move {
             init_flag.store(true, Ordering::SeqCst);
             let credentials = Credentials::from_connection_params(&params);
