@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{Context, ID, Object, Result, SimpleObject};
 use plangraph_persistence::{ChangeRecord, FieldChange, HistoryOwner};
@@ -50,8 +52,21 @@ pub struct ChangeActor {
     label: String,
 }
 
-/// One committed write: its revision, who made it, when, and every value before and after.
-pub struct Change(pub Arc<ChangeRecord>);
+/// One committed write: its revision, who made it, when, and every value before and after. As a
+/// subscription event it holds an execution slot until its fields are resolved (see
+/// [`crate::pipeline::ExecutionSlots`]).
+pub struct Change(
+    pub Arc<ChangeRecord>,
+    // Held, never read: dropping the event gives the slot back.
+    #[allow(dead_code)] pub(crate) Option<OwnedSemaphorePermit>,
+);
+
+impl Change {
+    /// A change read from the history or returned by a write (no slot to hold).
+    pub(crate) fn new(record: Arc<ChangeRecord>) -> Self {
+        Self(record, None)
+    }
+}
 
 #[Object]
 impl Change {
@@ -113,6 +128,8 @@ impl Change {
 /// A change to a report's figures: its totals or sector rows.
 pub struct FiguresChange {
     pub(crate) record: Arc<ChangeRecord>,
+    /// The execution slot the event holds while its fields resolve.
+    pub(crate) _slot: Option<OwnedSemaphorePermit>,
     /// The sector the subscriber asked for, if any.
     pub(crate) sector: Option<String>,
 }
@@ -297,7 +314,7 @@ pub(crate) async fn history_page(
     );
     connection.edges.extend(
         rows.into_iter()
-            .map(|r| Edge::new(RevisionCursor(r.revision), Change(r))),
+            .map(|r| Edge::new(RevisionCursor(r.revision), Change::new(r))),
     );
     Ok(connection)
 }

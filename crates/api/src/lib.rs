@@ -97,13 +97,19 @@ impl Api {
         query: QueryLimits,
         profile: Profile,
     ) -> Self {
-        // What resolvers read; the pipeline holds the rest (limits, slots, kept rows).
-        let schema = builder(profile).data(store.clone()).data(limits).finish();
+        // What resolvers read; the pipeline holds the rest (limits, kept rows).
+        // Queries, mutations and subscription events take turns in the same slots.
+        let slots = pipeline::ExecutionSlots::new(query.max_concurrent);
+        let schema = builder(profile)
+            .data(store.clone())
+            .data(limits)
+            .data(slots.clone())
+            .finish();
         let rows = row_cache::RowCache::new(query.row_cache_keys).map(std::sync::Arc::new);
         let env = pipeline::schema_env(builder(profile));
         Self {
             schema,
-            pipeline: pipeline::Pipeline::new(env, store.clone(), query, profile, rows),
+            pipeline: pipeline::Pipeline::new(env, store.clone(), query, profile, slots, rows),
             store,
             query,
         }

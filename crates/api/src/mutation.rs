@@ -149,7 +149,7 @@ impl ReportWrite {
 
     /// The history entry; null when nothing changed.
     async fn change(&self) -> Option<Change> {
-        self.0.change.clone().map(Change)
+        self.0.change.clone().map(Change::new)
     }
 }
 
@@ -177,7 +177,7 @@ impl OrganizationWrite {
     }
 
     async fn change(&self) -> Option<Change> {
-        self.0.change.clone().map(Change)
+        self.0.change.clone().map(Change::new)
     }
 }
 
@@ -235,7 +235,7 @@ impl ImportResult {
 
     /// The history entry; null on a dry run or when nothing changed.
     async fn change(&self) -> Option<Change> {
-        self.outcome.change.clone().map(Change)
+        self.outcome.change.clone().map(Change::new)
     }
 
     /// Every value the import changes, before and after.

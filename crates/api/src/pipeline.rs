@@ -120,9 +120,9 @@ impl LoaderSlot {
 }
 
 /// The process's execution slots ([`QueryLimits::max_concurrent`]): an HTTP query or mutation
-/// runs once it holds one. Subscription events (and operations over a WebSocket) are not
-/// counted: an event can be as large as any query, so many subscribers of large selections
-/// still add up (a known gap).
+/// runs once it holds one, and a subscription event resolves once it holds one (so a thousand
+/// subscribers of a large selection build a few answers at a time, not a thousand at once).
+/// Queries and mutations sent over a WebSocket are not counted (a known gap).
 #[derive(Debug, Clone)]
 pub struct ExecutionSlots(pub Arc<tokio::sync::Semaphore>);
 
@@ -167,6 +167,7 @@ impl Pipeline {
         store: Store,
         limits: QueryLimits,
         profile: Profile,
+        slots: ExecutionSlots,
         rows: Option<Arc<RowCache>>,
     ) -> Self {
         Self {
@@ -174,7 +175,7 @@ impl Pipeline {
             store,
             limits,
             profile,
-            slots: ExecutionSlots::new(limits.max_concurrent),
+            slots,
             rows,
         }
     }

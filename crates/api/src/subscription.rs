@@ -13,11 +13,12 @@ use async_graphql::futures_util::{Stream, StreamExt};
 use async_graphql::{Context, ID, Result, Subscription as GraphQLSubscription};
 use plangraph_domain::edit;
 use plangraph_persistence::{ChangeFilter, Store};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::ApiError;
 use crate::history::{Change, FiguresChange};
 use crate::loaders::Loaders;
-use crate::pipeline::{LoaderSlot, new_loaders};
+use crate::pipeline::{ExecutionSlots, LoaderSlot, new_loaders};
 
 /// Most subscriptions one WebSocket connection may hold at once. Each costs a receiver on the
 /// change feed and a query per event; a dashboard needs a handful.
@@ -126,18 +127,44 @@ fn report_id(id: &ID) -> Result<i32, ApiError> {
     })
 }
 
-/// The store's matching changes, each with the loader its event is resolved with.
+/// Each item of `stream` once it holds one of `slots`, handed over with the item: an event
+/// resolves like an HTTP query, once it holds a slot, and gives it back when its object is
+/// dropped, once its fields are resolved (not when the socket has sent it: a client that reads
+/// slowly never holds a slot). A subscription waiting for its next change holds none.
+fn in_slots<S: Stream>(
+    stream: S,
+    slots: Option<ExecutionSlots>,
+) -> impl Stream<Item = (S::Item, Option<OwnedSemaphorePermit>)> {
+    stream.then(move |item| {
+        let slots = slots.clone();
+        async move {
+            let permit = match slots {
+                Some(slots) => slots.0.acquire_owned().await.ok(),
+                None => None,
+            };
+            (item, permit)
+        }
+    })
+}
+
+/// A change (or why the feed failed) and the execution slot its event resolves in.
+type Event = (
+    Result<Arc<plangraph_persistence::ChangeRecord>, ApiError>,
+    Option<OwnedSemaphorePermit>,
+);
+
+/// The store's matching changes, each with the loader its event is resolved with and, once
+/// free, an execution slot.
 fn events(
+    ctx: &Context<'_>,
     store: &Store,
-    slot: LoaderSlot,
     filter: ChangeFilter,
     after: Option<i64>,
-) -> impl Stream<Item = Result<std::sync::Arc<plangraph_persistence::ChangeRecord>, ApiError>>
-+ Send
-+ 'static
-+ use<> {
+) -> Result<impl Stream<Item = Event> + Send + 'static + use<>, ApiError> {
+    let slot = slot(ctx)?;
+    let slots = ctx.data_opt::<ExecutionSlots>().cloned();
     let loader_store = store.clone();
-    store.watch(filter, after).map(move |item| {
+    let changes = store.watch(filter, after).map(move |item| {
         let record = item.map_err(ApiError::from)?;
         let loaders = record
             .attachment::<Loaders>(|| new_loaders(&loader_store))
@@ -146,7 +173,8 @@ fn events(
             })?;
         slot.set(loaders);
         Ok(record)
-    })
+    });
+    Ok(in_slots(changes, slots))
 }
 
 #[GraphQLSubscription]
@@ -179,10 +207,11 @@ impl Subscription {
         };
         let after = after(store, after_revision).await?;
         let guard = quota(ctx)?;
-        let stream = events(store, slot(ctx)?, filter, after);
-        Ok(stream.map(move |item| {
+        let stream = events(ctx, store, filter, after)?;
+        Ok(stream.map(move |(item, permit)| {
             let _held = &guard;
-            item.map(Change).map_err(Into::into)
+            item.map(|record| Change(record, permit))
+                .map_err(Into::into)
         }))
     }
 
@@ -213,14 +242,49 @@ impl Subscription {
         };
         let after = after(store, after_revision).await?;
         let guard = quota(ctx)?;
-        let stream = events(store, slot(ctx)?, filter, after);
-        Ok(stream.map(move |item| {
+        let stream = events(ctx, store, filter, after)?;
+        Ok(stream.map(move |(item, permit)| {
             let _held = &guard;
             item.map(|record| FiguresChange {
                 record,
+                _slot: permit,
                 sector: sector.clone(),
             })
             .map_err(Into::into)
         }))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::time::Duration;
+
+    use async_graphql::futures_util::{StreamExt, stream};
+
+    use super::in_slots;
+    use crate::pipeline::ExecutionSlots;
+
+    #[tokio::test]
+    async fn an_event_waits_for_a_slot_and_holds_it_until_dropped() {
+        let slots = ExecutionSlots::new(1);
+        let mut events = Box::pin(in_slots(stream::iter([1, 2]), Some(slots.clone())));
+        let held = slots.0.clone().acquire_owned().await.unwrap();
+        let waiting = tokio::time::timeout(Duration::from_millis(50), events.next()).await;
+        assert!(
+            waiting.is_err(),
+            "no event resolves while every slot is taken"
+        );
+        drop(held);
+        let (first, permit) = events.next().await.expect("the first event");
+        assert_eq!((first, permit.is_some()), (1, true));
+        let waiting = tokio::time::timeout(Duration::from_millis(50), events.next()).await;
+        assert!(
+            waiting.is_err(),
+            "the first event still holds the only slot"
+        );
+        drop(permit);
+        let (second, _) = events.next().await.expect("the second event");
+        assert_eq!(second, 2);
     }
 }
