@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use async_graphql::futures_util::StreamExt;
 use plangraph_api::{Api, QueryLimits, WriteLimits};
 use serde_json::Value;
 
@@ -199,6 +200,17 @@ async fn timeouts_and_error_floods_are_bounded(backend: Backend) {
         Some("QUERY_TIMEOUT"),
         "{slow:#}"
     );
+    // A query sent over a WebSocket (what the socket runs: one answer from the stream) has the
+    // same budget.
+    let mut answers = strict.execute_stream(async_graphql::Request::new(NESTED), None);
+    let answer = answers.next().await.expect("one answer");
+    let answer = serde_json::to_value(&answer).expect("JSON");
+    assert_eq!(
+        error_code(&answer).as_deref(),
+        Some("QUERY_TIMEOUT"),
+        "{answer:#}"
+    );
+    assert!(answers.next().await.is_none(), "one answer only");
 
     let relaxed = Api::with_all_limits(
         test.store.clone(),
