@@ -295,7 +295,7 @@ impl Pipeline {
         session: Option<Arc<Data>>,
     ) -> BoxStream<'static, Response> {
         let pipeline = self.clone();
-        stream::once(async move {
+        let responses = stream::once(async move {
             let deadline = tokio::time::Instant::now() + pipeline.limits.timeout;
             let (request, seen, ty) = match pipeline.prepare(request).await {
                 Ok(prepared) => prepared,
@@ -315,13 +315,45 @@ impl Pipeline {
             stream::once(std::future::ready(pipeline.finished(&seen, response))).boxed()
         })
         .flatten()
-        .boxed()
+        .boxed();
+        detached(responses)
     }
 
     fn finished(&self, seen: &Seen, mut response: Response) -> Response {
         finish(seen, &self.limits, self.env.as_ref(), &mut response);
         response
     }
+}
+
+/// Runs `responses` in a task of its own, handing each response over once the caller asks.
+///
+/// A WebSocket's protocol machine polls its operations only while its socket makes progress; an
+/// operation polled no more in the middle of a statement would keep its pooled connection (or a
+/// mutation its write transaction) for as long as the socket stalls — a few stalled sockets
+/// would take the whole pool. Here every statement runs to its end whatever the socket does: the
+/// task waits only between responses, holding nothing, and ends when the caller drops the
+/// stream.
+fn detached(mut responses: BoxStream<'static, Response>) -> BoxStream<'static, Response> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                next = responses.next() => match next {
+                    Some(response) => {
+                        if sender.send(response).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => return,
+                },
+                () = sender.closed() => return,
+            }
+        }
+    });
+    stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|response| (response, receiver))
+    })
+    .boxed()
 }
 
 /// A value the transport attached to the request (`Request::data`).

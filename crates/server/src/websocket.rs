@@ -177,6 +177,23 @@ pub async fn upgrade(
     Ok(response)
 }
 
+/// Gives a client message to the protocol machine, or keeps it in `pending` when the machine's
+/// queue is full; false when the machine is gone.
+fn hand_over(
+    to_machine: &mpsc::Sender<Vec<u8>>,
+    pending: &mut Option<Vec<u8>>,
+    message: Vec<u8>,
+) -> bool {
+    match to_machine.try_send(message) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(message)) => {
+            *pending = Some(message);
+            true
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
 /// Runs one socket until either side closes it.
 #[allow(clippy::too_many_arguments)]
 async fn drive(
@@ -222,18 +239,27 @@ async fn drive(
     pings.reset();
     let init_deadline = tokio::time::sleep(limits.init_timeout);
     tokio::pin!(init_deadline);
+    let mut pending: Option<Vec<u8>> = None;
     let reason = loop {
         tokio::select! {
-            incoming = messages.recv() => {
+            // The machine reads its input only when this loop polls it, so a full input queue
+            // is never waited on here (that wait would never end): the message waits in
+            // `pending`, and the socket is not read, until the machine has taken some.
+            permit = to_machine.reserve(), if pending.is_some() => match (permit, pending.take()) {
+                (Ok(permit), Some(message)) => permit.send(message),
+                (Ok(_), None) => {}
+                (Err(_), _) => break None,
+            },
+            incoming = messages.recv(), if pending.is_none() => {
                 heard = Instant::now();
                 match incoming {
                     Some(Ok(AggregatedMessage::Text(text))) => {
-                        if to_machine.send(text.as_bytes().to_vec()).await.is_err() {
+                        if !hand_over(&to_machine, &mut pending, text.as_bytes().to_vec()) {
                             break None;
                         }
                     }
                     Some(Ok(AggregatedMessage::Binary(bytes))) => {
-                        if to_machine.send(bytes.to_vec()).await.is_err() {
+                        if !hand_over(&to_machine, &mut pending, bytes.to_vec()) {
                             break None;
                         }
                     }
