@@ -2,7 +2,8 @@
 //! `connection_init` in time closes with 4408, a bad token with 4403, a second init with 4429,
 //! a message over the cap (however fragmented) with 1009;
 //! open connections are capped; on SIGTERM every socket is closed with 1001 and the server
-//! exits cleanly.
+//! exits cleanly; a crowd of subscriptions on stalled sockets leaves the pool to queries
+//! (tests/interop/crowd.mjs).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -112,3 +113,60 @@ mod open_connections_are_capped_and_closed_with_1001_on_sigterm {
         }
     }
 }
+
+/// A crowd of subscriptions (20 sockets, each sending 100 `subscribe` messages at once, more
+/// than the per-socket input queue holds; then, in the second round, no longer reading) never
+/// takes the pool: plain HTTP queries are still answered. Before the fix, on Postgres, every
+/// pooled connection stayed checked out by operations their stalled sockets no longer polled,
+/// and every query answered `STORE_UNAVAILABLE` until a restart.
+async fn a_crowd_of_subscriptions_leaves_the_pool_to_queries(backend: Backend) {
+    let (url, _dir) = database_url(backend).await;
+    let server = Server::start_with(&url, &["--response-cache-bytes", "0"]);
+    for pause in [false, true] {
+        let interop = interop_clients();
+        let mut command = Command::new("node");
+        command.arg(interop.join("crowd.mjs")).args([
+            "--url",
+            &server.ws_url(),
+            "--sockets",
+            "20",
+            "--subscriptions",
+            "100",
+        ]);
+        if pause {
+            command.arg("--pause");
+        }
+        let out = command
+            .current_dir(&interop)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run node crowd.mjs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let result: Value = stdout
+            .lines()
+            .rev()
+            .find_map(|line| serde_json::from_str(line).ok())
+            .unwrap_or(Value::Null);
+        assert_eq!(
+            result["acks"],
+            20,
+            "pause {pause}: {result}\n{}",
+            server.logs()
+        );
+        assert_eq!(result["subscriptionErrors"], 0, "pause {pause}: {result}");
+        let answers = result["answers"].as_array().cloned().unwrap_or_default();
+        assert_eq!(answers.len(), 5, "pause {pause}: {result}");
+        for answer in answers {
+            assert_eq!(
+                answer["ok"],
+                true,
+                "pause {pause}: {result}\n{}",
+                server.logs()
+            );
+        }
+    }
+}
+crate::on_both_databases!(
+    a_crowd_of_subscriptions_leaves_the_pool_to_queries,
+    multi_thread
+);

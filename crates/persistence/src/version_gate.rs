@@ -10,6 +10,9 @@
 //! at most one read in flight and one waiting, whatever the concurrency, and no request is ever
 //! answered by a read that began before it arrived.
 //!
+//! A read that fails answers the waiting round too (a failure is not a stale version), so with
+//! the store down a request waits for one failing read, not two.
+//!
 //! Rounds are read by a spawned task, not by one of the waiting requests: a request dropped mid-way
 //! (a client that went away, a timeout) never leaves the others of its round waiting.
 
@@ -61,10 +64,19 @@ impl VersionGate {
 async fn read_rounds(store: Store, mut round: Arc<Round>) {
     loop {
         let version = crate::feed::head_version(&store.db).await.map_err(Arc::new);
-        round.send_replace(Some(version));
+        let failed = version.is_err();
+        round.send_replace(Some(version.clone()));
         let gate = &store.shared.versions;
         let mut state = gate.state.lock().unwrap_or_else(PoisonError::into_inner);
         match state.next.take() {
+            // A failure is shared with the requests that joined while it was being read: a
+            // version must be read after a request arrived, a failing store need not be
+            // failed on again (with the store down, that would double every request's wait).
+            Some(next) if failed => {
+                next.send_replace(Some(version));
+                state.reading = false;
+                return;
+            }
             Some(next) => round = next,
             None => {
                 state.reading = false;
