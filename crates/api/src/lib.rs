@@ -66,14 +66,12 @@ fn builder(profile: Profile) -> SchemaBuilder<Query, Mutation, Subscription> {
 pub struct Api {
     schema: PlangraphSchema,
     pipeline: pipeline::Pipeline,
-    store: Store,
-    query: QueryLimits,
 }
 
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Api")
-            .field("store", &self.store)
+            .field("store", self.store())
             .finish_non_exhaustive()
     }
 }
@@ -97,31 +95,24 @@ impl Api {
         query: QueryLimits,
         profile: Profile,
     ) -> Self {
-        // What resolvers read; the pipeline holds the rest (limits, kept rows).
-        // Queries, mutations and subscription events take turns in the same slots.
-        let slots = pipeline::ExecutionSlots::new(query.max_concurrent);
+        let pipeline = pipeline::Pipeline::new(store.clone(), query, profile);
+        // What resolvers read; the pipeline holds the rest. Queries, mutations and subscription
+        // events take turns in the same slots.
         let schema = builder(profile)
-            .data(store.clone())
+            .data(store)
             .data(limits)
-            .data(slots.clone())
+            .data(pipeline.slots().clone())
             .finish();
-        let rows = row_cache::RowCache::new(query.row_cache_keys).map(std::sync::Arc::new);
-        let env = pipeline::schema_env(builder(profile));
-        Self {
-            schema,
-            pipeline: pipeline::Pipeline::new(env, store.clone(), query, profile, slots, rows),
-            store,
-            query,
-        }
+        Self { schema, pipeline }
     }
 
     pub fn store(&self) -> &Store {
-        &self.store
+        self.pipeline.store()
     }
 
     /// The query limits the schema serves with.
     pub fn query_limits(&self) -> &QueryLimits {
-        &self.query
+        self.pipeline.limits()
     }
 
     /// Runs one request through the pipeline (see [`pipeline`]): what every entry point runs.

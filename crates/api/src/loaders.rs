@@ -28,10 +28,10 @@ pub type Loaders =
 #[derive(Debug, Clone)]
 pub struct StoreLoader {
     store: Store,
-    /// The process's kept rows (queries only), and the store revision this request read before
+    /// The process's kept rows (queries only), and the store version this request read before
     /// its first load (see [`crate::row_cache`]).
     rows: Option<Arc<RowCache>>,
-    revision: Arc<tokio::sync::OnceCell<Version>>,
+    version: Arc<tokio::sync::OnceCell<Version>>,
     /// Set once this loader logged a store failure: an outage is one log line per request,
     /// not one per batch or per field.
     failure_logged: Arc<AtomicBool>,
@@ -44,7 +44,7 @@ impl StoreLoader {
         Self {
             store,
             rows: None,
-            revision: Arc::new(tokio::sync::OnceCell::new()),
+            version: Arc::new(tokio::sync::OnceCell::new()),
             failure_logged: Arc::new(AtomicBool::new(false)),
             request_id: String::new(),
         }
@@ -57,8 +57,8 @@ impl StoreLoader {
     }
 
     /// The store version of this request: read once, before its first load.
-    async fn revision(&self) -> Result<Version, LoadError> {
-        self.revision
+    async fn version(&self) -> Result<Version, LoadError> {
+        self.version
             .get_or_try_init(|| self.store.fresh_version())
             .await
             .copied()
@@ -156,11 +156,11 @@ macro_rules! loader {
             type Error = LoadError;
 
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, LoadError> {
-                let (mut found, missing, revision) = match &self.rows {
+                let (mut found, missing, version) = match &self.rows {
                     Some(rows) => {
-                        let revision = self.revision().await?;
-                        let (found, missing) = rows.get::<$key, $value>(revision, keys);
-                        (found, missing, Some(revision))
+                        let version = self.version().await?;
+                        let (found, missing) = rows.get::<$key, $value>(version, keys);
+                        (found, missing, Some(version))
                     }
                     None => (HashMap::new(), keys.to_vec(), None),
                 };
@@ -174,7 +174,7 @@ macro_rules! loader {
                     .map_err(|e| self.failed(e))?;
                 let loaded: HashMap<$key, $value> =
                     map.into_iter().map(|(k, v)| ($key(k), v)).collect();
-                if let (Some(rows), Some(revision)) = (&self.rows, revision) {
+                if let (Some(rows), Some(version)) = (&self.rows, version) {
                     // Only keys a real row could have: a client's arbitrary strings never
                     // take the cache's room (absent keys are kept too).
                     let keep: Vec<$key> = missing
@@ -182,7 +182,7 @@ macro_rules! loader {
                         .filter(|k| k.0.key_bytes() <= MAX_KEPT_KEY_BYTES)
                         .cloned()
                         .collect();
-                    rows.put(revision, &keep, &loaded);
+                    rows.put(version, &keep, &loaded);
                 }
                 found.extend(loaded);
                 Ok(found)

@@ -7,7 +7,8 @@
 //! - attaches a [`LoaderSlot`]: a fresh DataLoader, so cached rows never outlive the request
 //!   (a subscription swaps in a loader of each event's own, see [`LoaderSlot::set`]);
 //! - refuses a mutation that arrived over HTTP GET ([`Transport::HttpGet`]);
-//! - holds an execution slot and the time budget while an HTTP request executes;
+//! - holds an execution slot and the time budget while a query or mutation executes (over HTTP
+//!   or a WebSocket), and runs each WebSocket operation in a task of its own;
 //! - gives request errors (parse, validation, limits) their stable codes;
 //! - puts every response, and every subscription event, in selection order.
 
@@ -100,22 +101,16 @@ impl LoaderSlot {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Arc<Loaders>> {
-        // The guarded value is only ever replaced whole, so a poisoned lock still holds a
-        // valid loader.
-        self.current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
+    // The guarded value is only ever replaced whole, so a poisoned lock still holds a valid
+    // loader (see `lock`).
     pub fn current(&self) -> Arc<Loaders> {
-        self.lock().clone()
+        lock(&self.current).clone()
     }
 
     /// Resolves what follows with `loaders`. Subscription events are resolved one after the
     /// other, so setting the slot before yielding an event scopes the loader to that event.
     pub fn set(&self, loaders: Arc<Loaders>) {
-        *self.lock() = loaders;
+        *lock(&self.current) = loaders;
     }
 }
 
@@ -163,22 +158,29 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    pub(crate) fn new(
-        env: Option<SchemaEnv>,
-        store: Store,
-        limits: QueryLimits,
-        profile: Profile,
-        slots: ExecutionSlots,
-        rows: Option<Arc<RowCache>>,
-    ) -> Self {
+    /// The pipeline around a schema from [`crate::builder`] for `profile`: its registry, its
+    /// execution slots (also schema data, for subscription events) and the kept rows.
+    pub(crate) fn new(store: Store, limits: QueryLimits, profile: Profile) -> Self {
         Self {
-            env,
+            env: schema_env(crate::builder(profile)),
             store,
             limits,
             profile,
-            slots,
-            rows,
+            slots: ExecutionSlots::new(limits.max_concurrent),
+            rows: RowCache::new(limits.row_cache_keys).map(Arc::new),
         }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn limits(&self) -> &QueryLimits {
+        &self.limits
+    }
+
+    pub(crate) fn slots(&self) -> &ExecutionSlots {
+        &self.slots
     }
 
     /// Everything before async-graphql sees the request: the limits, the document parsed once,
@@ -208,16 +210,14 @@ impl Pipeline {
         if let Err(error) = limits::check_tokens(&request.query, self.limits.max_tokens) {
             return Err((seen, refusal(error)));
         }
-        let operation_name = request.operation_name.clone();
-        let variables = request.variables.clone();
         let over_get = request_data::<Transport>(&request) == Some(&Transport::HttpGet);
         let document = match request.parsed_query() {
             Ok(document) => document,
             Err(error) => return Err((seen, with_code(error, "GRAPHQL_PARSE_FAILED"))),
         };
-        let name = operation_name.as_deref();
+        let name = seen.operation_name.as_deref();
         if let Err(error) =
-            limits::check_document(document, name, &env.registry, &variables, &self.limits)
+            limits::check_document(document, name, &env.registry, &seen.variables, &self.limits)
         {
             return Err((seen, refusal(error)));
         }
@@ -367,9 +367,7 @@ fn request_data<T: std::any::Any>(request: &Request) -> Option<&T> {
 /// The schema's registry, read once from a schema built by the same builder: async-graphql
 /// shows it only to extensions, so a throwaway schema with a one-hook extension runs
 /// `{ __typename }` once (no I/O; the hook runs on the first poll).
-pub(crate) fn schema_env(
-    builder: SchemaBuilder<Query, Mutation, Subscription>,
-) -> Option<SchemaEnv> {
+fn schema_env(builder: SchemaBuilder<Query, Mutation, Subscription>) -> Option<SchemaEnv> {
     struct Capture(Arc<Mutex<Option<SchemaEnv>>>);
     struct CaptureHook(Arc<Mutex<Option<SchemaEnv>>>);
     impl ExtensionFactory for Capture {
@@ -390,6 +388,7 @@ pub(crate) fn schema_env(
     lock(&captured).take()
 }
 
+/// A lock whose holder panicked still guards a whole value here (values are replaced whole).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()

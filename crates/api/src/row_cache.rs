@@ -2,8 +2,9 @@
 //!
 //! A report's rows change only when someone writes, and every write moves the store version on
 //! (its revision, and a random epoch stored with it). So the rows a loader read are kept under
-//! the version the request read before loading (the first load of a request reads it: one small
-//! statement), and given to any later request that reads the same version. A write by any
+//! the version the request read before loading (its first load reads it, sharing the read with
+//! the requests that arrive together: `Store::fresh_version`), and given to any later request
+//! that reads the same version. A write by any
 //! process moves the version, and the next request to read it drops everything kept: a request
 //! never sees rows older than the version it read. Kept rows may be newer than their version (a
 //! write committed between the version read and the load), never older. Keys longer than a

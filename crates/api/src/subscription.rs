@@ -260,27 +260,32 @@ impl Subscription {
 mod tests {
     use std::time::Duration;
 
-    use async_graphql::futures_util::{StreamExt, stream};
+    use async_graphql::futures_util::{Stream, StreamExt, stream};
 
     use super::in_slots;
     use crate::pipeline::ExecutionSlots;
+
+    /// True when the stream has nothing to give within 50 ms.
+    async fn waits<S: Stream + Unpin>(events: &mut S) -> bool {
+        tokio::time::timeout(Duration::from_millis(50), events.next())
+            .await
+            .is_err()
+    }
 
     #[tokio::test]
     async fn an_event_waits_for_a_slot_and_holds_it_until_dropped() {
         let slots = ExecutionSlots::new(1);
         let mut events = Box::pin(in_slots(stream::iter([1, 2]), Some(slots.clone())));
         let held = slots.0.clone().acquire_owned().await.unwrap();
-        let waiting = tokio::time::timeout(Duration::from_millis(50), events.next()).await;
         assert!(
-            waiting.is_err(),
+            waits(&mut events).await,
             "no event resolves while every slot is taken"
         );
         drop(held);
         let (first, permit) = events.next().await.expect("the first event");
         assert_eq!((first, permit.is_some()), (1, true));
-        let waiting = tokio::time::timeout(Duration::from_millis(50), events.next()).await;
         assert!(
-            waiting.is_err(),
+            waits(&mut events).await,
             "the first event still holds the only slot"
         );
         drop(permit);

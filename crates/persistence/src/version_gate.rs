@@ -16,7 +16,7 @@
 //! Rounds are read by a spawned task, not by one of the waiting requests: a request dropped mid-way
 //! (a client that went away, a timeout) never leaves the others of its round waiting.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
 
@@ -24,8 +24,11 @@ use crate::StoreError;
 use crate::feed::Version;
 use crate::store::Store;
 
+/// What a round's read found; `None` until it is read.
+type Outcome = Option<Result<Version, Arc<StoreError>>>;
+
 /// One read of the version and the requests that share it.
-type Round = watch::Sender<Option<Result<Version, Arc<StoreError>>>>;
+type Round = watch::Sender<Outcome>;
 
 /// The process's rounds (one per [`Store`] and its clones).
 #[derive(Debug, Default)]
@@ -42,9 +45,14 @@ struct GateState {
 }
 
 impl VersionGate {
+    /// The state; a holder that panicked left it whole (every change is one assignment).
+    fn lock(&self) -> MutexGuard<'_, GateState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The round a request arriving now joins, started at once when none is reading.
-    fn join(&self, store: &Store) -> watch::Receiver<Option<Result<Version, Arc<StoreError>>>> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+    fn join(&self, store: &Store) -> watch::Receiver<Outcome> {
+        let mut state = self.lock();
         if let Some(next) = &state.next {
             return next.subscribe();
         }
@@ -54,32 +62,58 @@ impl VersionGate {
             state.next = Some(round);
         } else {
             state.reading = true;
-            tokio::spawn(read_rounds(store.clone(), round));
+            // The hold is taken here, not in the task: a task dropped before it first runs
+            // (its runtime shut down) gives the gate back too.
+            let reading = Reading {
+                store: store.clone(),
+                finished: false,
+            };
+            tokio::spawn(read_rounds(reading, round));
         }
         receiver
     }
 }
 
+/// The reading task's hold on the gate. If the task ends without finishing (its runtime shut
+/// down before or during a read), the gate opens again and the waiting round is dropped, so its requests answer
+/// at once instead of waiting for a read nobody will start.
+struct Reading {
+    store: Store,
+    finished: bool,
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut state = self.store.shared.versions.lock();
+            state.reading = false;
+            state.next = None;
+        }
+    }
+}
+
 /// Reads rounds one after another until none is waiting.
-async fn read_rounds(store: Store, mut round: Arc<Round>) {
+async fn read_rounds(mut reading: Reading, mut round: Arc<Round>) {
     loop {
-        let version = crate::feed::head_version(&store.db).await.map_err(Arc::new);
-        let failed = version.is_err();
+        let version = crate::feed::head_version(&reading.store.db)
+            .await
+            .map_err(Arc::new);
         round.send_replace(Some(version.clone()));
-        let gate = &store.shared.versions;
-        let mut state = gate.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = reading.store.shared.versions.lock();
         match state.next.take() {
+            Some(next) if version.is_ok() => round = next,
             // A failure is shared with the requests that joined while it was being read: a
             // version must be read after a request arrived, a failing store need not be
             // failed on again (with the store down, that would double every request's wait).
-            Some(next) if failed => {
+            Some(next) => {
                 next.send_replace(Some(version));
                 state.reading = false;
+                reading.finished = true;
                 return;
             }
-            Some(next) => round = next,
             None => {
                 state.reading = false;
+                reading.finished = true;
                 return;
             }
         }
@@ -94,7 +128,7 @@ impl Store {
         let mut receiver = self.shared.versions.join(self);
         let outcome = match receiver.wait_for(Option::is_some).await {
             Ok(value) => value.clone(),
-            // The reading task ended without an answer (the runtime is shutting down).
+            // The reading task ended without an answer (its runtime shut down mid-read).
             Err(_) => None,
         };
         match outcome {
@@ -165,5 +199,43 @@ mod tests {
         assert_eq!((after.revision, after.epoch), (head.revision + 1, 7));
         drop(store);
         let _ = std::fs::remove_file(path);
+    }
+
+    /// A reading task dropped with its runtime (before it ran) leaves the gate open: the next
+    /// call, on another runtime, reads instead of waiting for ever.
+    #[test]
+    fn a_reader_lost_with_its_runtime_does_not_shut_the_gate() {
+        let main = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (store, _counter, path) = main.block_on(store("lost"));
+        let doomed = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        doomed.block_on(async {
+            // Joins (and spawns the reader on this runtime), then gives up at once.
+            let call = std::pin::pin!(store.fresh_version());
+            assert!(futures_poll_once(call).is_none());
+        });
+        drop(doomed);
+        let version = main.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), store.fresh_version()).await
+        });
+        assert!(matches!(version, Ok(Ok(_))), "{version:?}");
+        drop(store);
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// Polls a future once.
+    fn futures_poll_once<F: std::future::Future>(
+        future: std::pin::Pin<&mut F>,
+    ) -> Option<F::Output> {
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.poll(&mut context) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        }
     }
 }

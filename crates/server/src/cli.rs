@@ -85,8 +85,9 @@ pub struct QueryLimitArgs {
     /// per core, at least eight).
     #[arg(long, env = "PLANGRAPH_MAX_CONCURRENT_QUERIES", default_value_t = plangraph_api::limits::default_concurrency())]
     pub max_concurrent_queries: usize,
-    /// Loaded rows (keys) kept per store revision and shared by queries: a query reads the
-    /// revision first (one statement) and loads only what is not kept; 0 keeps none.
+    /// Loaded rows (keys) kept per store version and shared by queries: a query reads the
+    /// version first (one read shared by the queries arriving together) and loads only what is
+    /// not kept; 0 keeps none.
     #[arg(long, env = "PLANGRAPH_ROW_CACHE_KEYS", default_value_t = plangraph_api::row_cache::DEFAULT_ROW_CACHE_KEYS)]
     pub row_cache_keys: usize,
     /// Milliseconds a request may wait for an execution slot plus, for a query, run; a

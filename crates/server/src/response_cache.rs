@@ -4,10 +4,11 @@
 //! only when someone writes. So a query's written answer is kept, tagged with the store
 //! version read just before it was computed (the revision and the random epoch every write
 //! stores with it, so a restored backup written to again is another version), and given again
-//! while the store is still at that version. Each request reads the current version first (one
-//! small statement), so a write committed by any process, through any transport, is seen by the
-//! next request on every process: an answer older than the last committed revision is never
-//! given. When several requests miss the same answer, one computes it and the others wait for
+//! while the store is still at that version. Each request reads the current version first (a
+//! read that starts after the request arrived, shared with the requests arriving together:
+//! `Store::fresh_version`), so a write committed by any process, through any transport, is seen
+//! by the next request on every process: an answer older than the last committed revision is
+//! never given. When several requests miss the same answer, one computes it and the others wait for
 //! it (within their time budget).
 //!
 //! What is kept: answers to query operations over HTTP without errors, for requests without

@@ -23,7 +23,6 @@ use async_graphql::futures_util::StreamExt;
 use async_graphql::http::{WebSocket, WebSocketProtocols as Protocols, WsMessage};
 use async_graphql::{Data, Error};
 use plangraph_api::{Api, Credentials, SubscriptionQuota};
-use plangraph_persistence::Store;
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
@@ -166,7 +165,6 @@ pub async fn upgrade(
         .max_continuation_size(state.socket_limits.max_message_bytes);
     actix_web::rt::spawn(drive(
         state.api.clone(),
-        state.api.store().clone(),
         protocol,
         session,
         messages,
@@ -195,10 +193,8 @@ fn hand_over(
 }
 
 /// Runs one socket until either side closes it.
-#[allow(clippy::too_many_arguments)]
 async fn drive(
     api: Api,
-    store: Store,
     protocol: Protocols,
     mut session: actix_ws::Session,
     mut messages: actix_ws::AggregatedMessageStream,
@@ -210,6 +206,7 @@ async fn drive(
     let input = async_graphql::futures_util::stream::unfold(from_socket, |mut rx| async move {
         rx.recv().await.map(|message| (message, rx))
     });
+    let store = api.store().clone();
     let initialised = Arc::new(AtomicBool::new(false));
     let init_flag = initialised.clone();
     let machine = WebSocket::new(api, input, protocol).on_connection_init(
