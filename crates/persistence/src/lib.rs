@@ -15,6 +15,7 @@ mod snapshot;
 mod store;
 mod tokens;
 mod version_gate;
+mod weight;
 mod write;
 
 pub use error::{StoreError, WriteError};
@@ -25,4 +26,5 @@ pub use rows::ReportRows;
 pub use snapshot::FieldChange;
 pub use store::{DEFAULT_DATABASE_URL, StatementCounter, Store, redact};
 pub use tokens::{NewToken, TOKEN_PREFIX};
+pub use weight::Weigh;
 pub use write::{ImportOptions, WriteOutcome, WriteRequest};
