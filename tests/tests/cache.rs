@@ -90,7 +90,7 @@ async fn kept_rows_serve_queries_until_the_next_write(backend: Backend) {
         .await
         .expect("the bundled report");
     let limits = QueryLimits {
-        row_cache_keys: 10_000,
+        row_cache_bytes: 16 * 1024 * 1024,
         ..QueryLimits::default()
     };
     let api = Api::configured(

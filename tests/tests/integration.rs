@@ -8,6 +8,7 @@
 mod support;
 
 mod api;
+mod bounded;
 mod cache;
 mod concurrency;
 mod contract;
@@ -20,11 +21,14 @@ mod http;
 mod importer;
 mod limits;
 mod live;
+mod observability;
 mod outage;
 mod profile;
+mod rate_limits;
 mod schema;
 mod sockets;
 mod statements;
 mod subscriptions;
 mod transport;
+mod websocket_discipline;
 mod writes;

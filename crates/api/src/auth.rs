@@ -7,19 +7,48 @@
 use async_graphql::Context;
 use plangraph_domain::access::Actor;
 use plangraph_persistence::Store;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::ApiError;
 
-/// What a client presented to authenticate, as it presented it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a client presented to authenticate, as it presented it. The secret never prints
+/// (`Debug` shows `[REDACTED]`), so a logged request cannot leak a partner's token.
+#[derive(Debug, Clone, Default)]
 pub enum Credentials {
     /// Nothing.
     #[default]
     None,
     /// `Bearer SECRET`.
-    Bearer(String),
+    Bearer(SecretString),
     /// Something that is not a bearer token (kept only to say so).
     Malformed,
+}
+
+impl PartialEq for Credentials {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::None, Self::None) | (Self::Malformed, Self::Malformed) => true,
+            (Self::Bearer(a), Self::Bearer(b)) => a.expose_secret() == b.expose_secret(),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Credentials {}
+
+impl Credentials {
+    /// A bearer secret.
+    pub fn bearer(secret: &str) -> Self {
+        Self::Bearer(SecretString::from(secret.to_owned()))
+    }
+
+    /// The bearer secret, if one was presented (for the one place that checks it).
+    pub fn secret(&self) -> Option<&str> {
+        match self {
+            Self::Bearer(secret) => Some(secret.expose_secret()),
+            _ => None,
+        }
+    }
 }
 
 impl Credentials {
@@ -32,7 +61,7 @@ impl Credentials {
             Some((scheme, secret))
                 if scheme.eq_ignore_ascii_case("bearer") && !secret.trim().is_empty() =>
             {
-                Self::Bearer(secret.trim().to_owned())
+                Self::bearer(secret.trim())
             }
             _ => Self::Malformed,
         }
@@ -50,7 +79,7 @@ impl Credentials {
             }
             if key.eq_ignore_ascii_case("token") {
                 return match value.as_str().map(str::trim) {
-                    Some(secret) if !secret.is_empty() => Self::Bearer(secret.to_owned()),
+                    Some(secret) if !secret.is_empty() => Self::bearer(secret),
                     _ => Self::Malformed,
                 };
             }
@@ -79,7 +108,7 @@ pub(crate) async fn actor(ctx: &Context<'_>) -> Result<Actor, ApiError> {
         store_code: "STORE_MISSING",
     })?;
     store
-        .actor_for_secret(&secret)
+        .actor_for_secret(secret.expose_secret())
         .await?
         .ok_or_else(|| ApiError::Unauthenticated("unknown or revoked token".to_owned()))
 }
@@ -92,7 +121,7 @@ mod tests {
     fn bearer_tokens_are_read_from_headers_and_connection_params() {
         assert_eq!(
             Credentials::from_authorization(Some("bearer pgt_abc")),
-            Credentials::Bearer("pgt_abc".to_owned())
+            Credentials::bearer("pgt_abc")
         );
         assert_eq!(Credentials::from_authorization(None), Credentials::None);
         assert_eq!(
@@ -106,16 +135,18 @@ mod tests {
         let params = serde_json::json!({ "Authorization": "Bearer pgt_x" });
         assert_eq!(
             Credentials::from_connection_params(&params),
-            Credentials::Bearer("pgt_x".to_owned())
+            Credentials::bearer("pgt_x")
         );
         let params = serde_json::json!({ "token": "pgt_y" });
         assert_eq!(
             Credentials::from_connection_params(&params),
-            Credentials::Bearer("pgt_y".to_owned())
+            Credentials::bearer("pgt_y")
         );
         assert_eq!(
             Credentials::from_connection_params(&serde_json::json!(null)),
             Credentials::None
         );
+        let debug = format!("{:?}", Credentials::bearer("pgt_secret"));
+        assert!(!debug.contains("pgt_secret"), "{debug}");
     }
 }

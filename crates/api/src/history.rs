@@ -254,7 +254,7 @@ impl CursorType for RevisionCursor {
 
     fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
         s.strip_prefix("rev:")
-            .and_then(|n| n.parse::<i64>().ok())
+            .and_then(crate::query::canonical_number)
             .map(RevisionCursor)
             .ok_or(crate::query::BadCursor)
     }

@@ -9,13 +9,13 @@ mod auth;
 mod enums;
 mod error;
 mod history;
+pub mod kept;
 pub mod limits;
 mod loaders;
 mod mutation;
 mod order;
 pub mod pipeline;
 mod query;
-pub mod row_cache;
 mod scalars;
 mod subscription;
 mod types;
@@ -30,7 +30,7 @@ pub use error::ApiError;
 pub use limits::QueryLimits;
 pub use loaders::StoreLoader;
 pub use mutation::{MAX_LIST, Mutation, WriteLimits};
-pub use pipeline::Transport;
+pub use pipeline::{Answer, RequestId, Transport};
 pub use query::{DEFAULT_PAGE, MAX_PAGE, Query};
 pub use subscription::{MAX_SUBSCRIPTIONS_PER_SOCKET, Subscription, SubscriptionQuota};
 
@@ -117,7 +117,21 @@ impl Api {
 
     /// Runs one request through the pipeline (see [`pipeline`]): what every entry point runs.
     pub async fn execute(&self, request: impl Into<Request>) -> Response {
-        self.pipeline.execute(&self.schema, request.into()).await
+        self.answer(request).await.into_response()
+    }
+
+    /// Runs one request through the pipeline and gives its answer as transports write it: an
+    /// anonymous query's answer as kept JSON when it was kept (or computed to be), else the
+    /// response.
+    pub async fn answer(&self, request: impl Into<Request>) -> Answer {
+        self.pipeline
+            .answer(&self.schema, request.into(), None)
+            .await
+    }
+
+    /// What the process keeps between requests (answers and rows), for its metrics and tests.
+    pub fn kept(&self) -> &kept::Kept {
+        self.pipeline.kept()
     }
 
     /// Runs one request as a stream of responses: a subscription's events, or the one answer

@@ -1,7 +1,9 @@
 //! DataLoaders: every relationship of the graph is a batched look-up by a set of keys.
 //!
 //! One [`StoreLoader`] serves every key type; a fresh `DataLoader` is attached to each request
-//! (see [`crate::pipeline`]), so caching never outlives a request.
+//! (see [`crate::pipeline`]). A query's loader reads the process's kept rows at the store
+//! version its request read ([`crate::kept`]) and loads only what is not kept; everything else
+//! loads from the store and keeps nothing past the request.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -15,11 +17,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use plangraph_persistence::{
-    ChangeRecord, HistoryOwner, ReportQuery, SectionWithParagraphs, Store, StoreError, Version,
+    ChangeRecord, HistoryOwner, ReportQuery, SectionWithParagraphs, Store, StoreError,
 };
 
 use crate::error::LoadError;
-use crate::row_cache::RowCache;
+use crate::pipeline::LoaderScope;
 
 /// The request's loader as stored in the request data (with a per-request cache).
 pub type Loaders =
@@ -28,53 +30,28 @@ pub type Loaders =
 #[derive(Debug, Clone)]
 pub struct StoreLoader {
     store: Store,
-    /// The process's kept rows (queries only), and the store version this request read before
-    /// its first load (see [`crate::row_cache`]).
-    rows: Option<Arc<RowCache>>,
-    version: Arc<tokio::sync::OnceCell<Version>>,
+    /// The request's id, what it keeps, its history budget.
+    scope: LoaderScope,
     /// Set once this loader logged a store failure: an outage is one log line per request,
     /// not one per batch or per field.
     failure_logged: Arc<AtomicBool>,
-    /// The request's id, in the failure's log line (and in the masked error the client gets).
-    request_id: String,
 }
 
 impl StoreLoader {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, scope: LoaderScope) -> Self {
         Self {
             store,
-            rows: None,
-            version: Arc::new(tokio::sync::OnceCell::new()),
+            scope,
             failure_logged: Arc::new(AtomicBool::new(false)),
-            request_id: String::new(),
         }
-    }
-
-    /// Loads through the process's kept rows.
-    pub fn with_rows(mut self, rows: Option<Arc<RowCache>>) -> Self {
-        self.rows = rows;
-        self
-    }
-
-    /// The store version of this request: read once, before its first load.
-    async fn version(&self) -> Result<Version, LoadError> {
-        self.version
-            .get_or_try_init(|| self.store.fresh_version())
-            .await
-            .copied()
-            .map_err(|e| self.failed(e))
-    }
-
-    pub fn with_request_id(mut self, request_id: String) -> Self {
-        self.request_id = request_id;
-        self
     }
 
     /// Logs a batch's failure, the first of the request only.
     fn failed(&self, err: StoreError) -> LoadError {
+        metrics::counter!("plangraph_store_errors_total", "code" => err.code()).increment(1);
         if !self.failure_logged.swap(true, Ordering::SeqCst) {
             tracing::error!(
-                request_id = %self.request_id,
+                request_id = %self.scope.request_id,
                 code = err.code(),
                 error = %err,
                 "store failure while loading"
@@ -156,13 +133,9 @@ macro_rules! loader {
             type Error = LoadError;
 
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, LoadError> {
-                let (mut found, missing, version) = match &self.rows {
-                    Some(rows) => {
-                        let version = self.version().await?;
-                        let (found, missing) = rows.get::<$key, $value>(version, keys);
-                        (found, missing, Some(version))
-                    }
-                    None => (HashMap::new(), keys.to_vec(), None),
+                let (mut found, missing) = match &self.scope.kept {
+                    Some((kept, version)) => kept.rows::<$key, $value>(*version, keys).await,
+                    None => (HashMap::new(), keys.to_vec()),
                 };
                 if missing.is_empty() {
                     return Ok(found);
@@ -174,7 +147,7 @@ macro_rules! loader {
                     .map_err(|e| self.failed(e))?;
                 let loaded: HashMap<$key, $value> =
                     map.into_iter().map(|(k, v)| ($key(k), v)).collect();
-                if let (Some(rows), Some(version)) = (&self.rows, version) {
+                if let Some((kept, version)) = &self.scope.kept {
                     // Only keys a real row could have: a client's arbitrary strings never
                     // take the cache's room (absent keys are kept too).
                     let keep: Vec<$key> = missing
@@ -182,7 +155,7 @@ macro_rules! loader {
                         .filter(|k| k.0.key_bytes() <= MAX_KEPT_KEY_BYTES)
                         .cloned()
                         .collect();
-                    rows.put(version, &keep, &loaded);
+                    kept.keep_rows(*version, &keep, &loaded).await;
                 }
                 found.extend(loaded);
                 Ok(found)

@@ -4,7 +4,6 @@
 //! a bad value is refused with its code before anything is written.
 
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
-use plangraph_domain::access::Actor;
 use plangraph_domain::edit::{
     self, EditError, NewOrganization, OrganizationPatch, ReportEdit, SectorFiguresPatch,
     ShareEntry, Text, TotalsPatch,
@@ -366,26 +365,33 @@ async fn api<T>(body: impl std::future::Future<Output = Result<T, ApiError>>) ->
     body.await.map_err(Into::into)
 }
 
-/// Authenticates, runs one report edit, renews the loaders.
-async fn edit_report(
+/// Every report edit, one way: the token checked first, then the edit built from the inputs
+/// (a bad value refused with its code, nothing written), then written through the store's one
+/// write path, then the loaders renewed so the rest of the request reads the report as it is
+/// now.
+async fn report_edit(
     ctx: &Context<'_>,
-    actor: &Actor,
     report: &ID,
     expected_revision: i32,
-    edit: ReportEdit,
-) -> Result<ReportWrite, ApiError> {
-    let outcome = store(ctx)?
-        .write(
-            actor,
-            WriteRequest::Edit {
-                report_id: report_id(report)?,
-                expected_revision: expected(expected_revision),
-                edit,
-            },
-        )
-        .await?;
-    renew_loaders(ctx)?;
-    Ok(ReportWrite(outcome))
+    edit: impl FnOnce() -> Result<ReportEdit, ApiError>,
+) -> Result<ReportWrite> {
+    api(async move {
+        let actor = auth::actor(ctx).await?;
+        let edit = edit()?;
+        let outcome = store(ctx)?
+            .write(
+                &actor,
+                WriteRequest::Edit {
+                    report_id: report_id(report)?,
+                    expected_revision: expected(expected_revision),
+                    edit,
+                },
+            )
+            .await?;
+        renew_loaders(ctx)?;
+        Ok(ReportWrite(outcome))
+    })
+    .await
 }
 
 /// A dry run's rows, served to the rest of the request as if stored.
@@ -446,8 +452,7 @@ impl Mutation {
         expected_revision: i32,
         totals: TotalsInput,
     ) -> Result<ReportWrite> {
-        api(async move {
-            let actor = auth::actor(ctx).await?;
+        report_edit(ctx, &report_id, expected_revision, || {
             let t = &totals;
             let patch = TotalsPatch {
                 people_in_need: opt(&t.people_in_need, |v| edit::people("peopleInNeed", v))?,
@@ -458,14 +463,7 @@ impl Mutation {
                 unmet: opt(&t.unmet_usd, |v| edit::usd("unmetUsd", v))?,
                 funded_percent: opt(&t.funded_percent, |v| edit::percent("fundedPercent", v))?,
             };
-            edit_report(
-                ctx,
-                &actor,
-                &report_id,
-                expected_revision,
-                ReportEdit::Totals(patch),
-            )
-            .await
+            Ok(ReportEdit::Totals(patch))
         })
         .await
     }
@@ -479,8 +477,7 @@ impl Mutation {
         sector_code: String,
         figures: SectorFiguresInput,
     ) -> Result<ReportWrite> {
-        api(async move {
-            let actor = auth::actor(ctx).await?;
+        report_edit(ctx, &report_id, expected_revision, || {
             let sector = edit::sector(&sector_code)?;
             let f = &figures;
             let patch = SectorFiguresPatch {
@@ -491,14 +488,7 @@ impl Mutation {
                 funding: opt(&f.funding_usd, |v| edit::usd("fundingUsd", v))?,
                 funded_percent: opt(&f.funded_percent, |v| edit::percent("fundedPercent", v))?,
             };
-            edit_report(
-                ctx,
-                &actor,
-                &report_id,
-                expected_revision,
-                ReportEdit::SectorFigures { sector, patch },
-            )
-            .await
+            Ok(ReportEdit::SectorFigures { sector, patch })
         })
         .await
     }
@@ -511,17 +501,9 @@ impl Mutation {
         expected_revision: i32,
         sector_code: String,
     ) -> Result<ReportWrite> {
-        api(async move {
-            let actor = auth::actor(ctx).await?;
+        report_edit(ctx, &report_id, expected_revision, || {
             let sector = edit::sector(&sector_code)?;
-            edit_report(
-                ctx,
-                &actor,
-                &report_id,
-                expected_revision,
-                ReportEdit::RemoveSectorFigures { sector },
-            )
-            .await
+            Ok(ReportEdit::RemoveSectorFigures { sector })
         })
         .await
     }
@@ -535,8 +517,7 @@ impl Mutation {
         dimension: ShareDimension,
         shares: Vec<ShareInput>,
     ) -> Result<ReportWrite> {
-        api(async move {
-            let actor = auth::actor(ctx).await?;
+        report_edit(ctx, &report_id, expected_revision, || {
             bounded(&shares, "shares")?;
             let shares = shares
                 .iter()
@@ -548,17 +529,10 @@ impl Mutation {
                     })
                 })
                 .collect::<Result<Vec<_>, EditError>>()?;
-            edit_report(
-                ctx,
-                &actor,
-                &report_id,
-                expected_revision,
-                ReportEdit::Shares {
-                    dimension: share_dimension(dimension),
-                    shares,
-                },
-            )
-            .await
+            Ok(ReportEdit::Shares {
+                dimension: share_dimension(dimension),
+                shares,
+            })
         })
         .await
     }
@@ -572,20 +546,12 @@ impl Mutation {
         role: PartnerRole,
         count: i32,
     ) -> Result<ReportWrite> {
-        api(async move {
-            let actor = auth::actor(ctx).await?;
+        report_edit(ctx, &report_id, expected_revision, || {
             let count = edit::count("count", i64::from(count))?;
-            edit_report(
-                ctx,
-                &actor,
-                &report_id,
-                expected_revision,
-                ReportEdit::PartnerCount {
-                    role: partner_role(role),
-                    count,
-                },
-            )
-            .await
+            Ok(ReportEdit::PartnerCount {
+                role: partner_role(role),
+                count,
+            })
         })
         .await
     }
@@ -600,8 +566,7 @@ impl Mutation {
         title: Option<String>,
         paragraphs: Vec<String>,
     ) -> Result<ReportWrite> {
-        api(async move {
-            let actor = auth::actor(ctx).await?;
+        report_edit(ctx, &report_id, expected_revision, || {
             bounded(&paragraphs, "paragraphs")?;
             let title = title
                 .as_deref()
@@ -611,18 +576,11 @@ impl Mutation {
                 .iter()
                 .map(|p| Text::parse("paragraph", p))
                 .collect::<Result<Vec<_>, _>>()?;
-            edit_report(
-                ctx,
-                &actor,
-                &report_id,
-                expected_revision,
-                ReportEdit::Section {
-                    kind: section_kind(kind),
-                    title,
-                    paragraphs,
-                },
-            )
-            .await
+            Ok(ReportEdit::Section {
+                kind: section_kind(kind),
+                title,
+                paragraphs,
+            })
         })
         .await
     }
@@ -638,24 +596,16 @@ impl Mutation {
         position: i32,
         text: String,
     ) -> Result<ReportWrite> {
-        api(async move {
-            let actor = auth::actor(ctx).await?;
+        report_edit(ctx, &report_id, expected_revision, || {
             let position = u32::try_from(position).map_err(|_| {
                 ApiError::BadUserInput(format!("position {position} is not 1 or more"))
             })?;
             let text = Text::parse("paragraph", &text)?;
-            edit_report(
-                ctx,
-                &actor,
-                &report_id,
-                expected_revision,
-                ReportEdit::Paragraph {
-                    kind: section_kind(kind),
-                    position,
-                    text,
-                },
-            )
-            .await
+            Ok(ReportEdit::Paragraph {
+                kind: section_kind(kind),
+                position,
+                text,
+            })
         })
         .await
     }
@@ -667,18 +617,10 @@ impl Mutation {
         expected_revision: i32,
         kind: SectionKind,
     ) -> Result<ReportWrite> {
-        api(async move {
-            let actor = auth::actor(ctx).await?;
-            edit_report(
-                ctx,
-                &actor,
-                &report_id,
-                expected_revision,
-                ReportEdit::RemoveSection {
-                    kind: section_kind(kind),
-                },
-            )
-            .await
+        report_edit(ctx, &report_id, expected_revision, || {
+            Ok(ReportEdit::RemoveSection {
+                kind: section_kind(kind),
+            })
         })
         .await
     }
@@ -691,21 +633,13 @@ impl Mutation {
         expected_revision: i32,
         footnotes: Vec<FootnoteInput>,
     ) -> Result<ReportWrite> {
-        api(async move {
-            let actor = auth::actor(ctx).await?;
+        report_edit(ctx, &report_id, expected_revision, || {
             bounded(&footnotes, "footnotes")?;
             let notes = footnotes
                 .iter()
                 .map(|f| edit::footnote(&f.marker, &f.text))
                 .collect::<Result<Vec<_>, _>>()?;
-            edit_report(
-                ctx,
-                &actor,
-                &report_id,
-                expected_revision,
-                ReportEdit::Footnotes(notes),
-            )
-            .await
+            Ok(ReportEdit::Footnotes(notes))
         })
         .await
     }
@@ -718,21 +652,13 @@ impl Mutation {
         expected_revision: i32,
         sources: Vec<SourceInput>,
     ) -> Result<ReportWrite> {
-        api(async move {
-            let actor = auth::actor(ctx).await?;
+        report_edit(ctx, &report_id, expected_revision, || {
             bounded(&sources, "sources")?;
             let links = sources
                 .iter()
                 .map(|s| edit::source(&s.url, s.label.as_deref(), link_placement(s.placement)))
                 .collect::<Result<Vec<_>, _>>()?;
-            edit_report(
-                ctx,
-                &actor,
-                &report_id,
-                expected_revision,
-                ReportEdit::Sources(links),
-            )
-            .await
+            Ok(ReportEdit::Sources(links))
         })
         .await
     }
@@ -746,20 +672,12 @@ impl Mutation {
         organization_id: ID,
         role: OrganizationRole,
     ) -> Result<ReportWrite> {
-        api(async move {
-            let actor = auth::actor(ctx).await?;
+        report_edit(ctx, &report_id, expected_revision, || {
             let organization_id = self::organization_id(&organization_id)?;
-            edit_report(
-                ctx,
-                &actor,
-                &report_id,
-                expected_revision,
-                ReportEdit::LinkOrganization {
-                    organization_id,
-                    role: organization_role(role),
-                },
-            )
-            .await
+            Ok(ReportEdit::LinkOrganization {
+                organization_id,
+                role: organization_role(role),
+            })
         })
         .await
     }
@@ -772,25 +690,18 @@ impl Mutation {
         organization_id: ID,
         role: OrganizationRole,
     ) -> Result<ReportWrite> {
-        api(async move {
-            let actor = auth::actor(ctx).await?;
+        report_edit(ctx, &report_id, expected_revision, || {
             let organization_id = self::organization_id(&organization_id)?;
-            edit_report(
-                ctx,
-                &actor,
-                &report_id,
-                expected_revision,
-                ReportEdit::UnlinkOrganization {
-                    organization_id,
-                    role: organization_role(role),
-                },
-            )
-            .await
+            Ok(ReportEdit::UnlinkOrganization {
+                organization_id,
+                role: organization_role(role),
+            })
         })
         .await
     }
 
-    /// Adds an organisation (any token may; changing one takes an admin).
+    /// Adds an organisation (an admin token: organisations are shared by every country's
+    /// reports, and an FTS id, once taken, belongs to one of them).
     async fn create_organization(
         &self,
         ctx: &Context<'_>,
@@ -887,13 +798,24 @@ impl Mutation {
                     "fileName is longer than {MAX_FILE_NAME} characters"
                 )));
             }
-            let prepared = importer::prepare(ImportRequest {
-                bytes: text.as_bytes(),
-                source_name: file_name.as_ref().map_or("importReport", Text::as_str),
-                country: Some(&country),
-                override_country_check,
-                max_bytes: limits.max_report_bytes,
-            })?;
+            // Reading a report of up to the cap (megabytes of text) is CPU work: it runs on a
+            // blocking thread, never on the worker that serves the other requests.
+            let source_name = file_name
+                .as_ref()
+                .map_or_else(|| "importReport".to_owned(), |n| n.as_str().to_owned());
+            let prepared = tokio::task::spawn_blocking(move || {
+                importer::prepare(ImportRequest {
+                    bytes: text.as_bytes(),
+                    source_name: &source_name,
+                    country: Some(&country),
+                    override_country_check,
+                    max_bytes: limits.max_report_bytes,
+                })
+            })
+            .await
+            .map_err(|_| ApiError::Internal {
+                store_code: "IMPORT_TASK_FAILED",
+            })??;
             let outcome = store(ctx)?
                 .write(
                     &actor,

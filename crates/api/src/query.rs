@@ -20,6 +20,15 @@ pub const MAX_PAGE: i32 = 100;
 #[derive(Debug, Clone, Copy)]
 pub struct IdCursor(i32);
 
+/// A decimal number as this server writes it in cursors: digits only, no sign, no leading
+/// zeros.
+pub(crate) fn canonical_number(digits: &str) -> Option<i64> {
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    canonical.then(|| digits.parse().ok()).flatten()
+}
+
 /// A cursor this server did not issue.
 #[derive(Debug)]
 pub struct BadCursor;
@@ -33,9 +42,13 @@ impl std::fmt::Display for BadCursor {
 impl CursorType for IdCursor {
     type Error = BadCursor;
 
+    /// Only the form this server writes: `id:` and a decimal id without sign or leading
+    /// zeros, so one position has one cursor (pages are kept by their cursor, and `id:+07`
+    /// beside `id:7` would only be a client minting keys).
     fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
         s.strip_prefix("id:")
-            .and_then(|n| n.parse::<i32>().ok())
+            .and_then(canonical_number)
+            .and_then(|n| i32::try_from(n).ok())
             .map(IdCursor)
             .ok_or(BadCursor)
     }

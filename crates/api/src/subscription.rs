@@ -139,7 +139,7 @@ fn in_slots<S: Stream>(
         let slots = slots.clone();
         async move {
             let permit = match slots {
-                Some(slots) => slots.0.acquire_owned().await.ok(),
+                Some(slots) => slots.acquire_owned().await,
                 None => None,
             };
             (item, permit)
@@ -276,7 +276,7 @@ mod tests {
     async fn an_event_waits_for_a_slot_and_holds_it_until_dropped() {
         let slots = ExecutionSlots::new(1);
         let mut events = Box::pin(in_slots(stream::iter([1, 2]), Some(slots.clone())));
-        let held = slots.0.clone().acquire_owned().await.unwrap();
+        let held = slots.acquire_owned().await.unwrap();
         assert!(
             waits(&mut events).await,
             "no event resolves while every slot is taken"

@@ -16,6 +16,13 @@
 //! | `TOO_MANY_ROOT_FIELDS` | fields at the operation's root, fragments included (20) |
 //! | `TOO_MANY_DIRECTIVES` | directives in the document (50) |
 //! | `TOO_MANY_FRAGMENT_SPREADS` | fragment spreads in the document (100) |
+//! | `VALUE_TOO_DEEP` | nesting of lists and input objects (and list types), in the document and in the variables (32) |
+//! | `VALUE_TOO_LONG` | a string (4 MiB, the report cap: `importReport` carries a report's text) or a number (64 characters) |
+//! | `TOO_MANY_REPRESENTATIONS` | representations one `_entities` call resolves (1,000); each is counted in complexity as the item it is |
+//! | `GRAPHQL_VALIDATION_FAILED` | a directive the schema does not define (`@zzz`), refused here because async-graphql runs it |
+//!
+//! The first four checks run on the text before it is parsed ([`lexical`]), the rest on the
+//! parsed document and its variables ([`values`]), each in one pass.
 //!
 //! Complexity counts a list field's selection once per item it may hold: the `first` argument
 //! of a paged field (default [`crate::DEFAULT_PAGE`]), the size of the reference tables where the
@@ -31,6 +38,12 @@ use async_graphql::parser::types::{
 use async_graphql::registry::{MetaTypeName, Registry};
 use async_graphql::{Value, Variables};
 
+pub mod lexical;
+pub mod values;
+
+pub use lexical::check as check_text;
+pub use values::check_variables;
+
 /// Items a list field is assumed to hold when nothing better is known.
 pub const DEFAULT_LIST_SIZE: u64 = 10;
 
@@ -44,6 +57,15 @@ pub struct QueryLimits {
     pub max_root_fields: u64,
     pub max_directives: usize,
     pub max_fragment_spreads: usize,
+    /// Nesting of lists and input objects (and list types) in the document and the variables.
+    pub max_value_depth: u64,
+    /// Longest string in the document or the variables, in bytes: a report's text, which
+    /// `importReport` carries, is the longest any request needs.
+    pub max_string_bytes: usize,
+    /// Representations one `_entities` call may resolve.
+    pub max_representations: usize,
+    /// Largest answer, as written (JSON); a larger one is answered with `RESPONSE_TOO_LARGE`.
+    pub max_response_bytes: usize,
     /// Errors returned per response; the rest are summarised in one more.
     pub max_errors: usize,
     /// Longest error message returned (a parse error may quote the document).
@@ -55,10 +77,15 @@ pub struct QueryLimits {
     /// arrival order. More than a few per core only adds memory (each holds its answer while
     /// it builds) and latency, not throughput.
     pub max_concurrent: usize,
-    /// Keys of loaded rows kept per store revision for queries (see [`crate::row_cache`]); 0,
-    /// the library's default, keeps none (`plangraph serve` keeps
-    /// [`crate::row_cache::DEFAULT_ROW_CACHE_KEYS`]).
-    pub row_cache_keys: usize,
+    /// Bytes of answers kept for repeated anonymous queries (see [`crate::kept`]); 0, the
+    /// library's default, keeps none.
+    pub response_cache_bytes: usize,
+    /// Bytes of loaded rows kept for queries (see [`crate::kept`]); 0, the library's default,
+    /// keeps none.
+    pub row_cache_bytes: usize,
+    /// Bytes of recorded history one request may read (every `history` page of the request
+    /// together); pages past it come back cut short, with `hasNextPage`.
+    pub history_bytes_per_request: usize,
 }
 
 /// The default number of execution slots: four per core, at least eight.
@@ -79,11 +106,17 @@ impl Default for QueryLimits {
             max_root_fields: 20,
             max_directives: 50,
             max_fragment_spreads: 100,
+            max_value_depth: 32,
+            max_string_bytes: plangraph_domain::importer::DEFAULT_MAX_REPORT_BYTES,
+            max_representations: 1_000,
+            max_response_bytes: 16 * 1024 * 1024,
             max_errors: 50,
             max_error_message: 1_000,
             timeout: Duration::from_secs(10),
             max_concurrent: default_concurrency(),
-            row_cache_keys: 0,
+            response_cache_bytes: 0,
+            row_cache_bytes: 0,
+            history_bytes_per_request: 16 * 1024 * 1024,
         }
     }
 }
@@ -99,68 +132,6 @@ impl LimitError {
     fn new(code: &'static str, message: String) -> Self {
         Self { code, message }
     }
-}
-
-/// Counts lexical tokens (names, numbers, strings, punctuators), stopping past `max`: refuses a
-/// document before it is even parsed.
-pub fn check_tokens(query: &str, max: usize) -> Result<(), LimitError> {
-    let bytes = query.as_bytes();
-    let mut count = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        match b {
-            b' ' | b'\t' | b'\n' | b'\r' | b',' => i += 1,
-            // A byte-order mark.
-            0xEF if bytes.get(i..i + 3) == Some(&[0xEF, 0xBB, 0xBF]) => i += 3,
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' && bytes[i] != b'\r' {
-                    i += 1;
-                }
-            }
-            b'"' => {
-                count += 1;
-                if bytes.get(i..i + 3) == Some(b"\"\"\"") {
-                    i += 3;
-                    while i < bytes.len() && bytes.get(i..i + 3) != Some(b"\"\"\"") {
-                        i += if bytes[i] == b'\\' { 2 } else { 1 };
-                    }
-                    i += 3;
-                } else {
-                    i += 1;
-                    while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
-                        i += if bytes[i] == b'\\' { 2 } else { 1 };
-                    }
-                    i += 1;
-                }
-            }
-            b'.' if bytes.get(i..i + 3) == Some(b"...") => {
-                count += 1;
-                i += 3;
-            }
-            b'_' | b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' => {
-                count += 1;
-                i += 1;
-                while i < bytes.len()
-                    && (bytes[i].is_ascii_alphanumeric()
-                        || matches!(bytes[i], b'_' | b'.' | b'+' | b'-'))
-                {
-                    i += 1;
-                }
-            }
-            _ => {
-                count += 1;
-                i += 1;
-            }
-        }
-        if count > max {
-            return Err(LimitError::new(
-                "TOO_MANY_TOKENS",
-                format!("the document has more than {max} tokens"),
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// What a selection set costs: how deep it goes, how many fields it resolves, how many of them
@@ -213,17 +184,45 @@ fn is_list(type_name: &str) -> bool {
 }
 
 impl<'a> Walk<'a> {
-    /// The `first` argument of a paged field, from a literal or a variable.
-    fn first(&self, field: &async_graphql::parser::types::Field) -> Option<u64> {
-        let (_, value) = field.arguments.iter().find(|(n, _)| n.node == "first")?;
-        let value = value
+    /// An argument's value, from a literal or a variable.
+    fn argument(&self, field: &async_graphql::parser::types::Field, name: &str) -> Option<Value> {
+        let (_, value) = field.arguments.iter().find(|(n, _)| n.node == name)?;
+        value
             .node
             .clone()
-            .into_const_with(|name| self.variables.get(&name).cloned().ok_or(()));
-        match value {
-            Ok(Value::Number(n)) => n.as_u64(),
+            .into_const_with(|name| self.variables.get(&name).cloned().ok_or(()))
+            .ok()
+    }
+
+    /// The `first` argument of a paged field, from a literal or a variable.
+    fn first(&self, field: &async_graphql::parser::types::Field) -> Option<u64> {
+        match self.argument(field, "first") {
+            Some(Value::Number(n)) => n.as_u64(),
             _ => None,
         }
+    }
+
+    /// How many representations an `_entities` field resolves: each is an item of the answer,
+    /// counted in complexity as such, and there may be at most
+    /// [`QueryLimits::max_representations`].
+    fn representations(
+        &self,
+        field: &async_graphql::parser::types::Field,
+    ) -> Result<u64, LimitError> {
+        let count = match self.argument(field, "representations") {
+            Some(Value::List(items)) => items.len(),
+            _ => 1,
+        };
+        if count > self.limits.max_representations {
+            return Err(LimitError::new(
+                "TOO_MANY_REPRESENTATIONS",
+                format!(
+                    "_entities was given {count} representations, over the limit of {}; send them in smaller batches",
+                    self.limits.max_representations
+                ),
+            ));
+        }
+        Ok(count as u64)
     }
 
     fn set(&mut self, set: &'a SelectionSet, parent: &str, level: u64) -> Result<Cost, LimitError> {
@@ -239,7 +238,9 @@ impl<'a> Walk<'a> {
                         .get(parent)
                         .and_then(|t| t.field_by_name(name));
                     let child_type = meta.map(|m| MetaTypeName::concrete_typename(&m.ty));
+                    let entities = name == "_entities" && level == 0;
                     let multiplier = match (self.first(field), meta) {
+                        _ if entities => self.representations(field)?,
                         (Some(first), _) => first.max(1),
                         // A connection's edges are counted by its `first`.
                         _ if parent.ends_with("Connection") => 1,
@@ -324,7 +325,31 @@ impl<'a> Walk<'a> {
     }
 }
 
-/// Checks a parsed document against every limit but tokens; linear in its size.
+/// Directives of the document: how many, and the first the schema does not define.
+#[derive(Default)]
+struct Directives<'a> {
+    count: usize,
+    unknown: Option<&'a str>,
+}
+
+impl<'a> Directives<'a> {
+    fn note(
+        &mut self,
+        list: &'a [async_graphql::Positioned<async_graphql::parser::types::Directive>],
+        registry: &Registry,
+    ) {
+        self.count += list.len();
+        if self.unknown.is_none() {
+            self.unknown = list
+                .iter()
+                .map(|d| d.node.name.node.as_str())
+                .find(|name| !registry.directives.contains_key(*name));
+        }
+    }
+}
+
+/// Checks a parsed document against every limit but those of its text ([`lexical`]); linear in
+/// its size.
 pub fn check_document(
     doc: &ExecutableDocument,
     operation_name: Option<&str>,
@@ -333,7 +358,7 @@ pub fn check_document(
     limits: &QueryLimits,
 ) -> Result<(), LimitError> {
     let mut aliases = 0usize;
-    let mut directives = 0usize;
+    let mut directives = Directives::default();
     let mut spreads = 0usize;
     let mut sets: Vec<&SelectionSet> = Vec::new();
     let operations: Vec<_> = match &doc.operations {
@@ -341,11 +366,14 @@ pub fn check_document(
         DocumentOperations::Multiple(ops) => ops.values().collect(),
     };
     for op in &operations {
-        directives += op.node.directives.len();
+        directives.note(&op.node.directives, registry);
+        for variable in &op.node.variable_definitions {
+            directives.note(&variable.node.directives, registry);
+        }
         sets.push(&op.node.selection_set.node);
     }
     for fragment in doc.fragments.values() {
-        directives += fragment.node.directives.len();
+        directives.note(&fragment.node.directives, registry);
         sets.push(&fragment.node.selection_set.node);
     }
     for set in sets {
@@ -355,21 +383,33 @@ pub fn check_document(
                 match &item.node {
                     Selection::Field(f) => {
                         aliases += usize::from(f.node.alias.is_some());
-                        directives += f.node.directives.len();
+                        directives.note(&f.node.directives, registry);
                         stack.push(&f.node.selection_set.node);
                     }
                     Selection::InlineFragment(i) => {
-                        directives += i.node.directives.len();
+                        directives.note(&i.node.directives, registry);
                         stack.push(&i.node.selection_set.node);
                     }
                     Selection::FragmentSpread(s) => {
                         spreads += 1;
-                        directives += s.node.directives.len();
+                        directives.note(&s.node.directives, registry);
                     }
                 }
             }
         }
     }
+    // GraphQL §5.7.1: directives are defined. async-graphql 7.2 does not check it (it runs
+    // `{ __typename @zzz }`), so it is checked here.
+    if let Some(name) = directives.unknown {
+        return Err(LimitError::new(
+            "GRAPHQL_VALIDATION_FAILED",
+            format!(
+                "unknown directive @{}",
+                name.chars().take(64).collect::<String>()
+            ),
+        ));
+    }
+    let directives = directives.count;
     let over = |count: usize, max: usize, code: &'static str, what: &str| {
         if count > max {
             Err(LimitError::new(
@@ -431,23 +471,4 @@ pub fn check_document(
         ));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_counted_past_strings_comments_and_spreads() {
-        // { a b ( c : "x y z" ) ... F }: 11 tokens; the comment is none.
-        let query = "{ a b(c: \"x y z\") ...F } # a comment with words";
-        assert!(check_tokens(query, 11).is_ok());
-        assert!(check_tokens(query, 10).is_err());
-        assert_eq!(
-            check_tokens("{ a b c d }", 5).map_err(|e| e.code),
-            Err("TOO_MANY_TOKENS")
-        );
-        let block = format!("{{ a(s: \"\"\"{}\"\"\") }}", "w ".repeat(1000));
-        assert!(check_tokens(&block, 10).is_ok());
-    }
 }

@@ -1,0 +1,85 @@
+//! What the pipeline reads off a document and the schema: the operation's type, a
+//! subscription's root fields, and the schema's registry.
+
+use std::sync::{Arc, Mutex};
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
+use async_graphql::futures_util::FutureExt;
+use async_graphql::parser::types::{
+    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+};
+use async_graphql::{Response, SchemaBuilder, SchemaEnv};
+
+use super::slots::lock;
+use crate::{Mutation, Query, Subscription};
+
+/// The schema's registry, read once from a schema built by the same builder: async-graphql
+/// shows it only to extensions, so a throwaway schema with a one-hook extension runs
+/// `{ __typename }` once (no I/O; the hook runs on the first poll).
+pub(crate) fn schema_env(
+    builder: SchemaBuilder<Query, Mutation, Subscription>,
+) -> Option<SchemaEnv> {
+    struct Capture(Arc<Mutex<Option<SchemaEnv>>>);
+    struct CaptureHook(Arc<Mutex<Option<SchemaEnv>>>);
+    impl ExtensionFactory for Capture {
+        fn create(&self) -> Arc<dyn Extension> {
+            Arc::new(CaptureHook(self.0.clone()))
+        }
+    }
+    #[async_graphql::async_trait::async_trait]
+    impl Extension for CaptureHook {
+        async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+            *lock(&self.0) = Some(ctx.schema_env.clone());
+            next.run(ctx).await
+        }
+    }
+    let captured = Arc::new(Mutex::new(None));
+    let schema = builder.extension(Capture(captured.clone())).finish();
+    let _ = schema.execute("{ __typename }").now_or_never();
+    lock(&captured).take()
+}
+
+/// The type of the operation `name` selects in `doc` (the only one when `name` is `None`).
+pub fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    match (&doc.operations, name) {
+        (DocumentOperations::Single(op), None) => Some(op.node.ty),
+        // One anonymous operation cannot be selected by a name: async-graphql refuses it.
+        (DocumentOperations::Single(_), Some(_)) => None,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
+            ops.values().next().map(|op| op.node.ty)
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    }
+}
+
+/// The root fields a subscription operation selects, fragments included (a fragment nested
+/// deeper than the document has fragments is a cycle, which validation refuses anyway).
+pub(crate) fn subscription_root_fields(doc: &ExecutableDocument, name: Option<&str>) -> usize {
+    fn count(doc: &ExecutableDocument, set: &SelectionSet, budget: usize) -> usize {
+        if budget == 0 {
+            return 0;
+        }
+        set.items
+            .iter()
+            .map(|item| match &item.node {
+                Selection::Field(_) => 1,
+                Selection::InlineFragment(inline) => {
+                    count(doc, &inline.node.selection_set.node, budget - 1)
+                }
+                Selection::FragmentSpread(spread) => doc
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .map_or(0, |f| count(doc, &f.node.selection_set.node, budget - 1)),
+            })
+            .sum()
+    }
+    let operation = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) => ops.values().next(),
+    };
+    operation.map_or(0, |op| {
+        count(doc, &op.node.selection_set.node, doc.fragments.len() + 1)
+    })
+}
