@@ -8,11 +8,13 @@
 //! is shown as it is, with its stable code; a refused write changed nothing.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use sea_orm::DbErr;
+use sea_orm::{DbErr, RuntimeErr};
 use thiserror::Error;
 
 use crate::snapshot::FieldChange;
+use crate::telemetry;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -24,7 +26,7 @@ pub enum StoreError {
     Migrate(DbErr),
     /// A statement failed.
     #[error("store query failed: {0}")]
-    Query(#[from] DbErr),
+    Query(DbErr),
     /// Data that should be in the store is not (reference rows seeded at migration).
     #[error("the store is missing {0}; run `plangraph migrate`")]
     MissingReference(String),
@@ -62,12 +64,76 @@ impl StoreError {
 
     /// A migration's failure; one that is the database being unreachable says so.
     pub(crate) fn migrate(err: DbErr) -> Self {
-        Self::Migrate(err)
+        Self::Migrate(err).observed()
+    }
+
+    /// The database does not answer (a timeout of ours, not a statement's failure).
+    pub(crate) fn unavailable(message: String) -> Self {
+        Self::Unavailable(message).observed()
+    }
+
+    /// Counts this failure under its code (`plangraph_store_errors_total`) and hands it back.
+    pub(crate) fn observed(self) -> Self {
+        telemetry::store_error(self.code());
+        self
     }
 
     /// The database was unreachable (as opposed to refusing a statement): worth retrying.
     pub fn is_unavailable(&self) -> bool {
         self.code() == "STORE_UNAVAILABLE"
+    }
+}
+
+/// Every failed statement becomes a store error here, and is counted here, once. A write's
+/// statement cancelled by its lock or statement timeout is not counted here: the write maps it
+/// to its own code ([`WriteError::from_db`]) and counts it under that code.
+impl From<DbErr> for StoreError {
+    fn from(err: DbErr) -> Self {
+        let error = Self::Query(err);
+        if let Self::Query(db) = &error
+            && timeout_of(db).is_none()
+        {
+            telemetry::store_error(error.code());
+        }
+        error
+    }
+}
+
+/// Which of a write's time bounds cancelled a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timeout {
+    /// Waiting for another writer's lock (Postgres `lock_timeout`, SQLite's busy timeout).
+    Lock,
+    /// A statement ran too long (Postgres `statement_timeout`).
+    Statement,
+}
+
+/// The database's own code for a failed statement: a SQLSTATE on Postgres, SQLite's extended
+/// result code (as a decimal string) on SQLite.
+pub(crate) fn database_code(err: &DbErr) -> Option<String> {
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Conn(RuntimeErr::SqlxError(e)) => e
+            .as_database_error()
+            .and_then(|d| d.code())
+            .map(|code| code.into_owned()),
+        _ => None,
+    }
+}
+
+/// A statement the database cancelled because one of the write's time bounds ran out.
+pub(crate) fn timeout_of(err: &DbErr) -> Option<Timeout> {
+    let code = database_code(err)?;
+    match code.as_str() {
+        // Postgres: lock_not_available (lock_timeout), query_canceled (statement_timeout).
+        "55P03" => Some(Timeout::Lock),
+        "57014" => Some(Timeout::Statement),
+        // SQLite: SQLITE_BUSY and its extended codes (the busy timeout ran out).
+        other => match other.parse::<i32>() {
+            Ok(n) if n & 0xff == 5 => Some(Timeout::Lock),
+            _ => None,
+        },
     }
 }
 
@@ -125,6 +191,17 @@ pub enum WriteError {
         "the change is {bytes} bytes as recorded, over the limit of {limit}; split it into smaller writes"
     )]
     TooLarge { bytes: usize, limit: usize },
+    /// The write waited longer than its lock timeout for another writer (of this process or
+    /// another) and was given up; nothing was written.
+    #[error(
+        "the write waited {waited:?} for another write to finish and was given up; nothing was written, try again"
+    )]
+    LockTimeout { waited: Duration },
+    /// The write's statements ran longer than its time limit; it was rolled back.
+    #[error(
+        "the write ran longer than {limit:?} and was rolled back; nothing was written, try again or split it"
+    )]
+    Timeout { limit: Duration },
     /// Load-test data and published reports never share a report: neither replaces the other.
     #[error("{}", mixes_synthetic_message(*.report_id, *.stored_synthetic))]
     MixesSynthetic {
@@ -173,7 +250,47 @@ impl WriteError {
             Self::Duplicate(_) => "DUPLICATE",
             Self::TooLarge { .. } => "CHANGE_TOO_LARGE",
             Self::MixesSynthetic { .. } => "SYNTHETIC_MISMATCH",
+            Self::LockTimeout { .. } => "WRITE_LOCK_TIMEOUT",
+            Self::Timeout { .. } => "WRITE_TIMEOUT",
         }
+    }
+
+    /// A write's failed statement: one its lock or statement timeout cancelled gets that
+    /// timeout's code (counted under it), any other is a store failure.
+    pub(crate) fn from_db(err: DbErr, lock: Duration, limit: Duration) -> Self {
+        match timeout_of(&err) {
+            Some(Timeout::Lock) => Self::LockTimeout { waited: lock }.observed(),
+            Some(Timeout::Statement) => Self::Timeout { limit }.observed(),
+            None => Self::Store(StoreError::from(err)),
+        }
+    }
+
+    /// A store error raised inside a write, seen again with the write's time bounds: a
+    /// statement a timeout cancelled becomes that timeout's refusal.
+    pub(crate) fn with_timeouts(self, lock: Duration, limit: Duration) -> Self {
+        match self {
+            Self::Store(StoreError::Query(err)) if timeout_of(&err).is_some() => {
+                Self::from_db(err, lock, limit)
+            }
+            other => other,
+        }
+    }
+
+    /// Counts a timeout under its code.
+    pub(crate) fn observed(self) -> Self {
+        if matches!(self, Self::LockTimeout { .. } | Self::Timeout { .. }) {
+            telemetry::store_error(self.code());
+        }
+        self
+    }
+
+    /// A failure of the store or of a time bound, after which the writer's connection is not
+    /// trusted again (as opposed to a refusal the client can fix, after which it is).
+    pub(crate) fn is_store_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::Store(_) | Self::LockTimeout { .. } | Self::Timeout { .. }
+        )
     }
 
     /// For callers that only ever write as the local operator with every check off: anything

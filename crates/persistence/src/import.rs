@@ -1,8 +1,7 @@
 //! Importing a report: the rows a document becomes. The transaction around them is
-//! [`Store::write`]'s.
+//! [`crate::Store::write`]'s (see `write::imports`).
 
 use chrono::Utc;
-use plangraph_domain::access::Actor;
 use plangraph_domain::edit::OrganizationRole;
 use plangraph_domain::importer::PreparedImport;
 use plangraph_domain::reference;
@@ -10,13 +9,11 @@ use plangraph_domain::report::{Footnote, ReportDocument, SourceLink};
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, Query};
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 
+use crate::StoreError;
 use crate::entities::{
     country, footnote, narrative_paragraph, narrative_section, partner_count, plan, platform,
     report, report_organization, report_totals, sector, sector_figures, share, source_link,
 };
-use crate::error::WriteError;
-use crate::write::{ImportOptions, WriteRequest};
-use crate::{Store, StoreError};
 
 /// The country a report is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,35 +77,6 @@ fn big(value: u64, what: &str) -> Result<i64, StoreError> {
 
 fn small(value: usize, what: &str) -> Result<i32, StoreError> {
     i32::try_from(value).map_err(|_| StoreError::Overflow(what.to_owned()))
-}
-
-impl Store {
-    /// Stores a report as the operator at the command line: the same report (country, plan,
-    /// kind, year) imported again keeps its id and has everything it prints replaced, removals
-    /// included. Runs through [`Store::write`] like every other write.
-    #[tracing::instrument(skip(self, import), fields(country = %import.country.iso3, year = import.document.year))]
-    pub async fn import_report(
-        &self,
-        import: &ReportImport<'_>,
-    ) -> Result<ImportOutcome, StoreError> {
-        let outcome = self
-            .write(
-                &Actor::local("plangraph import"),
-                WriteRequest::Import {
-                    import: import.clone(),
-                    options: ImportOptions {
-                        allow_removals: true,
-                        ..ImportOptions::default()
-                    },
-                },
-            )
-            .await
-            .map_err(WriteError::into_store_error)?;
-        Ok(ImportOutcome {
-            report_id: outcome.report_id.unwrap_or_default(),
-            replaced: outcome.replaced,
-        })
-    }
 }
 
 async fn platform_id(

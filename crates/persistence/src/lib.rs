@@ -4,27 +4,45 @@
 //! a nested request into a number of statements bounded by its depth. Every write goes through
 //! [`Store::write`], one transaction that records the change in the history and announces it on
 //! the change feed.
+//!
+//! Modules depend on each other as a tree: `version`, `changes`, `background`, `pool` and
+//! `telemetry` at the leaves; `feed`, `version_gate` and `replay` on them; `store` (the handle
+//! and what its clones share) on those; and the modules that add methods to [`Store`] (`reads`,
+//! `history`, `watch`, `tokens`, `write`) on `store`.
 
+mod background;
+mod changes;
 pub mod entities;
 mod error;
 mod feed;
+mod history;
 mod import;
+mod pool;
 mod reads;
+mod replay;
 mod rows;
 mod snapshot;
+mod statements;
 mod store;
+mod telemetry;
 mod tokens;
+mod version;
 mod version_gate;
+mod watch;
 mod weight;
 mod write;
 
+pub use changes::{ChangeFilter, ChangeRecord, HistoryOwner};
 pub use error::{StoreError, WriteError};
-pub use feed::{ChangeFilter, ChangeRecord, HistoryOwner, Version};
 pub use import::{CountryRef, ImportOutcome, ReportImport};
 pub use reads::{OrganizationQuery, ReportQuery, SectionWithParagraphs};
+pub use replay::{REPLAY_BYTES, REPLAY_READS, ReplayStats, replay_stats};
 pub use rows::ReportRows;
 pub use snapshot::FieldChange;
-pub use store::{DEFAULT_DATABASE_URL, StatementCounter, Store, redact};
+pub use statements::StatementCounter;
+pub use store::{DEFAULT_DATABASE_URL, Store, redact};
 pub use tokens::{NewToken, TOKEN_PREFIX};
+pub use version::Version;
 pub use weight::Weigh;
-pub use write::{ImportOptions, WriteOutcome, WriteRequest};
+pub use write::request::{ImportOptions, WriteOutcome, WriteRequest};
+pub use write::writer::{DEFAULT_LOCK_TIMEOUT, DEFAULT_WRITE_TIMEOUT, WriteTimeouts};

@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use sea_orm::sea_query::{Expr, ExprTrait, Func, IntoCondition, PgFunc, Query, ValueType};
+use sea_orm::sea_query::{
+    Expr, ExprTrait, Func, IntoCondition, LikeExpr, PgFunc, Query, ValueType,
+};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
     QuerySelect, Select, Value,
@@ -15,6 +17,22 @@ use crate::entities::{
     source_link,
 };
 use crate::{Store, StoreError};
+
+/// The escape character of `LIKE` patterns built from a client's text.
+const LIKE_ESCAPE: char = '\\';
+
+/// `text` as a `LIKE` pattern that matches exactly it: the wildcards `%` and `_`, and the
+/// escape character itself, escaped with [`LIKE_ESCAPE`].
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c == '%' || c == '_' || c == LIKE_ESCAPE {
+            escaped.push(LIKE_ESCAPE);
+        }
+        escaped.push(c);
+    }
+    escaped
+}
 
 /// Filter of the `reports` listing; every set field must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -352,16 +370,17 @@ impl Store {
     fn organization_condition(filter: &OrganizationQuery) -> Condition {
         let mut cond = Condition::all();
         if let Some(text) = &filter.name_contains {
-            let pattern = format!("%{}%", text.to_lowercase());
+            // The text is matched as typed: `%` and `_` in it are themselves, not wildcards.
+            let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
             cond = cond.add(
                 Condition::any()
                     .add(
                         Expr::expr(Func::lower(Expr::col(organization::Column::Name)))
-                            .like(pattern.clone()),
+                            .like(LikeExpr::new(pattern.clone()).escape(LIKE_ESCAPE)),
                     )
                     .add(
                         Expr::expr(Func::lower(Expr::col(organization::Column::Acronym)))
-                            .like(pattern),
+                            .like(LikeExpr::new(pattern).escape(LIKE_ESCAPE)),
                     ),
             );
         }
@@ -465,4 +484,13 @@ pub(crate) async fn organizations_in(
         .into_iter()
         .filter_map(|r| orgs.get(&r.organization_id).cloned().map(|o| (r, o)))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_wildcards_in_a_clients_text_are_escaped() {
+        assert_eq!(super::escape_like("50%_a\\b"), "50\\%\\_a\\\\b");
+        assert_eq!(super::escape_like("plain"), "plain");
+    }
 }

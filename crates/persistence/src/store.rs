@@ -1,44 +1,34 @@
 //! Opening the store: SQLite by default, Postgres by URL, the same migrations for both.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use plangraph_domain::reference;
 use plangraph_migrations::{Migrator, MigratorTrait};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbErr, EntityTrait, QueryFilter, Set, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
+    QueryFilter, Set, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
+use secrecy::SecretString;
 
 use crate::StoreError;
+use crate::background::Background;
 use crate::entities::{platform, sector};
 use crate::feed::Feed;
+use crate::pool::{self, PoolSpec, SQLITE_BUSY_TIMEOUT};
+use crate::statements::StatementCounter;
+use crate::version::{Version, head_revision, head_version};
 use crate::version_gate::VersionGate;
+use crate::write::writer::{WriteTimeouts, Writer};
 
 /// The default store: a SQLite file in the working directory, created when missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://plangraph.db?mode=rwc";
 
-/// Counts the SQL statements a store sends; tests use it to prove loaders batch.
-#[derive(Debug, Clone, Default)]
-pub struct StatementCounter(Arc<AtomicU64>);
-
-impl StatementCounter {
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::SeqCst)
-    }
-
-    pub fn reset(&self) {
-        self.0.store(0, Ordering::SeqCst);
-    }
-}
-
 /// A handle on the store; cheap to clone (a connection pool underneath).
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// The readers' pool (writes run on the writer's own, see `write::writer`).
     pub(crate) db: DatabaseConnection,
     pub(crate) shared: Arc<Shared>,
 }
@@ -46,34 +36,25 @@ pub struct Store {
 /// What every clone of a [`Store`] shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    /// Where the store is, for connections outside the pool (the Postgres change listener).
-    pub(crate) url: String,
-    /// SQLite has one writer at a time; this process's writers take turns here.
-    sqlite_writer: Option<tokio::sync::Mutex<()>>,
+    /// Where the store is, for connections outside the pools (the Postgres change listener).
+    /// Secret: it may carry a password, and never prints.
+    pub(crate) url: SecretString,
+    /// Where write transactions run.
+    pub(crate) writer: Writer,
     /// This process's side of the change feed.
-    pub(crate) feed: Feed,
+    pub(crate) feed: Arc<Feed>,
     /// Reads of the store's version shared by the requests that arrive together.
     pub(crate) versions: VersionGate,
-}
-
-/// A write transaction and, on SQLite, this process's turn to write.
-pub(crate) struct WriteTxn<'a> {
-    pub(crate) txn: DatabaseTransaction,
-    _guard: Option<tokio::sync::MutexGuard<'a, ()>>,
+    /// The runtime background tasks run on.
+    pub(crate) background: Background,
 }
 
 /// Pooled connections. SQLite in WAL mode lets readers work beside the one writer, so readers
 /// never queue behind an import.
 const MAX_CONNECTIONS: u32 = 8;
 
-/// How long opening or borrowing a connection may take before the store says it is unavailable.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// How long a readiness ping may take.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How long a SQLite writer waits for another process's write before giving up.
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Advisory-lock key that serialises migrations on Postgres ("plangrph" in ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x706c_616e_6772_7068;
@@ -101,48 +82,42 @@ impl Store {
         counter: Option<StatementCounter>,
         lazy: bool,
     ) -> Result<Self, StoreError> {
-        let mut options = ConnectOptions::new(url);
-        // An in-memory SQLite database exists once per connection, so it gets exactly one.
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        let is_sqlite = url.starts_with("sqlite:");
-        options
-            .sqlx_logging(false)
-            .max_connections(if in_memory { 1 } else { MAX_CONNECTIONS })
-            .min_connections(u32::from(!lazy))
-            .connect_lazy(lazy)
-            // Fail fast when the database is gone: a request answers within seconds with a
-            // masked error instead of hanging on the pool.
-            .connect_timeout(CONNECT_TIMEOUT)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            // No ping before each borrowed connection (a round trip per statement for nothing),
-            // only before one that sat idle: after a database restart, those are the ones that
-            // are dead.
-            .test_before_acquire_if_idle_for(Duration::from_secs(1))
-            .map_sqlx_sqlite_opts(|opts| {
-                opts.create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .foreign_keys(true)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
-            });
-        let mut db = connect_retrying(options, is_sqlite)
-            .await
-            .map_err(|source| StoreError::Connect {
+        let connect_failed = |source: DbErr| {
+            StoreError::Connect {
                 url: redact(url),
                 source,
+            }
+            .observed()
+        };
+        // An in-memory SQLite database exists once per connection, so it gets exactly one.
+        let spec = PoolSpec {
+            max_connections: if pool::is_in_memory(url) {
+                1
+            } else {
+                MAX_CONNECTIONS
+            },
+            lazy,
+            busy_timeout: SQLITE_BUSY_TIMEOUT,
+            sqlite_max_pages: None,
+        };
+        let db = pool::open(url, &spec, counter.as_ref())
+            .await
+            .map_err(connect_failed)?;
+        let secret = SecretString::from(url.to_owned());
+        let writer = Writer::new(secret.clone(), &db, counter)
+            .await
+            .map_err(|err| match err {
+                StoreError::Query(source) => connect_failed(source),
+                other => other,
             })?;
-        if let Some(counter) = counter {
-            db.set_metric_callback(move |_| {
-                counter.0.fetch_add(1, Ordering::SeqCst);
-            });
-        }
         Ok(Self {
             db,
             shared: Arc::new(Shared {
-                url: url.to_owned(),
-                sqlite_writer: is_sqlite.then(|| tokio::sync::Mutex::new(())),
-                feed: Feed::new(),
+                url: secret,
+                writer,
+                feed: Arc::new(Feed::new()),
                 versions: VersionGate::default(),
+                background: Background::default(),
             }),
         })
     }
@@ -150,27 +125,23 @@ impl Store {
     /// Applies pending migrations and seeds the template's reference rows (sectors, platforms).
     /// Safe to run on every start, and by several processes at once: the migrations run in one
     /// transaction that holds a lock (SQLite's write lock; a Postgres advisory lock), so a
-    /// second process waits for the first and then finds nothing left to do.
+    /// second process waits for the first and then finds nothing left to do. A failure rolls
+    /// the transaction back explicitly.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let txn = self.begin_locked().await.map_err(StoreError::migrate)?;
-        if self.db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-            txn.execute_unprepared(&format!(
-                "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
-            ))
-            .await
-            .map_err(StoreError::Migrate)?;
+        match migrate_in(&txn).await {
+            Ok(()) => txn.commit().await.map_err(StoreError::migrate),
+            Err(err) => {
+                if let Err(rollback) = txn.rollback().await {
+                    tracing::warn!(error = %rollback, "rolling back a failed migration failed");
+                }
+                Err(err)
+            }
         }
-        Migrator::up(&txn, None)
-            .await
-            .map_err(StoreError::Migrate)?;
-        seed_reference(&txn).await?;
-        txn.commit().await.map_err(StoreError::Migrate)
     }
 
-    /// Starts a transaction that will write. On SQLite it takes the write lock at `BEGIN`
-    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and writes later fails at
-    /// once with "database is locked" (SQLITE_BUSY_SNAPSHOT) when another process wrote in
-    /// between, where an immediate one waits its turn for up to the busy timeout.
+    /// Starts a migration's transaction on the readers' pool. On SQLite it takes the write lock
+    /// at `BEGIN` (`BEGIN IMMEDIATE`), waiting its turn for up to the busy timeout.
     async fn begin_locked(&self) -> Result<DatabaseTransaction, DbErr> {
         match self.db.get_database_backend() {
             sea_orm::DatabaseBackend::Sqlite => {
@@ -185,24 +156,11 @@ impl Store {
         }
     }
 
-    /// A write transaction, one writer at a time. On SQLite, writers of this process queue on
-    /// an async lock instead of holding pooled connections while SQLite's busy handler spins;
-    /// writers of other processes wait in `BEGIN IMMEDIATE`. On Postgres, writes serialise on
-    /// the row locks they take (see `write.rs`).
-    pub(crate) async fn begin_write(&self) -> Result<WriteTxn<'_>, StoreError> {
-        let guard = match &self.shared.sqlite_writer {
-            Some(lock) => Some(lock.lock().await),
-            None => None,
-        };
-        let txn = self.begin_locked().await?;
-        Ok(WriteTxn { txn, _guard: guard })
-    }
-
     /// Answers when the database answers (readiness), within [`PING_TIMEOUT`].
     pub async fn ping(&self) -> Result<(), StoreError> {
         match tokio::time::timeout(PING_TIMEOUT, self.db.ping()).await {
             Ok(result) => result.map_err(StoreError::from),
-            Err(_) => Err(StoreError::Unavailable(format!(
+            Err(_) => Err(StoreError::unavailable(format!(
                 "the database did not answer within {PING_TIMEOUT:?}"
             ))),
         }
@@ -222,30 +180,65 @@ impl Store {
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
     }
+
+    /// Runs the store's background tasks (the version gate's reads, the change feed's listener
+    /// or poller, announcements after writes) on `handle`'s runtime from now on, instead of on
+    /// the runtime of whichever task first needed them. A server calls it once at start-up
+    /// with a handle on a runtime of its own, so no request worker carries them.
+    pub fn run_background_on(&self, handle: tokio::runtime::Handle) {
+        self.shared.background.set(handle);
+    }
+
+    /// The time bounds of every write from now on (defaults: [`WriteTimeouts::default`]).
+    pub fn set_write_timeouts(&self, timeouts: WriteTimeouts) {
+        self.shared.writer.set_timeouts(timeouts);
+    }
+
+    /// The time bounds writes run with.
+    pub fn write_timeouts(&self) -> WriteTimeouts {
+        self.shared.writer.timeouts()
+    }
+
+    /// Tests: gives the writer's SQLite connections a `max_page_count` (0 lifts it), as a
+    /// nearly full disk would, now and for every connection the writer opens later.
+    #[doc(hidden)]
+    pub async fn set_sqlite_max_page_count(&self, pages: u64) -> Result<(), StoreError> {
+        self.shared.writer.set_sqlite_max_pages(pages).await
+    }
+
+    /// The revision of the last committed write (0 for a store nobody wrote to yet).
+    pub async fn head_revision(&self) -> Result<i64, StoreError> {
+        head_revision(&self.db).await
+    }
+
+    /// The revision and its random epoch, in one statement: what caches key their content by
+    /// (the number alone repeats when a restored backup is written to again).
+    pub async fn head_version(&self) -> Result<Version, StoreError> {
+        head_version(&self.db).await
+    }
+
+    /// The revision and epoch of the last write committed before this call, as
+    /// [`Store::head_version`] reads them, shared with the calls made at the same time (see
+    /// `version_gate`): what every cached answer is keyed by.
+    pub async fn fresh_version(&self) -> Result<Version, StoreError> {
+        self.shared
+            .versions
+            .fresh(&self.db, &self.shared.background)
+            .await
+    }
 }
 
-/// Connects; on SQLite, retries while another process holds the lock a new file's switch to
-/// WAL needs. That switch takes an exclusive lock SQLite's busy timeout does not wait for, so
-/// two processes opening a fresh file at once would otherwise see "database is locked" (once
-/// the file is in WAL, the switch is a no-op and no retry happens).
-async fn connect_retrying(
-    options: ConnectOptions,
-    is_sqlite: bool,
-) -> Result<DatabaseConnection, DbErr> {
-    let deadline = tokio::time::Instant::now() + SQLITE_BUSY_TIMEOUT;
-    loop {
-        match Database::connect(options.clone()).await {
-            Err(err)
-                if is_sqlite
-                    && err.to_string().contains("database is locked")
-                    && tokio::time::Instant::now() < deadline =>
-            {
-                tracing::debug!("the SQLite file is being set up by another process; retrying");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            other => return other,
-        }
+/// The migrations and the reference rows, inside the migration's transaction.
+async fn migrate_in(txn: &DatabaseTransaction) -> Result<(), StoreError> {
+    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        txn.execute_unprepared(&format!(
+            "SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})"
+        ))
+        .await
+        .map_err(StoreError::migrate)?;
     }
+    Migrator::up(txn, None).await.map_err(StoreError::migrate)?;
+    seed_reference(txn).await
 }
 
 /// Platforms and sectors of the RMRP template, inserted or brought up to date.
@@ -301,18 +294,46 @@ async fn seed_reference(db: &impl ConnectionTrait) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The URL without its password, for messages.
+/// Query parameters that carry a secret (libpq's and sqlx's names), redacted like a password
+/// in the user information.
+const SECRET_PARAMETERS: [&str; 2] = ["password", "sslpassword"];
+
+/// The URL without its passwords (in the user information and in the query), for messages.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
+            let userinfo = &base[scheme_end + 3..at];
             match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
+                Some((user, _)) => {
+                    format!("{}{user}:***{}", &base[..scheme_end + 3], &base[at..])
+                }
+                None => base.to_owned(),
             }
         }
-        _ => url.to_owned(),
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _))
+                    if SECRET_PARAMETERS
+                        .iter()
+                        .any(|secret| key.eq_ignore_ascii_case(secret)) =>
+                {
+                    format!("{key}=***")
+                }
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
     }
+    out
 }
 
 #[cfg(test)]
@@ -326,6 +347,20 @@ mod tests {
         assert_eq!(
             super::redact("sqlite://plangraph.db?mode=rwc"),
             "sqlite://plangraph.db?mode=rwc"
+        );
+    }
+
+    #[test]
+    fn passwords_in_the_query_are_redacted_too() {
+        assert_eq!(
+            super::redact(
+                "postgres://app@db.example/plangraph?password=hunter2&sslmode=require&SSLPASSWORD=k3y"
+            ),
+            "postgres://app@db.example/plangraph?password=***&sslmode=require&SSLPASSWORD=***"
+        );
+        assert_eq!(
+            super::redact("postgres://app:secret@db/x?sslpassword=p&application_name=pg"),
+            "postgres://app:***@db/x?sslpassword=***&application_name=pg"
         );
     }
 }

@@ -18,11 +18,12 @@
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use sea_orm::DatabaseConnection;
 use tokio::sync::watch;
 
 use crate::StoreError;
-use crate::feed::Version;
-use crate::store::Store;
+use crate::background::Background;
+use crate::version::{Version, head_version};
 
 /// What a round's read found; `None` until it is read.
 type Outcome = Option<Result<Version, Arc<StoreError>>>;
@@ -30,10 +31,10 @@ type Outcome = Option<Result<Version, Arc<StoreError>>>;
 /// One read of the version and the requests that share it.
 type Round = watch::Sender<Outcome>;
 
-/// The process's rounds (one per [`Store`] and its clones).
+/// The process's rounds (one per [`crate::Store`] and its clones).
 #[derive(Debug, Default)]
 pub(crate) struct VersionGate {
-    state: Mutex<GateState>,
+    state: Arc<Mutex<GateState>>,
 }
 
 #[derive(Debug, Default)]
@@ -44,15 +45,16 @@ struct GateState {
     next: Option<Arc<Round>>,
 }
 
-impl VersionGate {
-    /// The state; a holder that panicked left it whole (every change is one assignment).
-    fn lock(&self) -> MutexGuard<'_, GateState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+/// The state; a holder that panicked left it whole (every change is one assignment).
+fn lock(state: &Mutex<GateState>) -> MutexGuard<'_, GateState> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
-    /// The round a request arriving now joins, started at once when none is reading.
-    fn join(&self, store: &Store) -> watch::Receiver<Outcome> {
-        let mut state = self.lock();
+impl VersionGate {
+    /// The round a request arriving now joins, started at once (on `background`) when none is
+    /// reading.
+    fn join(&self, db: &DatabaseConnection, background: &Background) -> watch::Receiver<Outcome> {
+        let mut state = lock(&self.state);
         if let Some(next) = &state.next {
             return next.subscribe();
         }
@@ -65,10 +67,11 @@ impl VersionGate {
             // The hold is taken here, not in the task: a task dropped before it first runs
             // (its runtime shut down) gives the gate back too.
             let reading = Reading {
-                store: store.clone(),
+                state: self.state.clone(),
+                db: db.clone(),
                 finished: false,
             };
-            tokio::spawn(read_rounds(reading, round));
+            background.spawn(read_rounds(reading, round));
         }
         receiver
     }
@@ -78,14 +81,15 @@ impl VersionGate {
 /// down before or during a read), the gate opens again and the waiting round is dropped, so its requests answer
 /// at once instead of waiting for a read nobody will start.
 struct Reading {
-    store: Store,
+    state: Arc<Mutex<GateState>>,
+    db: DatabaseConnection,
     finished: bool,
 }
 
 impl Drop for Reading {
     fn drop(&mut self) {
         if !self.finished {
-            let mut state = self.store.shared.versions.lock();
+            let mut state = lock(&self.state);
             state.reading = false;
             state.next = None;
         }
@@ -95,11 +99,10 @@ impl Drop for Reading {
 /// Reads rounds one after another until none is waiting.
 async fn read_rounds(mut reading: Reading, mut round: Arc<Round>) {
     loop {
-        let version = crate::feed::head_version(&reading.store.db)
-            .await
-            .map_err(Arc::new);
+        let version = head_version(&reading.db).await.map_err(Arc::new);
         round.send_replace(Some(version.clone()));
-        let mut state = reading.store.shared.versions.lock();
+        let state_lock = reading.state.clone();
+        let mut state = lock(&state_lock);
         match state.next.take() {
             Some(next) if version.is_ok() => round = next,
             // A failure is shared with the requests that joined while it was being read: a
@@ -120,12 +123,15 @@ async fn read_rounds(mut reading: Reading, mut round: Arc<Round>) {
     }
 }
 
-impl Store {
-    /// The revision and epoch of the last write committed before this call, as
-    /// [`Store::head_version`] reads them, shared with the calls made at the same time (see the
-    /// module's documentation): what every cached answer is keyed by.
-    pub async fn fresh_version(&self) -> Result<Version, StoreError> {
-        let mut receiver = self.shared.versions.join(self);
+impl VersionGate {
+    /// The revision and epoch of the last write committed before this call, shared with the
+    /// calls made at the same time (see the module's documentation).
+    pub(crate) async fn fresh(
+        &self,
+        db: &DatabaseConnection,
+        background: &Background,
+    ) -> Result<Version, StoreError> {
+        let mut receiver = self.join(db, background);
         let outcome = match receiver.wait_for(Option::is_some).await {
             Ok(value) => value.clone(),
             // The reading task ended without an answer (its runtime shut down mid-read).
@@ -134,7 +140,7 @@ impl Store {
         match outcome {
             Some(Ok(version)) => Ok(version),
             Some(Err(err)) => Err(StoreError::Shared(err)),
-            None => Err(StoreError::Unavailable(
+            None => Err(StoreError::unavailable(
                 "the store's version could not be read".to_owned(),
             )),
         }
@@ -146,6 +152,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::StatementCounter;
+    use crate::store::Store;
 
     /// A store in a fresh file (every pooled connection of `sqlite::memory:` is its own database).
     async fn store(name: &str) -> (Store, StatementCounter, std::path::PathBuf) {
@@ -179,13 +186,7 @@ mod tests {
         assert!((1..=20).contains(&reads), "{reads} reads for 200 callers");
 
         // A write committed before a call is in that call's version.
-        store
-            .shared
-            .versions
-            .state
-            .lock()
-            .map(|s| assert!(s.next.is_none()))
-            .unwrap();
+        assert!(lock(&store.shared.versions.state).next.is_none());
         use sea_orm::ConnectionTrait;
         store
             .db
