@@ -410,3 +410,73 @@ async fn the_server_survives_nesting_attacks_over_http(backend: Backend) {
     }
 }
 on_both_databases!(the_server_survives_nesting_attacks_over_http);
+
+/// History is budgeted per request, not per report: `reports { history }` over many reports
+/// reads at most the request's budget (each report's page was budgeted alone, so 100 reports
+/// could load ~800 MB); the pages the budget cut say there is more.
+async fn history_reads_are_budgeted_per_request(backend: Backend) {
+    let test = peru_store(backend).await;
+    let plan = plangraph_domain::synthetic::Plan {
+        countries: 4,
+        years: 3,
+        organizations: 20,
+        partners_per_report: 4,
+        donors_per_report: 2,
+        ..Default::default()
+    };
+    plangraph_server::generate::generate(&test.store, &plan)
+        .await
+        .unwrap();
+    let query = "{ reports(first: 13) { nodes { id history(first: 5) { edges { node { revision changes { path } } } pageInfo { hasNextPage } } } } }";
+    let count = |response: &Value| {
+        let nodes = response["data"]["reports"]["nodes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let changes: usize = nodes
+            .iter()
+            .map(|n| n["history"]["edges"].as_array().map_or(0, Vec::len))
+            .sum();
+        let cut = nodes
+            .iter()
+            .filter(|n| n["history"]["pageInfo"]["hasNextPage"] == true)
+            .count();
+        (nodes.len(), changes, cut)
+    };
+    let generous = api_with(&test.store, QueryLimits::default());
+    let (response, _) = run(&generous, query).await;
+    assert!(response.get("errors").is_none(), "{response:#}");
+    let (reports, changes, cut) = count(&response);
+    assert_eq!((reports, changes, cut), (13, 13, 0), "one import each");
+    // A budget of about two imports' worth: the first reports get their page, the rest are cut.
+    use sea_orm::ConnectionTrait;
+    let largest = test
+        .store
+        .connection()
+        .query_one_raw(sea_orm::Statement::from_string(
+            test.store.connection().get_database_backend(),
+            "SELECT MAX(fields_bytes) AS largest FROM change WHERE report_id IS NOT NULL",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let one = usize::try_from(largest.try_get::<i64>("", "largest").unwrap()).unwrap();
+    let tight = api_with(
+        &test.store,
+        QueryLimits {
+            history_bytes_per_request: one * 2,
+            ..QueryLimits::default()
+        },
+    );
+    let (response, _) = run(&tight, query).await;
+    assert!(response.get("errors").is_none(), "{response:#}");
+    let (reports, changes, cut) = count(&response);
+    println!(
+        "with a budget of {} bytes: {changes} changes read, {cut} pages cut",
+        one * 2
+    );
+    assert_eq!(reports, 13);
+    assert!((1..13).contains(&changes), "{changes}");
+    assert_eq!(changes + cut, 13, "every page either read or cut");
+}
+on_both_databases!(history_reads_are_budgeted_per_request);

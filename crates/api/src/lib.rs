@@ -6,9 +6,9 @@
 //! schema, so every entry point gets it.
 
 mod auth;
+mod connection;
 mod enums;
 mod error;
-mod history;
 pub mod kept;
 pub mod limits;
 mod loaders;
@@ -25,13 +25,14 @@ use async_graphql::{Executor, Request, Response, Schema, SchemaBuilder};
 use plangraph_persistence::Store;
 
 pub use auth::Credentials;
+pub use connection::{DEFAULT_PAGE, MAX_PAGE};
 pub use enums::*;
 pub use error::ApiError;
 pub use limits::QueryLimits;
 pub use loaders::StoreLoader;
 pub use mutation::{MAX_LIST, Mutation, WriteLimits};
 pub use pipeline::{Answer, RequestId, Transport};
-pub use query::{DEFAULT_PAGE, MAX_PAGE, Query};
+pub use query::Query;
 pub use subscription::{MAX_SUBSCRIPTIONS_PER_SOCKET, Subscription, SubscriptionQuota};
 
 pub type PlangraphSchema = Schema<Query, Mutation, Subscription>;

@@ -19,14 +19,14 @@ use crate::enums::{
     LinkPlacement, OrganizationRole, PartnerRole, SectionKind, ShareBasis, ShareDimension,
 };
 use crate::error::ApiError;
-use crate::history::{Change, FieldChangeObject, revision};
 use crate::loaders::{
     CountryById, FootnotesOfReport, OrganizationById, OrganizationsOfReport, PartnerCountsOfReport,
     PlanById, ReportById, SectionsOfReport, SectorFiguresOfReport, SharesOfReport, SourcesOfReport,
     TotalsOfReport,
 };
-use crate::pipeline::{LoaderSlot, fresh_loaders};
-use crate::types::{Organization, Report};
+use crate::loaders::{LoaderSlot, fresh_loaders, loader};
+use crate::scalars::revision;
+use crate::types::{Change, FieldChangeObject, Organization, Report};
 
 /// Most entries a list-replacing write takes (paragraphs of a section, footnotes, sources,
 /// shares of a breakdown).
@@ -140,10 +140,7 @@ impl ReportWrite {
         let Some(id) = self.0.report_id else {
             return Ok(None);
         };
-        Ok(crate::types::loader(ctx)?
-            .load_one(ReportById(id))
-            .await?
-            .map(Report))
+        Ok(loader(ctx)?.load_one(ReportById(id)).await?.map(Report))
     }
 
     /// The history entry; null when nothing changed.
@@ -169,7 +166,7 @@ impl OrganizationWrite {
         let Some(id) = self.0.organization_id else {
             return Ok(None);
         };
-        Ok(crate::types::loader(ctx)?
+        Ok(loader(ctx)?
             .load_one(OrganizationById(id))
             .await?
             .map(Organization))
@@ -226,10 +223,7 @@ impl ImportResult {
             None => self.outcome.report_id,
         };
         let Some(id) = id else { return Ok(None) };
-        Ok(crate::types::loader(ctx)?
-            .load_one(ReportById(id))
-            .await?
-            .map(Report))
+        Ok(loader(ctx)?.load_one(ReportById(id)).await?.map(Report))
     }
 
     /// The history entry; null on a dry run or when nothing changed.

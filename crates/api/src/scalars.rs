@@ -1,6 +1,8 @@
 //! Scalars of the contract.
 
-use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value};
+use async_graphql::{InputValueError, InputValueResult, Result, Scalar, ScalarType, Value};
+
+use crate::error::ApiError;
 use chrono::NaiveDate;
 
 /// A calendar date, ISO 8601 (`2024-04-01`).
@@ -21,4 +23,9 @@ impl ScalarType for Date {
     fn to_value(&self) -> Value {
         Value::String(self.0.format("%Y-%m-%d").to_string())
     }
+}
+
+/// A revision as GraphQL's 32-bit `Int`; a larger one is a corrupt store.
+pub(crate) fn revision(value: i64) -> Result<i32> {
+    i32::try_from(value).map_err(|_| ApiError::corrupt("revision", &value.to_string()).into())
 }

@@ -16,9 +16,10 @@ use plangraph_persistence::{ChangeFilter, Store};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::ApiError;
-use crate::history::{Change, FiguresChange};
 use crate::loaders::Loaders;
-use crate::pipeline::{ExecutionSlots, LoaderSlot, new_loaders};
+use crate::loaders::{LoaderSlot, new_loaders};
+use crate::pipeline::ExecutionSlots;
+use crate::types::{Change, FiguresChange};
 
 /// Most subscriptions one WebSocket connection may hold at once. Each costs a receiver on the
 /// change feed and a query per event; a dashboard needs a handful.

@@ -12,7 +12,7 @@ use super::{LimitError, QueryLimits};
 
 /// Checks the nesting of every variable's value and the length of its strings.
 pub fn check_variables(variables: &Variables, limits: &QueryLimits) -> Result<(), LimitError> {
-    let mut stack: Vec<(&Value, u64)> = variables.iter().map(|(_, value)| (value, 0)).collect();
+    let mut stack: Vec<(&Value, u64)> = variables.values().map(|value| (value, 0)).collect();
     while let Some((value, depth)) = stack.pop() {
         match value {
             Value::List(items) => {

@@ -39,11 +39,12 @@ use crate::kept::{AnswerKey, Computed, Kept};
 use crate::limits::{self, QueryLimits};
 use crate::{PlangraphSchema, Profile};
 
+use crate::loaders::{LoaderScope, LoaderSlot};
 pub use finish::new_request_id;
 use finish::{Seen, record, refusal, store_failure, timed_out, with_code};
 pub use operation::operation_type;
 use operation::{schema_env, subscription_root_fields};
-pub use slots::{ExecutionSlots, LoaderScope, LoaderSlot, fresh_loaders, new_loaders};
+pub use slots::ExecutionSlots;
 
 /// How a request reached the schema, attached by the transport as request data: a metrics
 /// label, and a rule (GraphQL over HTTP forbids mutations over GET: a GET must be safe to
@@ -112,10 +113,13 @@ struct Ready {
     transport: Option<Transport>,
 }
 
+/// A request refused before it ran, and its answer (boxed: it is the rare path).
+type Refused = Box<(Seen, Response)>;
+
 /// What the first stage gave.
 enum Started {
-    Done(Answer),
-    Ready(Ready),
+    Done(Box<Answer>),
+    Ready(Box<Ready>),
 }
 
 /// The request pipeline around the schema (see the module's documentation). It is not an
@@ -178,7 +182,7 @@ impl Pipeline {
         let (seen, span) = self.seen(&request);
         async {
             match self.start(request, session.as_deref(), seen).await {
-                Started::Done(answer) => answer,
+                Started::Done(answer) => *answer,
                 Started::Ready(ready) => self.complete(schema, ready, session.as_deref()).await,
             }
         }
@@ -213,7 +217,9 @@ impl Pipeline {
             match self.version().await {
                 Ok(v) => version = Some(v),
                 Err(response) => {
-                    return Started::Done(Answer::Response(self.finished(&seen, response)));
+                    return Started::Done(Box::new(Answer::Response(
+                        self.finished(&seen, response),
+                    )));
                 }
             }
             let answer_key = AnswerKey {
@@ -225,20 +231,21 @@ impl Pipeline {
             if let Some(body) = self.kept.kept_answer(&answer_key).await {
                 seen.ty = Some(OperationType::Query);
                 record(&seen, &Response::new(async_graphql::Value::Null));
-                return Started::Done(Answer::Written { body, fresh: false });
+                return Started::Done(Box::new(Answer::Written { body, fresh: false }));
             }
             key = Some(answer_key);
         }
         let transport = request_data::<Transport>(&request).copied();
         match self.prepare(request, session, seen, version).await {
-            Ok(prepared) => Started::Ready(Ready {
+            Ok(prepared) => Started::Ready(Box::new(Ready {
                 prepared,
                 key,
                 version,
                 transport,
-            }),
-            Err((seen, response)) => {
-                Started::Done(Answer::Response(self.finished(&seen, response)))
+            })),
+            Err(refused) => {
+                let (seen, response) = *refused;
+                Started::Done(Box::new(Answer::Response(self.finished(&seen, response))))
             }
         }
     }
@@ -249,7 +256,7 @@ impl Pipeline {
     async fn complete(
         &self,
         schema: &PlangraphSchema,
-        ready: Ready,
+        ready: Box<Ready>,
         session: Option<&Data>,
     ) -> Answer {
         let deadline = tokio::time::Instant::now() + self.limits.timeout;
@@ -258,7 +265,7 @@ impl Pipeline {
             key,
             version,
             transport,
-        } = ready;
+        } = *ready;
         let Some(key) = key.filter(|_| prepared.seen.ty == Some(OperationType::Query)) else {
             return Answer::Response(self.run(schema, prepared, deadline).await);
         };
@@ -297,7 +304,10 @@ impl Pipeline {
                 let seen = Seen::new(request_id, label, operation_name, Default::default());
                 match self.prepare(request, session, seen, version).await {
                     Ok(prepared) => Answer::Response(self.run(schema, prepared, deadline).await),
-                    Err((seen, response)) => Answer::Response(self.finished(&seen, response)),
+                    Err(refused) => {
+                        let (seen, response) = *refused;
+                        Answer::Response(self.finished(&seen, response))
+                    }
                 }
             }
             Err(_) => {
@@ -329,8 +339,9 @@ impl Pipeline {
         session: Option<&Data>,
         mut seen: Seen,
         version: Option<Version>,
-    ) -> Result<Prepared, (Seen, Response)> {
-        let refuse = |seen, error: ServerError| Err((seen, Response::from_errors(vec![error])));
+    ) -> Result<Prepared, Refused> {
+        let refuse =
+            |seen, error: ServerError| Err(Box::new((seen, Response::from_errors(vec![error]))));
         let Some(env) = &self.env else {
             let error = ServerError::new("the schema's registry is unavailable", None);
             return refuse(seen, with_code(error, "INTERNAL"));
@@ -386,7 +397,7 @@ impl Pipeline {
                 Some(version) => version,
                 None => match self.version().await {
                     Ok(version) => version,
-                    Err(response) => return Err((seen, response)),
+                    Err(response) => return Err(Box::new((seen, response))),
                 },
             };
             Some((self.kept.clone(), version))

@@ -1,7 +1,7 @@
 //! What the pipeline reads off a document and the schema: the operation's type, a
 //! subscription's root fields, and the schema's registry.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
 use async_graphql::futures_util::FutureExt;
@@ -10,7 +10,6 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Response, SchemaBuilder, SchemaEnv};
 
-use super::slots::lock;
 use crate::{Mutation, Query, Subscription};
 
 /// The schema's registry, read once from a schema built by the same builder: async-graphql
@@ -29,14 +28,17 @@ pub(crate) fn schema_env(
     #[async_graphql::async_trait::async_trait]
     impl Extension for CaptureHook {
         async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
-            *lock(&self.0) = Some(ctx.schema_env.clone());
+            *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(ctx.schema_env.clone());
             next.run(ctx).await
         }
     }
     let captured = Arc::new(Mutex::new(None));
     let schema = builder.extension(Capture(captured.clone())).finish();
     let _ = schema.execute("{ __typename }").now_or_never();
-    lock(&captured).take()
+    captured
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
 }
 
 /// The type of the operation `name` selects in `doc` (the only one when `name` is `None`).

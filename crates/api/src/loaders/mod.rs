@@ -21,7 +21,11 @@ use plangraph_persistence::{
 };
 
 use crate::error::LoadError;
-use crate::pipeline::LoaderScope;
+
+mod slot;
+
+pub use slot::{LoaderScope, LoaderSlot, fresh_loaders, new_loaders};
+pub(crate) use slot::{loader, rows};
 
 /// The request's loader as stored in the request data (with a per-request cache).
 pub type Loaders =
@@ -309,12 +313,22 @@ impl Loader<HistoryPage> for StoreLoader {
             .map(|k| (k.clone(), HistoryRows::default()))
             .collect();
         for ((owner, before, limit), ids) in shapes {
-            for (id, records, cut) in self
+            // The request's budget, shared by all its history pages: `reports(first: 100) {
+            // history(first: 100) }` reads a few megabytes in all, not a few per report.
+            let budget = self
+                .scope
+                .history_budget
+                .as_ref()
+                .map_or(i64::MAX, |b| b.load(Ordering::SeqCst).max(0));
+            let (found, used) = self
                 .store
-                .history_pages(owner, &ids, before, limit)
+                .history_pages_within(owner, &ids, before, limit, budget)
                 .await
-                .map_err(|e| self.failed(e))?
-            {
+                .map_err(|e| self.failed(e))?;
+            if let Some(remaining) = &self.scope.history_budget {
+                remaining.fetch_sub(used, Ordering::SeqCst);
+            }
+            for (id, records, cut) in found {
                 let key = HistoryPage {
                     owner,
                     id,

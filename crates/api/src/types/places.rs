@@ -1,0 +1,128 @@
+//! Where reports are about: countries, platforms, plans, and the sectors of the template.
+
+use super::*;
+
+pub struct Country(pub country::Model);
+
+#[Object]
+impl Country {
+    /// ISO 3166-1 alpha-3 code.
+    async fn iso3(&self) -> &str {
+        &self.0.iso3
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// False for Aruba and Curaçao, constituent countries of the Kingdom of the Netherlands.
+    async fn sovereign(&self) -> bool {
+        self.0.sovereign
+    }
+
+    async fn platform(&self, ctx: &Context<'_>) -> Result<Option<Platform>> {
+        let Some(id) = self.0.platform_id else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?.load_one(PlatformById(id)).await?.map(Platform))
+    }
+
+    /// Reports about this country, newest year first.
+    async fn reports(
+        &self,
+        ctx: &Context<'_>,
+        year: Option<i32>,
+        kind: Option<ReportKind>,
+    ) -> Result<Vec<Report>> {
+        let reports = rows(ctx, ReportsOfCountry(self.0.id)).await?;
+        Ok(reports
+            .into_iter()
+            .filter(|r| year.is_none_or(|y| r.year == y))
+            .filter(|r| kind.is_none_or(|k| r.kind == k.as_stored()))
+            .map(Report)
+            .collect())
+    }
+
+    async fn report(
+        &self,
+        ctx: &Context<'_>,
+        year: i32,
+        #[graphql(default_with = "ReportKind::EndYear")] kind: ReportKind,
+    ) -> Result<Option<Report>> {
+        let reports = rows(ctx, ReportsOfCountry(self.0.id)).await?;
+        Ok(reports
+            .into_iter()
+            .find(|r| r.year == year && r.kind == kind.as_stored())
+            .map(Report))
+    }
+}
+
+/// A coordination platform: national (GTRM in Peru), sub-regional or regional.
+pub struct Platform(pub platform::Model);
+
+#[Object]
+impl Platform {
+    async fn code(&self) -> &str {
+        &self.0.code
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn scope(&self) -> Result<PlatformScope> {
+        Ok(PlatformScope::from_stored(&self.0.scope)?)
+    }
+}
+
+/// A response plan (RMRP 2023).
+pub struct Plan(pub plan::Model);
+
+#[Object]
+impl Plan {
+    async fn code(&self) -> &str {
+        &self.0.code
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn start_year(&self) -> i32 {
+        self.0.start_year
+    }
+
+    async fn end_year(&self) -> i32 {
+        self.0.end_year
+    }
+}
+
+/// A sector of the RMRP template; sub-sectors (Child Protection, GBV, Human Trafficking and
+/// Smuggling) have Protection as parent.
+pub struct Sector(pub sector::Model);
+
+#[Object]
+impl Sector {
+    async fn code(&self) -> &str {
+        &self.0.code
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn parent(&self, ctx: &Context<'_>) -> Result<Option<Sector>> {
+        let Some(id) = self.0.parent_id else {
+            return Ok(None);
+        };
+        Ok(loader(ctx)?.load_one(SectorById(id)).await?.map(Sector))
+    }
+
+    async fn sub_sectors(&self, ctx: &Context<'_>) -> Result<Vec<Sector>> {
+        Ok(rows(ctx, SubSectorsOf(self.0.id))
+            .await?
+            .into_iter()
+            .map(Sector)
+            .collect())
+    }
+}
