@@ -284,12 +284,19 @@ impl WriteError {
         self
     }
 
-    /// A failure of the store or of a time bound, after which the writer's connection is not
-    /// trusted again (as opposed to a refusal the client can fix, after which it is).
-    pub(crate) fn is_store_failure(&self) -> bool {
+    /// A failure after which the writer's connection is not trusted again: the database
+    /// failed a statement or went away, or the write was cut short while a statement may
+    /// still run. A refusal the client can fix, or a lock wait the database cancelled
+    /// cleanly, leaves the connection as good as it was.
+    pub(crate) fn leaves_connection_in_doubt(&self) -> bool {
         matches!(
             self,
-            Self::Store(_) | Self::LockTimeout { .. } | Self::Timeout { .. }
+            Self::Store(
+                StoreError::Query(_)
+                    | StoreError::Unavailable(_)
+                    | StoreError::Connect { .. }
+                    | StoreError::Shared(_),
+            ) | Self::Timeout { .. }
         )
     }
 

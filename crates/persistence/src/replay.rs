@@ -81,9 +81,11 @@ pub(crate) struct Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if self.permit.take().is_some() {
+        if let Some(permit) = self.permit.take() {
+            // Counted out before the bytes go back, so the count never runs past the bound.
             let now = BUDGET.in_flight.fetch_sub(self.bytes, Ordering::SeqCst) - self.bytes;
             metrics::gauge!(telemetry::REPLAY_BYTES).set(now as f64);
+            drop(permit);
         }
     }
 }

@@ -47,6 +47,9 @@ use staged::{Staged, Step, Target, authorize_country, authorize_organizations};
 /// no single change is larger.
 pub const MAX_CHANGE_BYTES: usize = 16 * 1024 * 1024;
 
+/// How much longer than its statements' limit a Postgres write may run as a whole.
+const POSTGRES_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the transaction holds once the write is recorded, before it commits.
 enum Recorded {
     /// Nothing to commit: the write changed nothing, or was a dry run.
@@ -71,8 +74,15 @@ impl Store {
         let writer = &self.shared.writer;
         let write = writer.begin().await?;
         let timeouts = write.timeouts;
+        // On Postgres the database cancels a statement past the limit itself, cleanly; the
+        // bound here, a little later, covers the whole write. SQLite has only this one.
+        let bound = if self.db.get_database_backend() == DbBackend::Postgres {
+            timeouts.write + POSTGRES_GRACE
+        } else {
+            timeouts.write
+        };
         let recorded = match write.txn() {
-            Ok(txn) => tokio::time::timeout(timeouts.write, record(txn, actor, request))
+            Ok(txn) => tokio::time::timeout(bound, record(txn, actor, request))
                 .await
                 .unwrap_or_else(|_| {
                     Err(WriteError::Timeout {

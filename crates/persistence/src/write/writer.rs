@@ -233,7 +233,7 @@ impl Writer {
             Ok(txn) => txn,
             Err(err) => {
                 let err = WriteError::from_db(err, timeouts.lock, timeouts.write);
-                if err.is_store_failure() && !matches!(err, WriteError::LockTimeout { .. }) {
+                if err.leaves_connection_in_doubt() {
                     self.replace_pool().await;
                 }
                 return Err(err);
@@ -331,8 +331,8 @@ impl WriteTxn<'_> {
         }
     }
 
-    /// Ends a write that failed with `err`: rolled back, and after a store failure (or a
-    /// failed rollback) the writer's connections replaced.
+    /// Ends a write that failed with `err`: rolled back, and after a failure that leaves the
+    /// connection in doubt (or a failed rollback) the writer's connections replaced.
     pub(crate) async fn abandon(mut self, err: &WriteError) {
         let rolled_back = match self.txn.take() {
             Some(txn) => match txn.rollback().await {
@@ -344,7 +344,7 @@ impl WriteTxn<'_> {
             },
             None => true,
         };
-        if err.is_store_failure() || !rolled_back {
+        if err.leaves_connection_in_doubt() || !rolled_back {
             self.writer.replace_pool().await;
         }
     }
