@@ -181,9 +181,13 @@ impl Pipeline {
     ) -> Answer {
         let (seen, span) = self.seen(&request);
         async {
-            match self.start(request, session.as_deref(), seen).await {
+            // Boxed: the stages' futures are large (async-graphql's execution inside), and
+            // a debug build would otherwise build them on a worker's stack.
+            match Box::pin(self.start(request, session.as_deref(), seen)).await {
                 Started::Done(answer) => *answer,
-                Started::Ready(ready) => self.complete(schema, ready, session.as_deref()).await,
+                Started::Ready(ready) => {
+                    Box::pin(self.complete(schema, ready, session.as_deref())).await
+                }
             }
         }
         .instrument(span)
@@ -279,7 +283,7 @@ impl Pipeline {
         );
         let computed = tokio::time::timeout_at(
             deadline,
-            self.kept.answer(key, async {
+            Box::pin(self.kept.answer(key, async {
                 let response = self.run(schema, prepared, deadline).await;
                 if !response.errors.is_empty() {
                     return Err(response);
@@ -287,7 +291,7 @@ impl Pipeline {
                 serde_json::to_vec(&response)
                     .map(Bytes::from)
                     .map_err(|_| response)
-            }),
+            })),
         )
         .await;
         let (request_id, label, query, operation_name, variables) = again;
@@ -425,7 +429,7 @@ impl Pipeline {
         let Prepared { request, seen } = prepared;
         let response = self
             .in_slot(deadline, seen.ty, async {
-                Some(schema.execute(request).await)
+                Some(Box::pin(schema.execute(request)).await)
             })
             .await;
         self.finished(&seen, response)
@@ -476,14 +480,16 @@ impl Pipeline {
         let (seen, span) = self.seen(&request);
         let responses = stream::once(
             async move {
-                let ready = match pipeline.start(request, session.as_deref(), seen).await {
+                let ready = match Box::pin(pipeline.start(request, session.as_deref(), seen)).await
+                {
                     Started::Done(answer) => {
                         return stream::once(std::future::ready(answer.into_response())).boxed();
                     }
                     Started::Ready(ready) => ready,
                 };
                 if ready.prepared.seen.ty != Some(OperationType::Subscription) {
-                    let answer = pipeline.complete(&schema, ready, session.as_deref()).await;
+                    let answer =
+                        Box::pin(pipeline.complete(&schema, ready, session.as_deref())).await;
                     return stream::once(std::future::ready(answer.into_response())).boxed();
                 }
                 let Prepared { request, seen } = ready.prepared;
