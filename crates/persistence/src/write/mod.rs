@@ -70,6 +70,16 @@ impl Store {
         actor: &Actor,
         request: WriteRequest<'_>,
     ) -> Result<WriteOutcome, WriteError> {
+        // On the heap: a write's state (the report before and after, the kind's statements)
+        // is large, and a request worker's stack is not (a debug build overflowed 2 MiB).
+        Box::pin(self.write_boxed(actor, request)).await
+    }
+
+    async fn write_boxed(
+        &self,
+        actor: &Actor,
+        request: WriteRequest<'_>,
+    ) -> Result<WriteOutcome, WriteError> {
         self.authorize_before_lock(actor, &request).await?;
         let writer = &self.shared.writer;
         let write = writer.begin().await?;
@@ -82,7 +92,7 @@ impl Store {
             timeouts.write
         };
         let recorded = match write.txn() {
-            Ok(txn) => tokio::time::timeout(bound, record(txn, actor, request))
+            Ok(txn) => tokio::time::timeout(bound, Box::pin(record(txn, actor, request)))
                 .await
                 .unwrap_or_else(|_| {
                     Err(WriteError::Timeout {
