@@ -1,75 +1,16 @@
 //! The HTTP surface: `/graphql` (POST, GET, GraphiQL, WebSocket subscriptions in both the
-//! `graphql-transport-ws` and the legacy `graphql-ws` protocol), `/healthz`, `/readyz`.
+//! `graphql-transport-ws` and the legacy `graphql-ws` protocol), `/healthz`, `/readyz`,
+//! `/metrics`. Routes only: the transports are [`crate::graphql_http`] and
+//! [`crate::websocket`], what they share is [`crate::state`].
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::sync::atomic::Ordering;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::{HttpResponse, guard, web};
-use plangraph_api::{Api, Profile, QueryLimits, WriteLimits};
-use plangraph_persistence::Store;
+use actix_web::{HttpRequest, HttpResponse, guard, web};
 use serde_json::json;
 
-use crate::graphql_http::{self, HttpLimits};
-use crate::rate_limit::{DEFAULT_PER_ADDRESS, DEFAULT_PER_TOKEN, Rate, RateLimits};
-use crate::response_cache::ResponseCache;
-use crate::websocket::{self, SocketLimits, Sockets};
-
-/// What every handler shares.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub api: Api,
-    pub http: HttpLimits,
-    /// Set once the store is migrated and holds its reports; until then `/readyz` says 503.
-    pub ready: Arc<AtomicBool>,
-    /// Requests per client address and per token.
-    pub rate: Arc<RateLimits>,
-    /// WebSocket limits (a message may carry a report text for a mutation over the socket).
-    pub socket_limits: SocketLimits,
-    /// The open sockets, and the signal that closes them at shutdown.
-    pub sockets: Arc<Sockets>,
-    /// Answers to repeated queries at the store's current revision; `None` when off.
-    pub responses: Option<Arc<ResponseCache>>,
-}
-
-impl AppState {
-    pub fn new(store: Store) -> Self {
-        Self::with_limits(store, WriteLimits::default(), HttpLimits::default())
-    }
-
-    pub fn with_limits(store: Store, limits: WriteLimits, http: HttpLimits) -> Self {
-        Self::configured(store, limits, http, Profile::Development)
-    }
-
-    pub fn configured(
-        store: Store,
-        limits: WriteLimits,
-        http: HttpLimits,
-        profile: Profile,
-    ) -> Self {
-        Self {
-            api: Api::configured(store, limits, QueryLimits::default(), profile),
-            http,
-            ready: Arc::new(AtomicBool::new(true)),
-            rate: Arc::new(RateLimits::new(
-                Rate::per_second(DEFAULT_PER_ADDRESS),
-                Rate::per_second(DEFAULT_PER_TOKEN),
-            )),
-            socket_limits: SocketLimits {
-                max_message_bytes: limits
-                    .max_report_bytes
-                    .saturating_mul(2)
-                    .saturating_add(1 << 20),
-                ..SocketLimits::default()
-            },
-            sockets: Arc::new(Sockets::default()),
-            responses: ResponseCache::new(http.response_cache_bytes).map(Arc::new),
-        }
-    }
-}
+use crate::graphql_http;
+use crate::state::AppState;
+use crate::websocket;
 
 /// Registers the routes; used by the server and by in-process tests alike.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
@@ -84,7 +25,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             )
             .route("/graphql", web::get().to(graphql_http::get))
             .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz));
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics));
     }
 }
 
@@ -110,24 +52,41 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// One structured log line per request, at debug level: at info, the line would cost more than
-/// a small query (`RUST_LOG=info,plangraph_server=debug` shows them).
-pub async fn log_requests(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.path().to_owned();
-    let response = next.call(req).await?;
-    tracing::debug!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
-    Ok(response)
+/// `GET /metrics`, the Prometheus text exposition, to the clients `--metrics-allow` names
+/// (loopback by default). A request that says it came through a proxy we do not trust is
+/// refused: its real client is unknown (a proxy on the same host would otherwise make every
+/// client look local).
+async fn metrics(state: web::Data<AppState>, http: HttpRequest) -> HttpResponse {
+    let refuse = |status: actix_web::http::StatusCode, code: &str, message: &str| {
+        HttpResponse::build(status)
+            .json(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }))
+    };
+    if !state.metrics.enabled {
+        return refuse(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "metrics are off (--metrics false)",
+        );
+    }
+    let peer = http.peer_addr().map(|a| a.ip());
+    let through_unknown_proxy = crate::client::says_forwarded(http.headers())
+        && !peer.is_some_and(|p| state.proxies.trusts(p));
+    let allowed = !through_unknown_proxy
+        && state
+            .proxies
+            .of(&http)
+            .is_some_and(|client| state.metrics.allows(client));
+    if !allowed {
+        return refuse(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "METRICS_NOT_ALLOWED",
+            "metrics are answered to the addresses --metrics-allow names (loopback by default)",
+        );
+    }
+    state.rate.record_gauges();
+    HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(crate::metrics::render())
 }
 
 /// CORS for the configured origins: none configured, no CORS headers (same-origin only).
@@ -141,6 +100,8 @@ pub fn cors(origins: &[String]) -> actix_cors::Cors {
         ])
         .allowed_header("apollo-require-preflight")
         .allowed_header("x-apollo-operation-name")
+        .allowed_header(crate::request_id::HEADER)
+        .expose_headers([crate::request_id::HEADER])
         .max_age(3600);
     for origin in origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {
         cors = cors.allowed_origin(origin);

@@ -1,26 +1,26 @@
 //! The command line. Precedence for each setting: flag, then environment variable, then the
 //! default shown in `--help`.
 
-use std::net::TcpListener;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use actix_web::{App, HttpServer, middleware::from_fn};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
 use plangraph_api::{Profile, QueryLimits, WriteLimits};
 use plangraph_domain::access::Role;
-use plangraph_domain::codes::Iso3;
 use plangraph_domain::importer::{self, DEFAULT_MAX_REPORT_BYTES};
 use plangraph_domain::synthetic::Plan;
 use plangraph_persistence::{ChangeFilter, DEFAULT_DATABASE_URL, Store, redact};
+use secrecy::{ExposeSecret, SecretString};
 
-use crate::app::{AppState, configure, log_requests};
+use crate::client::parse_network;
 use crate::error::CliError;
-use crate::graphql_http::{DEFAULT_MAX_BODY_BYTES, HttpLimits};
-use crate::import::{ImportFlags, load_bundled_if_empty, prepare_import, store_import};
-use crate::rate_limit::{DEFAULT_PER_ADDRESS, DEFAULT_PER_TOKEN, Rate, RateLimits};
-use crate::response_cache::DEFAULT_RESPONSE_CACHE_BYTES;
+use crate::import::{ImportFlags, prepare_import, store_import};
+use crate::metrics::MetricsAccess;
+use crate::rate_limit::{DEFAULT_GLOBAL, DEFAULT_PER_ADDRESS, DEFAULT_PER_TOKEN, Rate};
+use crate::sockets::SocketLimits;
+use crate::startup::{Rates, ServeOptions, Server};
+use crate::state::{DEFAULT_MAX_BODY_BYTES, HttpLimits};
+use plangraph_api::kept::{DEFAULT_RESPONSE_CACHE_BYTES, DEFAULT_ROW_CACHE_BYTES};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,9 +44,97 @@ pub struct Cli {
 /// Where the store is; shared by every subcommand that touches it.
 #[derive(Debug, Args)]
 pub struct StoreArgs {
-    /// `sqlite://FILE?mode=rwc` or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
-    pub database_url: String,
+    /// `sqlite://FILE?mode=rwc` or `postgres://USER@HOST/DB` (a password in it never
+    /// prints: the value is a secret).
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = secret)]
+    pub database_url: SecretString,
+}
+
+/// Reads a value that must never print (`Debug` shows `[REDACTED]`).
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value))
+}
+
+/// Rate limits, and whose forwarding headers name the client.
+#[derive(Debug, Args)]
+pub struct RateArgs {
+    /// Requests (and WebSocket operations) a second per client address, an IPv6 client's /64
+    /// counting as one (bursts of twice as many); 0 for no limit.
+    #[arg(long, env = "PLANGRAPH_RATE_PER_ADDRESS", default_value_t = DEFAULT_PER_ADDRESS)]
+    pub rate_per_address: f64,
+    /// Requests (and WebSocket operations) a second per token (bursts of twice as many); 0 for
+    /// no limit.
+    #[arg(long, env = "PLANGRAPH_RATE_PER_TOKEN", default_value_t = DEFAULT_PER_TOKEN)]
+    pub rate_per_token: f64,
+    /// Requests a second for the whole process, whatever their address or token (bursts of
+    /// twice as many), checked after the client's own limits; 0 (the default) for no limit.
+    #[arg(long, env = "PLANGRAPH_RATE_GLOBAL", default_value_t = DEFAULT_GLOBAL)]
+    pub rate_global: f64,
+    /// A proxy (address or CIDR network) whose `Forwarded` / `X-Forwarded-For` header names the
+    /// client (repeat, or separate with commas); none by default, so those headers are ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "PLANGRAPH_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_network
+    )]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// WebSocket limits and intervals.
+#[derive(Debug, Args)]
+pub struct SocketArgs {
+    /// Open WebSocket connections at most; more are refused with 503.
+    #[arg(long, env = "PLANGRAPH_MAX_WEBSOCKETS", default_value_t = 10_000)]
+    pub max_websockets: usize,
+    /// How long a WebSocket client has to send `connection_init` (closed with 4408 after).
+    #[arg(long, env = "PLANGRAPH_WS_INIT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ws_init_timeout_ms: u64,
+    /// How often the server pings each WebSocket.
+    #[arg(long, env = "PLANGRAPH_WS_PING_INTERVAL_MS", default_value_t = 30_000)]
+    pub ws_ping_interval_ms: u64,
+    /// How long a WebSocket that sends nothing (not even a pong) is kept (closed with 1001).
+    #[arg(
+        long,
+        env = "PLANGRAPH_WS_SILENCE_TIMEOUT_MS",
+        default_value_t = 90_000
+    )]
+    pub ws_silence_timeout_ms: u64,
+    /// How long one message may wait for a WebSocket client that does not read (the socket is
+    /// then dropped, counted as a 1008 close, and its place freed).
+    #[arg(long, env = "PLANGRAPH_WS_SEND_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ws_send_timeout_ms: u64,
+}
+
+impl SocketArgs {
+    fn limits(&self) -> SocketLimits {
+        SocketLimits {
+            max_connections: self.max_websockets,
+            init_timeout: Duration::from_millis(self.ws_init_timeout_ms),
+            ping_every: Duration::from_millis(self.ws_ping_interval_ms.max(1)),
+            silent_for: Duration::from_millis(self.ws_silence_timeout_ms),
+            send_timeout: Duration::from_millis(self.ws_send_timeout_ms.max(1)),
+            ..SocketLimits::default()
+        }
+    }
+}
+
+/// `GET /metrics`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Serve `GET /metrics` (Prometheus text format); `false` answers it 404.
+    #[arg(long, env = "PLANGRAPH_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+    /// Client networks that may read `/metrics` (repeat, or separate with commas); loopback by
+    /// default, since the figures tell a stranger how loaded the server is.
+    #[arg(
+        long = "metrics-allow",
+        env = "PLANGRAPH_METRICS_ALLOW",
+        value_delimiter = ',',
+        value_parser = parse_network,
+        default_value = "127.0.0.0/8,::1/128"
+    )]
+    pub metrics_allow: Vec<IpNet>,
 }
 
 /// How large a report text may be.
@@ -85,11 +173,28 @@ pub struct QueryLimitArgs {
     /// per core, at least eight).
     #[arg(long, env = "PLANGRAPH_MAX_CONCURRENT_QUERIES", default_value_t = plangraph_api::limits::default_concurrency())]
     pub max_concurrent_queries: usize,
-    /// Loaded rows (keys) kept per store version and shared by queries: a query reads the
-    /// version first (one read shared by the queries arriving together) and loads only what is
-    /// not kept; 0 keeps none.
-    #[arg(long, env = "PLANGRAPH_ROW_CACHE_KEYS", default_value_t = plangraph_api::row_cache::DEFAULT_ROW_CACHE_KEYS)]
-    pub row_cache_keys: usize,
+    /// Nesting of lists and input objects (and list types), in the document and the variables.
+    #[arg(long, env = "PLANGRAPH_MAX_VALUE_DEPTH", default_value_t = QueryLimits::default().max_value_depth)]
+    pub max_value_depth: u64,
+    /// Representations one `_entities` call may resolve (each counted in complexity too).
+    #[arg(long, env = "PLANGRAPH_MAX_REPRESENTATIONS", default_value_t = QueryLimits::default().max_representations)]
+    pub max_representations: usize,
+    /// Largest answer, in bytes as written; a larger one is `RESPONSE_TOO_LARGE`.
+    #[arg(long, env = "PLANGRAPH_MAX_RESPONSE_BYTES", default_value_t = QueryLimits::default().max_response_bytes)]
+    pub max_response_bytes: usize,
+    /// Bytes of recorded history one request may read, all its `history` pages together.
+    #[arg(long, env = "PLANGRAPH_HISTORY_BYTES_PER_REQUEST", default_value_t = QueryLimits::default().history_bytes_per_request)]
+    pub history_bytes_per_request: usize,
+    /// Bytes of answers to repeated anonymous queries kept for the store's current version
+    /// (over HTTP and WebSockets alike; every write, by any process, is seen by the next
+    /// request); 0 turns it off.
+    #[arg(long, env = "PLANGRAPH_RESPONSE_CACHE_BYTES", default_value_t = DEFAULT_RESPONSE_CACHE_BYTES)]
+    pub response_cache_bytes: usize,
+    /// Bytes of loaded rows kept for the store's current version and shared by queries: a
+    /// query reads the version first (one read shared by the queries arriving together) and
+    /// loads only what is not kept; 0 keeps none.
+    #[arg(long, env = "PLANGRAPH_ROW_CACHE_BYTES", default_value_t = DEFAULT_ROW_CACHE_BYTES)]
+    pub row_cache_bytes: usize,
     /// Milliseconds a request may wait for an execution slot plus, for a query, run; a
     /// mutation that started is never cut short.
     #[arg(long, env = "PLANGRAPH_QUERY_TIMEOUT_MS", default_value_t = 10_000)]
@@ -108,7 +213,12 @@ impl QueryLimitArgs {
             max_fragment_spreads: self.max_fragment_spreads,
             timeout: Duration::from_millis(self.query_timeout_ms),
             max_concurrent: self.max_concurrent_queries.max(1),
-            row_cache_keys: self.row_cache_keys,
+            max_value_depth: self.max_value_depth,
+            max_representations: self.max_representations,
+            max_response_bytes: self.max_response_bytes,
+            history_bytes_per_request: self.history_bytes_per_request,
+            response_cache_bytes: self.response_cache_bytes,
+            row_cache_bytes: self.row_cache_bytes,
             ..QueryLimits::default()
         }
     }
@@ -126,60 +236,96 @@ pub enum RoleArg {
     Admin,
 }
 
+/// `plangraph serve`'s settings.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (the bound address is logged).
+    #[arg(long, env = "PLANGRAPH_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub size: SizeArgs,
+    /// Largest request body read over HTTP, in bytes; larger ones get 413 unread.
+    #[arg(long, env = "PLANGRAPH_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Refuse a GET query, or a form or plain-text POST, without an
+    /// `apollo-require-preflight` or `x-apollo-operation-name` header (CSRF prevention).
+    #[arg(long, env = "PLANGRAPH_CSRF_PREVENTION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub csrf_prevention: bool,
+    /// An origin whose pages may call the API from a browser (repeat, or separate with
+    /// commas); none by default, so only same-origin pages can.
+    #[arg(
+        long = "cors-origin",
+        env = "PLANGRAPH_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// `production`: no introspection without a valid token, no field suggestions, no query
+    /// console. `development` (the default): all of them.
+    #[arg(
+        long,
+        env = "PLANGRAPH_PROFILE",
+        value_enum,
+        default_value = "development"
+    )]
+    pub profile: ProfileArg,
+    #[command(flatten)]
+    pub rates: RateArgs,
+    #[command(flatten)]
+    pub query_limits: QueryLimitArgs,
+    #[command(flatten)]
+    pub sockets: SocketArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+    /// Milliseconds requests being handled at SIGTERM get to finish (WebSockets are closed
+    /// with 1001 at once); connections left after it get two more seconds to take what
+    /// they were sent.
+    #[arg(long, env = "PLANGRAPH_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
+    pub shutdown_timeout_ms: u64,
+}
+
+impl ServeArgs {
+    /// The settings `serve` runs with.
+    pub fn options(self) -> ServeOptions {
+        let profile = match self.profile {
+            ProfileArg::Development => Profile::Development,
+            ProfileArg::Production => Profile::Production,
+        };
+        ServeOptions {
+            listen: self.listen,
+            database_url: self.store.database_url,
+            limits: WriteLimits {
+                max_report_bytes: self.size.max_report_bytes,
+            },
+            http: HttpLimits {
+                max_body_bytes: self.max_body_bytes,
+                csrf_prevention: self.csrf_prevention,
+                console: profile == Profile::Development,
+            },
+            profile,
+            cors_origins: self.cors_origins,
+            rates: Rates {
+                per_address: Rate::per_second(self.rates.rate_per_address),
+                per_token: Rate::per_second(self.rates.rate_per_token),
+                global: Rate::per_second(self.rates.rate_global),
+            },
+            trusted_proxies: self.rates.trusted_proxies,
+            query: self.query_limits.limits(),
+            sockets: self.sockets.limits(),
+            metrics: MetricsAccess {
+                enabled: self.metrics.metrics,
+                allow: self.metrics.metrics_allow,
+            },
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the GraphQL API (loads the bundled Peru report into an empty store).
-    Serve {
-        /// Address to listen on; port 0 picks a free port (the bound address is logged).
-        #[arg(long, env = "PLANGRAPH_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: String,
-        #[command(flatten)]
-        store: StoreArgs,
-        #[command(flatten)]
-        size: SizeArgs,
-        /// Largest request body read over HTTP, in bytes; larger ones get 413 unread.
-        #[arg(long, env = "PLANGRAPH_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
-        max_body_bytes: usize,
-        /// Refuse a GET query, or a form or plain-text POST, without an
-        /// `apollo-require-preflight` or `x-apollo-operation-name` header (CSRF prevention).
-        #[arg(long, env = "PLANGRAPH_CSRF_PREVENTION", default_value_t = true, action = clap::ArgAction::Set)]
-        csrf_prevention: bool,
-        /// An origin whose pages may call the API from a browser (repeat, or separate with
-        /// commas); none by default, so only same-origin pages can.
-        #[arg(
-            long = "cors-origin",
-            env = "PLANGRAPH_CORS_ORIGINS",
-            value_delimiter = ','
-        )]
-        cors_origins: Vec<String>,
-        /// `production`: no introspection without a valid token, no field suggestions, no query
-        /// console. `development` (the default): all of them.
-        #[arg(
-            long,
-            env = "PLANGRAPH_PROFILE",
-            value_enum,
-            default_value = "development"
-        )]
-        profile: ProfileArg,
-        /// Requests a second per client address (bursts of twice as many); 0 for no limit.
-        #[arg(long, env = "PLANGRAPH_RATE_PER_ADDRESS", default_value_t = DEFAULT_PER_ADDRESS)]
-        rate_per_address: f64,
-        /// Requests a second per token (bursts of twice as many); 0 for no limit.
-        #[arg(long, env = "PLANGRAPH_RATE_PER_TOKEN", default_value_t = DEFAULT_PER_TOKEN)]
-        rate_per_token: f64,
-        /// Bytes of answers to repeated anonymous queries kept for the store's current
-        /// revision (every write, by any process, is seen by the next request); 0 turns it off.
-        #[arg(long, env = "PLANGRAPH_RESPONSE_CACHE_BYTES", default_value_t = DEFAULT_RESPONSE_CACHE_BYTES)]
-        response_cache_bytes: usize,
-        #[command(flatten)]
-        query_limits: QueryLimitArgs,
-        /// Open WebSocket connections at most; more are refused with 503.
-        #[arg(long, env = "PLANGRAPH_MAX_WEBSOCKETS", default_value_t = 10_000)]
-        max_websockets: usize,
-        /// How long a WebSocket client has to send `connection_init` (closed with 4408 after).
-        #[arg(long, env = "PLANGRAPH_WS_INIT_TIMEOUT_MS", default_value_t = 10_000)]
-        ws_init_timeout_ms: u64,
-    },
+    Serve(Box<ServeArgs>),
     /// Import a report's text (`-` reads standard input). Importing the same report again
     /// replaces it in place; a re-import that would remove content needs --allow-removals.
     Import {
@@ -288,7 +434,7 @@ pub enum TokenCommand {
 }
 
 async fn open_store(args: &StoreArgs) -> Result<Store, CliError> {
-    let store = Store::connect(&args.database_url).await?;
+    let store = Store::connect(args.database_url.expose_secret()).await?;
     store.migrate().await?;
     Ok(store)
 }
@@ -311,64 +457,7 @@ fn read_report(file: &str, limit: usize) -> Result<Vec<u8>, CliError> {
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
-        Command::Serve {
-            listen,
-            store,
-            size,
-            max_body_bytes,
-            csrf_prevention,
-            cors_origins,
-            profile,
-            rate_per_address,
-            rate_per_token,
-            response_cache_bytes,
-            query_limits,
-            max_websockets,
-            ws_init_timeout_ms,
-        } => {
-            // Connections open on first use: a database that is down at start is waited for
-            // (the server answers, not ready) instead of ending the process.
-            let store = Store::connect_lazy(&store.database_url).await?;
-            let ready = Arc::new(AtomicBool::new(false));
-            match prepare_store(&store).await {
-                Ok(()) => ready.store(true, Ordering::SeqCst),
-                Err(CliError::Store(err)) if err.is_unavailable() => {
-                    tracing::warn!(code = err.code(), error = %err, "the store is unavailable; serving, not ready, and retrying");
-                    actix_web::rt::spawn(prepare_until_ready(store.clone(), ready.clone()));
-                }
-                Err(other) => return Err(other),
-            }
-            let listener = TcpListener::bind(&listen).map_err(|source| CliError::Listen {
-                addr: listen.clone(),
-                source,
-            })?;
-            let limits = WriteLimits {
-                max_report_bytes: size.max_report_bytes,
-            };
-            let profile = match profile {
-                ProfileArg::Development => Profile::Development,
-                ProfileArg::Production => Profile::Production,
-            };
-            let http = HttpLimits {
-                max_body_bytes,
-                csrf_prevention,
-                console: profile == Profile::Development,
-                response_cache_bytes,
-            };
-            let options = ServeOptions {
-                limits,
-                http,
-                profile,
-                cors_origins,
-                rates: (
-                    Rate::per_second(rate_per_address),
-                    Rate::per_second(rate_per_token),
-                ),
-                query: query_limits.limits(),
-                sockets: (max_websockets, Duration::from_millis(ws_init_timeout_ms)),
-            };
-            serve(store, listener, options, ready).await
-        }
+        Command::Serve(args) => Server::build(args.options()).await?.run().await,
         Command::Import {
             file,
             country,
@@ -407,7 +496,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     .map_or_else(|| "(new)".to_owned(), |id| id.to_string()),
                 summary.country,
                 summary.year,
-                redact(&store.database_url),
+                redact(store.database_url.expose_secret()),
                 outcome.revision,
                 outcome.fields.len(),
                 summary.warnings.len()
@@ -445,7 +534,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let summary = crate::generate::generate(&store_handle, &plan).await?;
             println!(
                 "generated {plan} into {} in {:.1} s: {} report(s) written, {} unchanged; organisations: {} created, {} reused",
-                redact(&store.database_url),
+                redact(store.database_url.expose_secret()),
                 started.elapsed().as_secs_f64(),
                 summary.reports_written,
                 summary.reports_unchanged,
@@ -462,7 +551,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Migrate { store } => {
             open_store(&store).await?;
-            println!("migrations applied to {}", redact(&store.database_url));
+            println!(
+                "migrations applied to {}",
+                redact(store.database_url.expose_secret())
+            );
             Ok(())
         }
         Command::Schema { federation } => {
@@ -475,7 +567,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Token { command, store } => {
             let store = open_store(&store).await?;
-            token(&store, command).await
+            match command {
+                TokenCommand::Create {
+                    role,
+                    countries,
+                    name,
+                } => {
+                    let role = match role {
+                        RoleArg::Editor => Role::Editor,
+                        RoleArg::Admin => Role::Admin,
+                    };
+                    crate::token::create(&store, role, &countries, name).await
+                }
+                TokenCommand::List => crate::token::list(&store).await,
+                TokenCommand::Revoke { id } => crate::token::revoke(&store, id).await,
+            }
         }
         Command::Watch {
             country,
@@ -503,210 +609,4 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             crate::watch::watch(&store, filter, after_revision, limit).await
         }
     }
-}
-
-async fn token(store: &Store, command: TokenCommand) -> Result<(), CliError> {
-    match command {
-        TokenCommand::Create {
-            role,
-            countries,
-            name,
-        } => {
-            let role = match role {
-                RoleArg::Editor => Role::Editor,
-                RoleArg::Admin => Role::Admin,
-            };
-            let codes = countries
-                .iter()
-                .map(|c| {
-                    plangraph_domain::edit::country(c)
-                        .ok()
-                        .and_then(|def| Iso3::parse(def.iso3).ok())
-                        .ok_or_else(|| CliError::Usage(format!("'{c}' is not an R4V country code")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            match (role, codes.is_empty()) {
-                (Role::Editor, true) => {
-                    return Err(CliError::Usage(
-                        "an editor token needs at least one --country".to_owned(),
-                    ));
-                }
-                (Role::Admin, false) => {
-                    return Err(CliError::Usage(
-                        "an admin token writes every country; drop --country".to_owned(),
-                    ));
-                }
-                _ => {}
-            }
-            let label = name.unwrap_or_else(|| {
-                let scope: Vec<&str> = codes.iter().map(Iso3::as_str).collect();
-                format!("{} {}", role.as_str().to_lowercase(), scope.join(" "))
-                    .trim()
-                    .to_owned()
-            });
-            let created = store.create_token(&label, role, &codes).await?;
-            eprintln!(
-                "token {} ({}, {}) created; its secret is shown once, keep it safe:",
-                created.token.id, created.token.name, created.token.role
-            );
-            println!("{}", created.secret);
-            Ok(())
-        }
-        TokenCommand::List => {
-            println!("id\trole\tcountries\tname\tcreated\trevoked");
-            for t in store.tokens().await? {
-                println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
-                    t.id,
-                    t.role,
-                    if t.countries.is_empty() {
-                        "*"
-                    } else {
-                        &t.countries
-                    },
-                    t.name,
-                    t.created_at.to_rfc3339(),
-                    t.revoked_at
-                        .map_or_else(|| "-".to_owned(), |r| r.to_rfc3339())
-                );
-            }
-            Ok(())
-        }
-        TokenCommand::Revoke { id } => {
-            if store.revoke_token(id).await? {
-                println!("token {id} revoked");
-                Ok(())
-            } else {
-                Err(CliError::UnknownToken(id))
-            }
-        }
-    }
-}
-
-/// How `serve` serves.
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    pub limits: WriteLimits,
-    pub http: HttpLimits,
-    pub profile: Profile,
-    /// Origins allowed to call from a browser (none: same-origin only).
-    pub cors_origins: Vec<String>,
-    /// Requests per client address and per token.
-    pub rates: (Rate, Rate),
-    /// What a document may ask for.
-    pub query: QueryLimits,
-    /// Open WebSockets at most, and how long one may wait before `connection_init`.
-    pub sockets: (usize, Duration),
-}
-
-/// Migrations, then the bundled report into an empty store.
-async fn prepare_store(store: &Store) -> Result<(), CliError> {
-    store.migrate().await?;
-    if let Some(summary) = load_bundled_if_empty(store).await?
-        && summary.outcome.change.is_some()
-    {
-        tracing::info!(
-            report_id = summary.report_id(),
-            country = summary.country,
-            "store was empty: loaded the bundled report"
-        );
-    }
-    Ok(())
-}
-
-/// Retries [`prepare_store`] until the database answers, then marks the server ready.
-async fn prepare_until_ready(store: Store, ready: Arc<AtomicBool>) {
-    let mut wait = Duration::from_millis(250);
-    let mut attempt = 0u32;
-    loop {
-        tokio::time::sleep(wait).await;
-        attempt += 1;
-        match prepare_store(&store).await {
-            Ok(()) => {
-                ready.store(true, Ordering::SeqCst);
-                tracing::info!(attempt, "the store answers: ready");
-                return;
-            }
-            Err(err) => {
-                // One line now and then, not one per attempt.
-                if attempt % 20 == 1 {
-                    tracing::warn!(attempt, code = err.code(), error = %err, "the store is still unavailable; retrying");
-                }
-                wait = (wait * 2).min(Duration::from_secs(1));
-            }
-        }
-    }
-}
-
-/// Serves until SIGTERM or Ctrl-C, then drains in-flight requests.
-pub async fn serve(
-    store: Store,
-    listener: TcpListener,
-    options: ServeOptions,
-    ready: Arc<AtomicBool>,
-) -> Result<(), CliError> {
-    let ServeOptions {
-        limits,
-        http,
-        profile,
-        cors_origins,
-        rates,
-        query,
-        sockets: (max_websockets, ws_init_timeout),
-    } = options;
-    let addr = listener.local_addr().map_err(|source| CliError::Listen {
-        addr: "listener".to_owned(),
-        source,
-    })?;
-    let mut state = AppState::configured(store, limits, http, profile);
-    state.api = plangraph_api::Api::configured(state.api.store().clone(), limits, query, profile);
-    state.ready = ready;
-    state.rate = Arc::new(RateLimits::new(rates.0, rates.1));
-    state.socket_limits.max_connections = max_websockets;
-    state.socket_limits.init_timeout = ws_init_timeout;
-    // On SIGTERM or Ctrl-C every open WebSocket is closed with 1001 (going away), so the
-    // server's graceful shutdown does not wait for sockets that would never end by themselves.
-    let sockets = state.sockets.clone();
-    actix_web::rt::spawn(async move {
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot listen for SIGTERM");
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
-        tokio::select! {
-            () = terminate => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        tracing::info!(open = sockets.open(), "shutting down: closing WebSockets");
-        sockets.shut_down();
-    });
-    let server = HttpServer::new(move || {
-        App::new()
-            // Without configured origins, no CORS layer at all: same-origin pages still send an
-            // Origin header, which a layer with no allowed origins would refuse.
-            .wrap(actix_web::middleware::Condition::new(
-                !cors_origins.is_empty(),
-                crate::app::cors(&cors_origins),
-            ))
-            .wrap(from_fn(log_requests))
-            .configure(configure(state.clone()))
-    })
-    .listen(listener)
-    .map_err(|source| CliError::Listen {
-        addr: addr.to_string(),
-        source,
-    })?
-    .shutdown_timeout(10)
-    .run();
-    tracing::info!(%addr, "plangraph listening on http://{addr}/graphql");
-    server.await.map_err(|source| CliError::Listen {
-        addr: addr.to_string(),
-        source,
-    })
 }

@@ -17,6 +17,9 @@ pub enum CliError {
         addr: String,
         source: std::io::Error,
     },
+    /// The process could not start its background runtime.
+    #[error("cannot start the background runtime: {0}")]
+    Runtime(std::io::Error),
     #[error("{0}")]
     Usage(String),
     #[error("no token has the id {0}")]
@@ -48,6 +51,7 @@ impl CliError {
             Self::Import(e) => e.code(),
             Self::Write(e) => e.code(),
             Self::Listen { .. } => "LISTEN_FAILED",
+            Self::Runtime(_) => "RUNTIME_FAILED",
             Self::Usage(_) => "USAGE",
             Self::UnknownToken(_) => "NOT_FOUND",
             Self::Watch(_) => "WATCH_FAILED",
@@ -55,5 +59,23 @@ impl CliError {
             Self::Plan(e) => e.code(),
             Self::Generate(_) => "GENERATE_REFUSED",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CliError;
+
+    #[test]
+    fn start_up_failures_have_their_codes() {
+        assert_eq!(
+            CliError::Runtime(std::io::Error::other("no threads")).code(),
+            "RUNTIME_FAILED"
+        );
+        let listen = CliError::Listen {
+            addr: "127.0.0.1:1".to_owned(),
+            source: std::io::Error::other("in use"),
+        };
+        assert_eq!(listen.code(), "LISTEN_FAILED");
     }
 }

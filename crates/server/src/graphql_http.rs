@@ -17,14 +17,14 @@
 //! the specification asks for that media type.
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use async_graphql::futures_util::StreamExt;
 use async_graphql::{Request, Response, Variables};
-use plangraph_api::{Credentials, Transport};
+use plangraph_api::{Answer, Credentials, RequestId, Transport};
 use serde_json::{Map, Value, json};
 
-use crate::app::AppState;
-use crate::response_cache::{DEFAULT_RESPONSE_CACHE_BYTES, Key, is_query};
+use crate::state::AppState;
+pub use crate::state::{DEFAULT_MAX_BODY_BYTES, HttpLimits};
 
 /// The media type answers are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,34 +40,6 @@ impl Media {
         match self {
             Self::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
             Self::Json => "application/json; charset=utf-8",
-        }
-    }
-}
-
-/// Limits and rules of the HTTP transport.
-#[derive(Debug, Clone, Copy)]
-pub struct HttpLimits {
-    /// Largest request body read.
-    pub max_body_bytes: usize,
-    /// Refuse simple (cross-site-able) requests without a preflight header.
-    pub csrf_prevention: bool,
-    /// Serve the query console to browsers (off in the production profile).
-    pub console: bool,
-    /// Bytes of answers to repeated queries kept per store revision; 0 turns the cache off
-    /// (see [`crate::response_cache`]).
-    pub response_cache_bytes: usize,
-}
-
-/// Default largest request body: 2 MB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
-
-impl Default for HttpLimits {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            csrf_prevention: true,
-            console: true,
-            response_cache_bytes: DEFAULT_RESPONSE_CACHE_BYTES,
         }
     }
 }
@@ -176,7 +148,8 @@ fn render(media: Media, response: &Response) -> (StatusCode, String) {
     (status, body)
 }
 
-/// Executes `params` (or gives the answer kept for them at the store's current revision).
+/// Executes `params`: an anonymous query's answer may come from, or be kept in, the answers
+/// the pipeline keeps at the store's current version (`x-plangraph-cache: hit` or `miss`).
 async fn respond(
     state: &AppState,
     media: Media,
@@ -184,54 +157,17 @@ async fn respond(
     http: &HttpRequest,
     get: bool,
 ) -> HttpResponse {
-    let cache = state
-        .responses
-        .as_deref()
-        .filter(|_| http.headers().get(header::AUTHORIZATION).is_none());
-    let Some(cache) = cache else {
-        return answer(media, state.api.execute(build(params, http, get)).await);
-    };
-    // The revision first: an answer computed after reading it holds every write up to it.
-    let revision = match state.api.store().fresh_version().await {
-        Ok(revision) => revision,
-        // The store is failing: answered as an executing request's failure is, at once (trying
-        // again by executing would wait out the connection timeout a second time).
-        Err(err) => return answer(media, plangraph_api::pipeline::store_failure_response(&err)),
-    };
-    let key = Key {
-        media: media.content_type(),
-        get,
-        variables: params
-            .variables
-            .as_ref()
-            .and_then(|v| serde_json::to_string(v).ok())
-            .unwrap_or_default(),
-        query: params.query.clone(),
-        operation_name: params.operation_name.clone(),
-    };
-    if let Some(body) = cache.get(&key, revision) {
-        return cached(reply(media, StatusCode::OK, body), "hit");
+    match state.api.answer(build(params, http, get)).await {
+        Answer::Written { body, fresh } => cached(
+            reply(media, StatusCode::OK, body),
+            if fresh { "miss" } else { "hit" },
+        ),
+        Answer::Response(response) => answer(media, response),
     }
-    // Bounded by the query timeout: waiting for another request's answer counts against it.
-    let _turn = cache.turn(&key, state.api.query_limits().timeout).await;
-    if let Some(body) = cache.get(&key, revision) {
-        return cached(reply(media, StatusCode::OK, body), "hit");
-    }
-    let response = state.api.execute(build(params, http, get)).await;
-    let (status, body) = render(media, &response);
-    if status == StatusCode::OK
-        && response.errors.is_empty()
-        && is_query(&key.query, key.operation_name.as_deref())
-    {
-        let body = web::Bytes::from(body);
-        cache.put(key, revision, body.clone());
-        return cached(reply(media, status, body), "miss");
-    }
-    reply(media, status, body)
 }
 
-/// Says whether an answer came from the response cache (`hit`) or was computed and kept
-/// (`miss`), as HTTP caches do; answers the cache does not keep carry no such header.
+/// Says whether an answer came from the kept answers (`hit`) or was computed and kept
+/// (`miss`), as HTTP caches do; answers that are not kept carry no such header.
 fn cached(mut reply: HttpResponse, outcome: &'static str) -> HttpResponse {
     reply.headers_mut().insert(
         header::HeaderName::from_static("x-plangraph-cache"),
@@ -241,11 +177,15 @@ fn cached(mut reply: HttpResponse, outcome: &'static str) -> HttpResponse {
 }
 
 fn build(params: Params, http: &HttpRequest, get: bool) -> Request {
-    let request = request(params, http);
-    if get {
-        request.data(Transport::HttpGet)
+    let request = request(params, http).data(if get {
+        Transport::HttpGet
     } else {
-        request
+        Transport::HttpPost
+    });
+    // The id the request's log lines carry (the request-id middleware's, when it ran).
+    match http.extensions().get::<RequestId>().cloned() {
+        Some(id) => request.data(id),
+        None => request,
     }
 }
 
@@ -399,27 +339,24 @@ fn csrf_refusal(media: Media) -> HttpResponse {
     )
 }
 
-/// 429 with `Retry-After` when the client's address or token is over its rate.
+/// 429 with `Retry-After` when the client (its address, as [`crate::client`] works it out) or
+/// its token is over its rate.
 pub fn rate_limited(state: &AppState, http: &HttpRequest) -> Option<HttpResponse> {
-    let token = match credentials(http) {
-        Credentials::Bearer(secret) => Some(secret),
-        _ => None,
-    };
-    let wait = state
+    let credentials = credentials(http);
+    let refusal = state
         .rate
-        .check(http.peer_addr().map(|a| a.ip()), token.as_deref())
+        .check(state.proxies.of(http), credentials.secret())
         .err()?;
-    let seconds = wait.as_secs_f64().ceil().max(1.0);
+    let seconds = refusal.retry_after_secs();
     let mut reply = refuse(
         Media::Json,
         StatusCode::TOO_MANY_REQUESTS,
         "RATE_LIMITED",
         &format!("too many requests; try again in {seconds} s"),
     );
-    reply.headers_mut().insert(
-        header::RETRY_AFTER,
-        header::HeaderValue::from(seconds as u64),
-    );
+    reply
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
     Some(reply)
 }
 

@@ -1,22 +1,33 @@
 //! The plangraph server: configuration, command line, the actix-web app. It wires the domain,
 //! the store and the schema together and holds no rules of its own.
+//!
+//! Layers, each depending only on those above it: the settings and shared parts
+//! ([`rate_limit`], [`client`], [`sockets`], [`metrics`]), the state every
+//! handler shares ([`state`]), the transports ([`graphql_http`], [`websocket`]), the routes
+//! ([`app`]), start-up ([`startup`]) and the command line ([`cli`]).
 
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod error;
 /// `plangraph generate`: the synthetic load-test data set written through the write path.
 pub mod generate;
 pub mod graphql_http;
 pub mod import;
+pub mod metrics;
 pub mod rate_limit;
-/// Answers to repeated queries, kept per store revision.
-pub mod response_cache;
+pub mod request_id;
+pub mod sockets;
+pub mod startup;
+pub mod state;
 pub mod telemetry;
+pub mod token;
 pub mod watch;
 pub mod websocket;
 
-pub use app::{AppState, configure};
+pub use app::configure;
 pub use error::CliError;
 pub use import::{
     ImportFlags, ImportSummary, import_report, load_bundled_if_empty, prepare_import, store_import,
 };
+pub use state::AppState;
