@@ -16,6 +16,7 @@ mod doors;
 mod federation;
 mod feed_recovery;
 mod figures;
+mod fuzz;
 mod gateway;
 mod generate;
 mod http;
