@@ -132,21 +132,112 @@ async fn assert_committed(store: &Store, url: &str, revision: i64) {
     assert_eq!(report_revision(store).await, revision);
 }
 
+/// A small filesystem of the test's own (tmpfs), unmounted when dropped; `None` where the
+/// test may not mount one.
+struct SmallDisk {
+    dir: TempDir,
+}
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> Option<Self> {
+        let dir = tempfile::tempdir().ok()?;
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}")])
+            .arg("plangraph-test")
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then_some(Self { dir })
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Fills the disk with a ballast file but for `room` bytes.
+    fn fill_but(&self, room: u64) {
+        use std::io::Write;
+        let mut ballast = std::fs::File::create(self.path().join("ballast")).unwrap();
+        let block = vec![0u8; 4096];
+        loop {
+            let free = fs_free(self.path());
+            if free <= room {
+                break;
+            }
+            let n = usize::try_from((free - room).min(4096)).unwrap();
+            if ballast.write_all(&block[..n]).is_err() {
+                break;
+            }
+            ballast.flush().unwrap();
+        }
+    }
+
+    fn empty_ballast(&self) {
+        std::fs::remove_file(self.path().join("ballast")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Free bytes on the filesystem holding `path` (`df`'s figure).
+fn fs_free(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap()
+}
+
 /// The finding: on a nearly full disk the first writes failed cleanly, then writes were
 /// answered as committed that never reached the file, reads stuck at an old revision (every
-/// write a CONFLICT), and other processes waited 30 s for a lock. SQLite's `max_page_count`
-/// fills the database as the disk would: every write past it fails with its code and keeps
-/// nothing; once there is room again, every write answered as committed is in the file (read
-/// by another store), the store's own reads see it, and another process writes at once.
+/// write a CONFLICT), and other processes waited 30 s for a lock. The database sits on a small
+/// filesystem of its own (a tmpfs; where the test may not mount one, SQLite's
+/// `max_page_count` fills the database as the disk would), filled with ballast but for a
+/// little room: every write past the room fails with its code and keeps nothing; once the
+/// ballast is gone, every write answered as committed is in the file (read by another store),
+/// the store's own reads see it, and another process writes at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_on_sqlite_fails_writes_cleanly_and_later_writes_commit() {
-    let (store, url, _dir) = peru_at(Backend::Sqlite).await;
+    let disk = SmallDisk::mount(16 * 1024 * 1024);
+    let (store, url, _dir) = match &disk {
+        Some(disk) => {
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                disk.path().join("test.db").display()
+            );
+            let store = Store::connect(&url).await.expect("connect");
+            store.migrate().await.expect("migrate");
+            plangraph_server::load_bundled_if_empty(&store)
+                .await
+                .expect("import the bundled report");
+            (store, url, None)
+        }
+        None => peru_at(Backend::Sqlite).await,
+    };
     let other = Store::connect(&url).await.unwrap();
-    let pages = scalar(&store, "PRAGMA page_count").await;
-    store
-        .set_sqlite_max_page_count(u64::try_from(pages).unwrap() + 30)
-        .await
-        .unwrap();
+    match &disk {
+        Some(disk) => disk.fill_but(160 * 1024),
+        None => {
+            let pages = scalar(&store, "PRAGMA page_count").await;
+            store
+                .set_sqlite_max_page_count(u64::try_from(pages).unwrap() + 30)
+                .await
+                .unwrap();
+        }
+    }
 
     let mut revision = report_revision(&other).await;
     let mut failures = 0;
@@ -169,7 +260,10 @@ async fn a_full_disk_on_sqlite_fails_writes_cleanly_and_later_writes_commit() {
     assert_eq!(failures, 4, "the database never filled up");
     assert_eq!(report_revision(&other).await, revision);
 
-    store.set_sqlite_max_page_count(0).await.unwrap();
+    match &disk {
+        Some(disk) => disk.empty_ballast(),
+        None => store.set_sqlite_max_page_count(0).await.unwrap(),
+    }
     // No lock was left behind: another process writes at once (the finding: 30 s).
     let started = Instant::now();
     let outcome = tokio::time::timeout(
@@ -195,6 +289,7 @@ async fn a_full_disk_on_sqlite_fails_writes_cleanly_and_later_writes_commit() {
         assert_committed(&store, &url, outcome.revision).await;
         revision = outcome.revision;
     }
+    drop((store, other));
 }
 
 /// A statement the database refuses in the middle of a write (here a change row already at
