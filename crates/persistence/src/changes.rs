@@ -13,8 +13,8 @@ use sea_orm::{
 
 use crate::StoreError;
 use crate::entities::{change, country, report};
-use crate::reads::find_in;
-use crate::snapshot::FieldChange;
+use crate::field_change::FieldChange;
+use crate::lookups::find_in;
 
 /// Changes read from the history per page, at most.
 pub(crate) const PAGE: u64 = 500;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use sea_orm::{DbErr, RuntimeErr};
 use thiserror::Error;
 
-use crate::snapshot::FieldChange;
+use crate::field_change::FieldChange;
 use crate::telemetry;
 
 #[derive(Debug, Error)]

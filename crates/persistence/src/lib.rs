@@ -5,18 +5,21 @@
 //! [`Store::write`], one transaction that records the change in the history and announces it on
 //! the change feed.
 //!
-//! Modules depend on each other as a tree: `version`, `changes`, `background`, `pool` and
-//! `telemetry` at the leaves; `feed`, `version_gate` and `replay` on them; `store` (the handle
-//! and what its clones share) on those; and the modules that add methods to [`Store`] (`reads`,
-//! `history`, `watch`, `tokens`, `write`) on `store`.
+//! Modules depend on each other without a circle: at the bottom `field_change`, `version`,
+//! `lookups`, `statements`, `background` and `telemetry`; on them `changes`, `rows`, `pool`
+//! and `write::writer`; on those `feed`, `version_gate` and `replay`; then `store` (the handle
+//! and what its clones share); and last the modules that add methods to [`Store`] (`reads`,
+//! `history`, `watch`, `tokens`, `write`).
 
 mod background;
 mod changes;
 pub mod entities;
 mod error;
 mod feed;
+mod field_change;
 mod history;
 mod import;
+mod lookups;
 mod pool;
 mod reads;
 mod replay;
@@ -34,11 +37,12 @@ mod write;
 
 pub use changes::{ChangeFilter, ChangeRecord, HistoryOwner};
 pub use error::{StoreError, WriteError};
+pub use field_change::FieldChange;
 pub use import::{CountryRef, ImportOutcome, ReportImport};
-pub use reads::{OrganizationQuery, ReportQuery, SectionWithParagraphs};
+pub use lookups::SectionWithParagraphs;
+pub use reads::{OrganizationQuery, ReportQuery};
 pub use replay::{REPLAY_BYTES, REPLAY_READS, ReplayStats, replay_stats};
 pub use rows::ReportRows;
-pub use snapshot::FieldChange;
 pub use statements::StatementCounter;
 pub use store::{DEFAULT_DATABASE_URL, Store, redact};
 pub use tokens::{NewToken, TOKEN_PREFIX};

@@ -10,7 +10,7 @@ use crate::entities::{
     country, footnote, organization, partner_count, plan, report, report_organization,
     report_totals, sector, sector_figures, share, source_link,
 };
-use crate::reads::{SectionWithParagraphs, find_in, organizations_in, sections_in};
+use crate::lookups::{SectionWithParagraphs, find_in, organizations_in, sections_in};
 
 /// One report's rows, each list in printed order.
 #[derive(Debug, Clone, PartialEq, Eq)]

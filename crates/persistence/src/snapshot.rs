@@ -12,18 +12,9 @@
 
 use std::collections::HashMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::entities::organization;
+use crate::field_change::FieldChange;
 use crate::rows::ReportRows;
-
-/// One value that a write changed: `before` is `None` for an addition, `after` for a removal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldChange {
-    pub path: String,
-    pub before: Option<String>,
-    pub after: Option<String>,
-}
 
 /// The list a text item belongs to, for paths whose items are texts a reader would miss:
 /// `sections.K.paragraphs.N` → `sections.K.paragraphs`, `sources.N.url` → `sources.url`,

@@ -12,7 +12,7 @@ use crate::entities::{
     country, footnote, narrative_section, organization, partner_count, plan, platform, report,
     report_organization, report_totals, sector, sector_figures, share, source_link,
 };
-use crate::reads::SectionWithParagraphs;
+use crate::lookups::SectionWithParagraphs;
 
 /// Bytes a value holds, its own and on the heap.
 pub trait Weigh {

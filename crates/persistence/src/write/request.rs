@@ -5,9 +5,9 @@ use std::sync::Arc;
 use plangraph_domain::edit::{NewOrganization, OrganizationPatch, ReportEdit};
 
 use crate::changes::ChangeRecord;
+use crate::field_change::FieldChange;
 use crate::import::ReportImport;
 use crate::rows::ReportRows;
-use crate::snapshot::FieldChange;
 
 /// How an import may go.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

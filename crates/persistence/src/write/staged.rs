@@ -5,7 +5,7 @@ use plangraph_domain::access::Actor;
 
 use crate::entities::{organization, report};
 use crate::error::WriteError;
-use crate::snapshot::FieldChange;
+use crate::field_change::FieldChange;
 use crate::write::request::WriteOutcome;
 
 /// What a write is about, once found and written.
