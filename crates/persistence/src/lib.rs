@@ -5,11 +5,11 @@
 //! [`Store::write`], one transaction that records the change in the history and announces it on
 //! the change feed.
 //!
-//! Modules depend on each other without a circle: at the bottom `field_change`, `version`,
-//! `lookups`, `statements`, `background` and `telemetry`; on them `changes`, `rows`, `pool`
-//! and `write::writer`; on those `feed`, `version_gate` and `replay`; then `store` (the handle
-//! and what its clones share); and last the modules that add methods to [`Store`] (`reads`,
-//! `history`, `watch`, `tokens`, `write`).
+//! Modules depend on each other without a circle. `store` (the handle and what its clones
+//! share) uses `feed`, `version_gate`, `pool` and `write::writer`, and none of them uses
+//! `store`; leaves such as `field_change`, `version`, `lookups`, `background` and `telemetry`
+//! use no other module of the crate but `error` and `entities`; the modules that add methods to [`Store`]
+//! (`reads`, `history`, `watch`, `tokens`, `write`) come last.
 
 mod background;
 mod changes;
