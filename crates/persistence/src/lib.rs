@@ -8,8 +8,8 @@
 //! Modules depend on each other without a circle. `store` (the handle and what its clones
 //! share) uses `feed`, `version_gate`, `pool` and `write::writer`, and none of them uses
 //! `store`; leaves such as `field_change`, `version`, `lookups`, `background` and `telemetry`
-//! use no other module of the crate but `error` and `entities`; the modules that add methods to [`Store`]
-//! (`reads`, `history`, `watch`, `tokens`, `write`) come last.
+//! use no other module of the crate but `error` and `entities`; the modules that add methods
+//! to [`Store`] (`reads`, `history`, `watch`, `tokens`, `write`) come last.
 
 mod background;
 mod changes;
