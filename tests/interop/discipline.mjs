@@ -1,7 +1,7 @@
 // Greedy and slow WebSocket clients, with the real `ws` client, for the server's socket
 // discipline tests (tests/tests/websocket_discipline.rs).
 //
-//   node discipline.mjs --url ws://HOST:PORT/graphql --scenario flood|stall
+//   node discipline.mjs --url ws://HOST:PORT/graphql --scenario flood|stall|mute
 //        [--protocol graphql-transport-ws|graphql-ws] [--operations N] [--token SECRET]
 //        [--query QUERY] [--timeout-ms 15000]
 //
@@ -13,6 +13,8 @@
 // stall: connection_init, then N operations of --query sent at once, then the socket is no
 //   longer read (paused); prints {"type":"stalled"} and holds the connection open, never
 //   reading, until it is killed.
+// mute: connection_init, then nothing: the client reads but answers no ping (no automatic
+//   pong); prints the result line when the server closes the socket.
 import WebSocket from 'ws';
 
 function arg(name, fallback) {
@@ -36,7 +38,8 @@ const done = (extra) => {
 };
 if (scenario !== 'stall') setTimeout(() => done({ timeout: true }), timeout);
 
-const ws = new WebSocket(url, protocol);
+const ws = new WebSocket(url, protocol, { autoPong: scenario !== 'mute' });
+ws.on('ping', () => { result.pings = (result.pings || 0) + 1; });
 ws.on('unexpected-response', (_req, res) => done({ status: res.statusCode }));
 ws.on('error', (e) => done({ error: e.message }));
 ws.on('open', () => {
@@ -47,6 +50,7 @@ ws.on('message', (data) => {
   const message = JSON.parse(data.toString());
   if (message.type === 'connection_ack') {
     result.acked = true;
+    if (scenario === 'mute') return;
     for (let i = 0; i < operations; i += 1) {
       ws.send(JSON.stringify({
         id: String(i),

@@ -34,7 +34,12 @@ fn discipline(server: &Server, args: &[&str]) -> (Child, BufReader<ChildStdout>)
 
 /// Runs a flood to its end: the client's result line.
 fn flood(server: &Server, args: &[&str]) -> Value {
-    let (child, stdout) = discipline(server, &[&["--scenario", "flood"], args].concat());
+    outcome(server, "flood", args)
+}
+
+/// Runs a scenario to its end: the client's result line.
+fn outcome(server: &Server, scenario: &str, args: &[&str]) -> Value {
+    let (child, stdout) = discipline(server, &[&["--scenario", scenario], args].concat());
     let mut child = Killed(child);
     let mut last = Value::Null;
     for line in stdout.lines() {
@@ -250,4 +255,27 @@ async fn a_socket_that_stops_reading_is_dropped_and_the_server_shuts_down_cleanl
         .unwrap_or_else(|| panic!("the server did not exit within 6 s of SIGTERM"));
     assert!(exited.success(), "{exited:?}");
     assert!(started.elapsed() < Duration::from_secs(6));
+}
+
+/// Pings go out at the configured interval, and a client that answers none (it reads, but its
+/// automatic pong is off) is closed with 1001 once the silence timeout has passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_answers_no_ping_is_closed_after_the_silence_timeout() {
+    let (url, _dir) = database_url(Backend::Sqlite).await;
+    let server = Server::start_with(
+        &url,
+        &[
+            "--ws-ping-interval-ms",
+            "200",
+            "--ws-silence-timeout-ms",
+            "700",
+        ],
+    );
+    let started = Instant::now();
+    let mute = outcome(&server, "mute", &["--timeout-ms", "10000"]);
+    assert_eq!(mute["acked"], true, "{mute}");
+    assert_eq!(mute["code"], 1001, "{mute}");
+    assert_eq!(mute["reason"], "no answer to pings", "{mute}");
+    assert!(mute["pings"].as_u64().is_some_and(|n| n >= 2), "{mute}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{mute}");
 }
