@@ -64,6 +64,24 @@ impl Drop for QuotaGuard {
     }
 }
 
+/// One open subscription, counted in `plangraph_subscriptions_active` for as long as its
+/// stream lives (over any transport).
+#[derive(Debug)]
+struct Active;
+
+impl Active {
+    fn new() -> Self {
+        metrics::gauge!("plangraph_subscriptions_active").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        metrics::gauge!("plangraph_subscriptions_active").decrement(1.0);
+    }
+}
+
 /// A place in the connection's quota, when the request came over one (in-process callers and
 /// HTTP have none: subscriptions need a socket there anyway).
 fn quota(ctx: &Context<'_>) -> Result<Option<QuotaGuard>, ApiError> {
@@ -207,7 +225,7 @@ impl Subscription {
             ..ChangeFilter::default()
         };
         let after = after(store, after_revision).await?;
-        let guard = quota(ctx)?;
+        let guard = (quota(ctx)?, Active::new());
         let stream = events(ctx, store, filter, after)?;
         Ok(stream.map(move |(item, permit)| {
             let _held = &guard;
@@ -242,7 +260,7 @@ impl Subscription {
             ..ChangeFilter::default()
         };
         let after = after(store, after_revision).await?;
-        let guard = quota(ctx)?;
+        let guard = (quota(ctx)?, Active::new());
         let stream = events(ctx, store, filter, after)?;
         Ok(stream.map(move |(item, permit)| {
             let _held = &guard;
