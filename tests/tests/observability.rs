@@ -94,16 +94,39 @@ async fn metrics_pass_promtool_and_move_as_requests_are_made() {
         after.contains("# TYPE plangraph_rate_limit_keys gauge"),
         "{after}"
     );
-    // The pipeline's request counter, once it records one, moves with the queries answered.
-    let answered = |text: &str| {
+    // The pipeline's request counter: the one query answered between the two reads is counted
+    // as an `ok` POST query (the refused ones never reached the pipeline), and a query that
+    // fails is counted under its code.
+    let answered = |text: &str, outcome: &str| {
         text.lines()
             .filter(|l| l.starts_with("plangraph_requests_total{"))
+            .filter(|l| {
+                l.contains("transport=\"http_post\"")
+                    && l.contains("operation=\"query\"")
+                    && l.contains(&format!("outcome=\"{outcome}\""))
+            })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>()
     };
-    if after.contains("plangraph_requests_total") {
-        assert!(answered(&after) > answered(&before), "{after}");
-    }
+    assert_eq!(
+        answered(&after, "ok") - answered(&before, "ok"),
+        1.0,
+        "before:\n{before}\nafter:\n{after}"
+    );
+    let (_, failed) = server
+        .try_graphql(r#"{ country(iso3: "PER") { nope } }"#, None)
+        .expect("answered");
+    assert!(
+        failed.to_string().contains("GRAPHQL_VALIDATION_FAILED"),
+        "{failed}"
+    );
+    let (_, last) = http_get(&server.addr, "/metrics");
+    assert_eq!(
+        answered(&last, "GRAPHQL_VALIDATION_FAILED")
+            - answered(&after, "GRAPHQL_VALIDATION_FAILED"),
+        1.0,
+        "{last}"
+    );
     promtool(&after);
 }
 

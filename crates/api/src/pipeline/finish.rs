@@ -130,12 +130,13 @@ pub(crate) fn record(seen: &Seen, response: &Response) {
         .map_or("ok", |e| code_of(e).unwrap_or("ERROR"));
     // Codes come from a fixed set (ours and async-graphql's), so the label stays bounded; a
     // code built from input would not, so anything unexpected is counted as ERROR.
-    let outcome =
-        if outcome.len() <= 40 && outcome.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
-            outcome.to_owned()
-        } else {
-            "ERROR".to_owned()
-        };
+    let outcome = if outcome == "ok"
+        || (outcome.len() <= 40 && outcome.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+    {
+        outcome.to_owned()
+    } else {
+        "ERROR".to_owned()
+    };
     let operation = operation_label(seen.ty);
     metrics::counter!(
         "plangraph_requests_total",
