@@ -3,7 +3,7 @@
 //
 //   node discipline.mjs --url ws://HOST:PORT/graphql --scenario flood|stall|mute
 //        [--protocol graphql-transport-ws|graphql-ws] [--operations N] [--token SECRET]
-//        [--query QUERY] [--timeout-ms 15000]
+//        [--query QUERY] [--timeout-ms 15000] [--wide N] [--wide-init]
 //
 // flood: connection_init (with `{"Authorization":"Bearer SECRET"}` when --token is given), then
 //   N operations (`subscribe`, or `start` in graphql-ws) of --query (default `{ __typename }`)
@@ -13,6 +13,8 @@
 // stall: connection_init, then N operations of --query sent at once, then the socket is no
 //   longer read (paused); prints {"type":"stalled"} and holds the connection open, never
 //   reading, until it is killed.
+// --wide N: every operation carries a variable the query never uses holding N empty objects
+//   (with --wide-init, connection_init's payload carries them instead).
 // mute: connection_init, then nothing: the client reads but answers no ping (no automatic
 //   pong); prints the result line when the server closes the socket.
 import WebSocket from 'ws';
@@ -30,6 +32,9 @@ const token = arg('token');
 const query = arg('query', '{ __typename }');
 const timeout = Number(arg('timeout-ms', '15000'));
 const legacy = protocol === 'graphql-ws';
+const wide = Number(arg('wide', '0'));
+const wideInit = process.argv.includes('--wide-init');
+const padding = wide ? { unused: Array.from({ length: wide }, () => ({})) } : undefined;
 
 const result = { scenario, acked: false, answers: {} };
 const done = (extra) => {
@@ -44,6 +49,7 @@ ws.on('unexpected-response', (_req, res) => done({ status: res.statusCode }));
 ws.on('error', (e) => done({ error: e.message }));
 ws.on('open', () => {
   const payload = token ? { Authorization: `Bearer ${token}` } : {};
+  if (wideInit) payload.padding = padding;
   ws.send(JSON.stringify({ type: 'connection_init', payload }));
 });
 ws.on('message', (data) => {
@@ -55,7 +61,7 @@ ws.on('message', (data) => {
       ws.send(JSON.stringify({
         id: String(i),
         type: legacy ? 'start' : 'subscribe',
-        payload: { query },
+        payload: wideInit ? { query } : { query, variables: padding },
       }));
     }
     if (scenario === 'stall') {

@@ -12,7 +12,7 @@ use plangraph_domain::access::Role;
 use serde_json::{Value, json};
 
 use crate::on_both_databases;
-use crate::support::server::Server;
+use crate::support::server::{Server, post_json};
 use crate::support::writes::{error_code, token};
 use crate::support::{Backend, counted_store, database_url, peru_store};
 
@@ -204,9 +204,11 @@ async fn entity_representations_are_counted_and_capped(backend: Backend) {
     counter.reset();
     let started = Instant::now();
     let (response, _) = run(&api, Request::new(query("id")).variables(reps(20_000))).await;
+    // 60,000 values: refused by their count before the document is looked at (over HTTP, in
+    // the body's text before it is built).
     assert_eq!(
         error_code(&response).as_deref(),
-        Some("TOO_MANY_REPRESENTATIONS"),
+        Some("TOO_MANY_VALUES"),
         "{response:#}"
     );
     assert_eq!(counter.get(), 0);
@@ -215,6 +217,13 @@ async fn entity_representations_are_counted_and_capped(backend: Backend) {
         "{:?}",
         started.elapsed()
     );
+    let (response, _) = run(&api, Request::new(query("id")).variables(reps(1_001))).await;
+    assert_eq!(
+        error_code(&response).as_deref(),
+        Some("TOO_MANY_REPRESENTATIONS"),
+        "{response:#}"
+    );
+    assert_eq!(counter.get(), 0);
     // 1,000 representations of a report in full width: refused by complexity.
     let wide = query(
         "id title sectors { sector { code name subSectors { code } } peopleReached } partners { name } donors { name } sections { title paragraphs }",
@@ -418,6 +427,29 @@ async fn the_server_survives_nesting_attacks_over_http(backend: Backend) {
         println!("{name}: refused in {:?}", started.elapsed());
         let alive = server.data(r#"{ country(iso3: "PER") { name } }"#, None);
         assert_eq!(alive["country"]["name"], "Peru");
+    }
+    // Wide rather than deep: 20,000 representations (a ~700 KB body that answered 160 MB) and
+    // 600,000 empty objects in a variable the document never uses (1.8 MB that took 328 MiB
+    // to build), both refused by their count of values before the body is built.
+    let entities = json!({
+        "query": "query($r: [_Any!]!) { _entities(representations: $r) { ... on Report { id } } }",
+        "variables": { "r": vec![json!({ "__typename": "Report", "id": "1" }); 20_000] },
+    });
+    let wide = json!({
+        "query": "{ __typename }",
+        "variables": { "unused": vec![json!({}); 600_000] },
+    });
+    for (name, body) in [("entities 20,000", entities), ("600,000 {}", wide)] {
+        let started = Instant::now();
+        let (status, answer) = post_json(&server.addr, "/graphql", &body, None)
+            .unwrap_or_else(|e| panic!("{name}: {e}\n{}", server.logs()));
+        assert_eq!(status, 200, "{name}: {answer}");
+        assert_eq!(
+            error_code(&answer).as_deref(),
+            Some("TOO_MANY_VALUES"),
+            "{name}: {answer}"
+        );
+        println!("{name}: refused in {:?}", started.elapsed());
     }
 }
 on_both_databases!(the_server_survives_nesting_attacks_over_http);

@@ -80,6 +80,12 @@ async fn malformed_requests_get_their_status_and_code(backend: Backend) {
         request.to_request()
     };
     let big = vec![b' '; plangraph_server::graphql_http::DEFAULT_MAX_BODY_BYTES + 1];
+    // A 1.8 MB body that took hundreds of MiB to build: refused by its count of values.
+    let wide = format!(
+        r#"{{"query": "{{ sectors {{ code }} }}", "variables": {{"unused": [{}]}}}}"#,
+        vec!["{}"; 600_000].join(",")
+    );
+    let wide_cut = wide[..wide.len() * 9 / 10].to_owned();
     let cases: Vec<(&str, _, u16, &str)> = vec![
         (
             "text/plain without a preflight header",
@@ -219,6 +225,54 @@ async fn malformed_requests_get_their_status_and_code(backend: Backend) {
             test::TestRequest::get().uri("/graphql").to_request(),
             400,
             "BAD_REQUEST",
+        ),
+        (
+            "a limit's refusal, graphql-response+json",
+            post(
+                Some("application/json"),
+                Some("application/graphql-response+json"),
+                json!({ "query": format!("{{ country(iso3: {}\"PER\"{}) {{ name }} }}", "[".repeat(40), "]".repeat(40)) })
+                    .to_string()
+                    .into_bytes(),
+            ),
+            400,
+            "VALUE_TOO_DEEP",
+        ),
+        (
+            "600,000 empty objects in an unused variable",
+            post(
+                Some("application/json"),
+                Some("application/graphql-response+json"),
+                wide.clone().into_bytes(),
+            ),
+            400,
+            "TOO_MANY_VALUES",
+        ),
+        (
+            "the same, application/json",
+            post(Some("application/json"), None, wide.into_bytes()),
+            200,
+            "TOO_MANY_VALUES",
+        ),
+        (
+            "the same, cut short (not JSON, but never built)",
+            post(Some("application/json"), None, wide_cut.into_bytes()),
+            200,
+            "TOO_MANY_VALUES",
+        ),
+        (
+            "wide variables in a form",
+            test::TestRequest::post()
+                .uri("/graphql")
+                .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+                .insert_header(("apollo-require-preflight", "true"))
+                .set_payload(format!(
+                    "query=%7Bsectors%7Bcode%7D%7D&variables=%7B%22v%22%3A%5B{}%5D%7D",
+                    vec!["1"; 30_000].join("%2C")
+                ))
+                .to_request(),
+            200,
+            "TOO_MANY_VALUES",
         ),
     ];
     for (name, request, status, code) in cases {

@@ -123,6 +123,37 @@ async fn websocket_operations_are_rate_limited() {
     assert!(limited(&anonymous) >= 2, "{anonymous}");
 }
 
+/// A socket message is counted before it is built: an operation with 600,000 empty objects in
+/// a variable it never uses is answered with `TOO_MANY_VALUES` (the next operation still runs),
+/// a `connection_init` as wide closes the socket with 4400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wide_socket_messages_are_refused_unbuilt() {
+    let (url, _dir) = database_url(Backend::Sqlite).await;
+    let server = Server::start(&url);
+    let wide = flood(
+        &server,
+        &[
+            "--operations",
+            "2",
+            "--wide",
+            "600000",
+            "--timeout-ms",
+            "3000",
+        ],
+    );
+    assert_eq!(wide["acked"], true, "{wide}\n{}", server.logs());
+    let refused: Vec<_> = codes(&wide).into_iter().map(|(_, code)| code).collect();
+    assert_eq!(refused, ["TOO_MANY_VALUES", "TOO_MANY_VALUES"], "{wide}");
+    let after = flood(&server, &["--operations", "1", "--timeout-ms", "3000"]);
+    assert_eq!(after["answers"]["0"]["type"], "next", "{after}");
+    let init = flood(
+        &server,
+        &["--operations", "1", "--wide", "600000", "--wide-init"],
+    );
+    assert_eq!(init["code"], 4400, "{init}");
+    assert_eq!(init["acked"], false, "{init}");
+}
+
 /// A query whose answer is large (about 270 KB: forty copies of the Peru report's narrative,
 /// within the alias and root-field limits), so a few hundred of them fill every buffer between
 /// the server and a client that does not read.

@@ -107,7 +107,8 @@ async fn writes_need_a_valid_token_in_scope(backend: Backend) {
         assert_eq!(store_checksum(store).await, before, "{code} wrote");
     }
 
-    // An editor may not import another country's report, nor change shared organisations.
+    // An editor may not import another country's report, nor add or change shared
+    // organisations (an admin adds them).
     let peru = plangraph_domain::PERU_2023_END_YEAR;
     let import = execute_as(
         store,
@@ -117,13 +118,15 @@ async fn writes_need_a_valid_token_in_scope(backend: Backend) {
     )
     .await;
     assert_eq!(error_code(&import).as_deref(), Some("FORBIDDEN"));
-    let created = execute_as(
-        store,
-        Some(&colombia),
-        r#"mutation { createOrganization(organization: { name: "Encuentros SJM" }) { organization { id revision } } }"#,
-        json!({}),
-    )
-    .await;
+    let create = r#"mutation { createOrganization(organization: { name: "Encuentros SJM" }) { organization { id revision } } }"#;
+    let refused = execute_as(store, Some(&colombia), create, json!({})).await;
+    assert_eq!(
+        error_code(&refused).as_deref(),
+        Some("FORBIDDEN"),
+        "{refused:#}"
+    );
+    let admin = token(store, Role::Admin, &[]).await;
+    let created = execute_as(store, Some(&admin), create, json!({})).await;
     let org = created["data"]["createOrganization"]["organization"]["id"].clone();
     assert!(org.is_string(), "{created:#}");
     let renamed = execute_as(

@@ -92,6 +92,10 @@ pub struct QueryLimitArgs {
     /// Nesting of lists and input objects (and list types), in the document and the variables.
     #[arg(long, env = "PLANGRAPH_MAX_VALUE_DEPTH", default_value_t = QueryLimits::default().max_value_depth)]
     pub max_value_depth: u64,
+    /// Values in a request's variables, each list, object and member counted (`TOO_MANY_VALUES`;
+    /// counted in the body's text before it is parsed).
+    #[arg(long, env = "PLANGRAPH_MAX_INPUT_VALUES", default_value_t = QueryLimits::default().max_input_values)]
+    pub max_input_values: usize,
     /// Representations one `_entities` call may resolve (each counted in complexity too).
     #[arg(long, env = "PLANGRAPH_MAX_REPRESENTATIONS", default_value_t = QueryLimits::default().max_representations)]
     pub max_representations: usize,
@@ -130,6 +134,7 @@ impl QueryLimitArgs {
             timeout: Duration::from_millis(self.query_timeout_ms),
             max_concurrent: self.max_concurrent_queries.max(1),
             max_value_depth: self.max_value_depth,
+            max_input_values: self.max_input_values,
             max_representations: self.max_representations,
             max_response_bytes: self.max_response_bytes,
             history_bytes_per_request: self.history_bytes_per_request,

@@ -86,14 +86,29 @@ fn refuse(media: Media, status: StatusCode, code: &str, message: &str) -> HttpRe
     )
 }
 
-/// Codes of errors that stop a request before it executes: such a response has no `data`.
+/// Codes of errors that stop a request before it executes (with every limit's,
+/// [`plangraph_api::limits::CODES`]): such a response has no `data`.
 const REQUEST_ERROR_CODES: &[&str] = &[
     "GRAPHQL_PARSE_FAILED",
     "GRAPHQL_VALIDATION_FAILED",
-    "QUERY_TOO_DEEP",
-    "QUERY_TOO_COMPLEX",
     "METHOD_NOT_ALLOWED",
 ];
+
+fn is_request_error(code: &str) -> bool {
+    REQUEST_ERROR_CODES.contains(&code) || plangraph_api::limits::CODES.contains(&code)
+}
+
+/// A request whose JSON holds more values than its variables may (`TOO_MANY_VALUES`), refused
+/// before the text is built into a tree (see [`plangraph_api::limits::json`]).
+fn too_wide(state: &AppState, media: Media, text: &[u8]) -> Option<HttpResponse> {
+    let error = plangraph_api::limits::check_json(text, state.api.query_limits()).err()?;
+    let mut refused = async_graphql::ServerError::new(error.message, None);
+    refused
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", error.code);
+    Some(answer(media, Response::from_errors(vec![refused])))
+}
 
 fn code_of(error: &async_graphql::ServerError) -> Option<String> {
     match error.extensions.as_ref()?.get("code")? {
@@ -126,9 +141,7 @@ fn render(media: Media, response: &Response) -> (StatusCode, String) {
     let codes: Vec<String> = response.errors.iter().filter_map(code_of).collect();
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
-        && codes
-            .iter()
-            .any(|c| REQUEST_ERROR_CODES.contains(&c.as_str()));
+        && codes.iter().any(|c| is_request_error(c));
     let status = if codes.iter().any(|c| c == "METHOD_NOT_ALLOWED") {
         StatusCode::METHOD_NOT_ALLOWED
     } else if request_error && media == Media::GraphqlResponse {
@@ -240,6 +253,18 @@ fn params_from_json(body: Value) -> Result<Params, String> {
         query,
         operation_name,
     })
+}
+
+/// [`too_wide`] for the JSON parameters of a query string or a form.
+fn too_wide_pairs(
+    state: &AppState,
+    media: Media,
+    pairs: &[(String, String)],
+) -> Option<HttpResponse> {
+    pairs
+        .iter()
+        .filter(|(key, _)| key == "variables" || key == "extensions")
+        .find_map(|(_, value)| too_wide(state, media, value.as_bytes()))
 }
 
 /// Reads the parameters from a GET query string (`variables` and `extensions` as JSON).
@@ -439,6 +464,9 @@ pub async fn post(
                 );
             }
         };
+        if let Some(refused) = too_wide_pairs(&state, media, &pairs) {
+            return refused;
+        }
         return match params_from_query(pairs) {
             Ok(Some(params)) => respond(&state, media, params, &http, false).await,
             Ok(None) => refuse(
@@ -449,6 +477,9 @@ pub async fn post(
             ),
             Err(message) => refuse(media, StatusCode::BAD_REQUEST, "BAD_REQUEST", &message),
         };
+    }
+    if let Some(refused) = too_wide(&state, media, &body) {
+        return refused;
     }
     let json = match serde_json::from_slice::<Value>(&body) {
         Ok(json) => json,
@@ -498,6 +529,9 @@ pub async fn get(state: web::Data<AppState>, http: HttpRequest) -> HttpResponse 
             );
         }
     };
+    if let Some(refused) = too_wide_pairs(&state, media, &pairs) {
+        return refused;
+    }
     let params = match params_from_query(pairs) {
         Ok(Some(params)) => params,
         Ok(None)

@@ -18,6 +18,7 @@
 //! | `TOO_MANY_FRAGMENT_SPREADS` | fragment spreads in the document (100) |
 //! | `VALUE_TOO_DEEP` | nesting of lists and input objects (and list types), in the document and in the variables (32) |
 //! | `VALUE_TOO_LONG` | a string (4 MiB, the report cap: `importReport` carries a report's text) or a number (64 characters) |
+//! | `TOO_MANY_VALUES` | values in the variables, each list, object and member counted (20,000); counted in the JSON text before it is parsed ([`json`]) as well as after |
 //! | `TOO_MANY_REPRESENTATIONS` | representations one `_entities` call resolves (1,000); each is counted in complexity as the item it is |
 //! | `GRAPHQL_VALIDATION_FAILED` | a directive the schema does not define (`@zzz`), refused here because async-graphql runs it |
 //!
@@ -38,11 +39,29 @@ use async_graphql::parser::types::{
 use async_graphql::registry::{MetaTypeName, Registry};
 use async_graphql::{Value, Variables};
 
+pub mod json;
 pub mod lexical;
 pub mod values;
 
+pub use json::check as check_json;
 pub use lexical::check as check_text;
 pub use values::check_variables;
+
+/// Every code a limit refuses a request with, before anything runs: such an answer has no
+/// `data` (GraphQL over HTTP answers it with a 400 for `application/graphql-response+json`).
+pub const CODES: &[&str] = &[
+    "TOO_MANY_TOKENS",
+    "QUERY_TOO_DEEP",
+    "QUERY_TOO_COMPLEX",
+    "TOO_MANY_ALIASES",
+    "TOO_MANY_ROOT_FIELDS",
+    "TOO_MANY_DIRECTIVES",
+    "TOO_MANY_FRAGMENT_SPREADS",
+    "VALUE_TOO_DEEP",
+    "VALUE_TOO_LONG",
+    "TOO_MANY_VALUES",
+    "TOO_MANY_REPRESENTATIONS",
+];
 
 /// Items a list field is assumed to hold when nothing better is known.
 pub const DEFAULT_LIST_SIZE: u64 = 10;
@@ -62,6 +81,9 @@ pub struct QueryLimits {
     /// Longest string in the document or the variables, in bytes: a report's text, which
     /// `importReport` carries, is the longest any request needs.
     pub max_string_bytes: usize,
+    /// Values in a request's variables (each list, object and member counted): a wide tree
+    /// costs hundreds of bytes a value to build, whatever its text cost to send.
+    pub max_input_values: usize,
     /// Representations one `_entities` call may resolve.
     pub max_representations: usize,
     /// Largest answer, as written (JSON); a larger one is answered with `RESPONSE_TOO_LARGE`.
@@ -108,6 +130,7 @@ impl Default for QueryLimits {
             max_fragment_spreads: 100,
             max_value_depth: 32,
             max_string_bytes: plangraph_domain::importer::DEFAULT_MAX_REPORT_BYTES,
+            max_input_values: 20_000,
             max_representations: 1_000,
             max_response_bytes: 16 * 1024 * 1024,
             max_errors: 50,

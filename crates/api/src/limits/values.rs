@@ -1,5 +1,6 @@
 //! The variables' share of the value limits: the document's literals are measured in its text
-//! ([`super::lexical`]), the variables here, with the same limits and codes.
+//! ([`super::lexical`]), the variables here, with the same limits and codes, and counted as
+//! [`super::json`] counts them in the text they came in (`TOO_MANY_VALUES`).
 //!
 //! Variables arrive as JSON, and serde_json stops at 128 levels while it parses, so they cannot
 //! overflow a stack on the way in; but async-graphql walks them again (coercion, validation),
@@ -10,10 +11,19 @@ use async_graphql::{Value, Variables};
 
 use super::{LimitError, QueryLimits};
 
-/// Checks the nesting of every variable's value and the length of its strings.
+/// Checks the number of the variables' values, the nesting of each and the length of its
+/// strings.
 pub fn check_variables(variables: &Variables, limits: &QueryLimits) -> Result<(), LimitError> {
     let mut stack: Vec<(&Value, u64)> = variables.values().map(|value| (value, 0)).collect();
+    let mut seen = 0usize;
     while let Some((value, depth)) = stack.pop() {
+        seen += 1;
+        if seen > limits.max_input_values {
+            return Err(super::json::too_many(
+                limits.max_input_values,
+                "the variables",
+            ));
+        }
         match value {
             Value::List(items) => {
                 let depth = depth + 1;

@@ -3,7 +3,7 @@
 //!
 //! async-graphql's protocol machine (`async_graphql::http::WebSocket`) speaks the protocols; this
 //! module owns the socket around it (actix-ws) and adds:
-//! - a cap on the size of one message, fragments included (`1009` past it);
+//! - a cap on the size of one message, in one frame or in fragments (`1009` past it);
 //! - `4408` when `connection_init` does not come within the init timeout;
 //! - `4403` when `connection_init` carries a token the store does not know (or revoked);
 //!   `4429` for a second `connection_init` comes from the protocol machine itself;
@@ -12,6 +12,9 @@
 //!   over the limit is answered with that operation's `error` message (code `RATE_LIMITED`) and
 //!   never reaches the protocol machine; after [`SocketLimits::max_refusals`] refusals in a row
 //!   the socket is closed with `4429`;
+//! - every message's values counted before anything builds it: an operation holding more than
+//!   a request's variables may is answered with its `error` (code `TOO_MANY_VALUES`), any
+//!   other such message closes the socket with `4400`;
 //! - a cap on open connections (`503` with `Retry-After` at the upgrade, code
 //!   `TOO_MANY_CONNECTIONS`) and on subscriptions per connection (`TOO_MANY_SUBSCRIPTIONS`);
 //! - a deadline on every send: a client that does not read is closed (`1008`, not waited for)
@@ -86,7 +89,10 @@ pub async fn upgrade(
         header::SEC_WEBSOCKET_PROTOCOL,
         header::HeaderValue::from_static(protocol.sec_websocket_protocol()),
     );
+    // One frame may carry a whole message (browsers never fragment one; the codec's own
+    // default would refuse any over 64 KiB): its values are counted before anything builds it.
     let messages = messages
+        .max_frame_size(state.socket_limits.max_message_bytes)
         .aggregate_continuations()
         .max_continuation_size(state.socket_limits.max_message_bytes);
     let socket = session::Socket {

@@ -1,10 +1,12 @@
 //! What the socket loop needs to know of a client message before the protocol machine sees it:
 //! whether it starts an operation (to count it against the rate limits) or initialises the
-//! connection (to learn the token the limits count), and the error message that answers an
+//! connection (to learn the token the limits count), whether it holds more values than a
+//! request may (the machine would build them all), and the error message that answers an
 //! operation refused by the limits, in each protocol's shape.
 
 use async_graphql::http::WebSocketProtocols as Protocols;
 use plangraph_api::Credentials;
+use plangraph_api::limits::{LimitError, QueryLimits};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -18,6 +20,12 @@ pub(super) enum Inspected {
     /// `subscribe` (or the legacy `start`; async-graphql takes either name in both protocols),
     /// with the operation's id.
     Operation(String),
+    /// A message over the values limit (`TOO_MANY_VALUES`), never to be built: the id of the
+    /// operation it starts, if it starts one.
+    TooWide {
+        operation: Option<String>,
+        error: LimitError,
+    },
     /// Anything else, malformed messages included (the machine answers those).
     Other,
 }
@@ -32,12 +40,25 @@ struct Envelope {
     id: Option<String>,
 }
 
-pub(super) fn inspect(message: &[u8]) -> Inspected {
-    let Ok(envelope) = serde_json::from_slice::<Envelope>(message) else {
+fn starts_operation(kind: &str) -> bool {
+    matches!(kind, "subscribe" | "start")
+}
+
+/// What `message` is; its values are counted before anything builds them.
+pub(super) fn inspect(message: &[u8], limits: &QueryLimits) -> Inspected {
+    let wide = plangraph_api::limits::check_json(message, limits).err();
+    let envelope = serde_json::from_slice::<Envelope>(message).ok();
+    if let Some(error) = wide {
+        let operation = envelope
+            .filter(|envelope| starts_operation(&envelope.kind))
+            .and_then(|envelope| envelope.id);
+        return Inspected::TooWide { operation, error };
+    }
+    let Some(envelope) = envelope else {
         return Inspected::Other;
     };
     match (envelope.kind.as_str(), envelope.id) {
-        ("subscribe" | "start", Some(id)) => Inspected::Operation(id),
+        (kind, Some(id)) if starts_operation(kind) => Inspected::Operation(id),
         ("connection_init", _) => {
             let payload = serde_json::from_slice::<serde_json::Value>(message)
                 .ok()
@@ -62,6 +83,16 @@ pub(super) fn refusal(protocol: Protocols, id: &str, refusal: &Refusal) -> Strin
             "retryAfter": seconds,
         },
     });
+    error_message(protocol, id, error)
+}
+
+/// The answer to operation `id` refused by a request limit, in the shape of [`refusal`].
+pub(super) fn limit_refusal(protocol: Protocols, id: &str, error: &LimitError) -> String {
+    let error = json!({ "message": error.message, "extensions": { "code": error.code } });
+    error_message(protocol, id, error)
+}
+
+fn error_message(protocol: Protocols, id: &str, error: serde_json::Value) -> String {
     let payload = match protocol {
         Protocols::GraphQLWS => json!([error]),
         Protocols::SubscriptionsTransportWS => error,
@@ -80,26 +111,75 @@ mod tests {
     #[test]
     fn operations_and_tokens_are_read_without_building_payloads() {
         assert_eq!(
-            inspect(br#"{"id":"7","type":"subscribe","payload":{"query":"{ a }"}}"#),
+            inspect_default(br#"{"id":"7","type":"subscribe","payload":{"query":"{ a }"}}"#),
             Inspected::Operation("7".to_owned())
         );
         assert_eq!(
-            inspect(br#"{"type":"start","id":"1","payload":{}}"#),
+            inspect_default(br#"{"type":"start","id":"1","payload":{}}"#),
             Inspected::Operation("1".to_owned())
         );
         assert_eq!(
-            inspect(br#"{"type":"connection_init","payload":{"Authorization":"Bearer pgt_x"}}"#),
+            inspect_default(
+                br#"{"type":"connection_init","payload":{"Authorization":"Bearer pgt_x"}}"#
+            ),
             Inspected::Init(Credentials::bearer("pgt_x"))
         );
         assert_eq!(
-            inspect(br#"{"type":"connection_init"}"#),
+            inspect_default(br#"{"type":"connection_init"}"#),
             Inspected::Init(Credentials::None)
         );
         assert_eq!(
-            inspect(br#"{"type":"complete","id":"1"}"#),
+            inspect_default(br#"{"type":"complete","id":"1"}"#),
             Inspected::Other
         );
-        assert_eq!(inspect(b"not json"), Inspected::Other);
+        assert_eq!(inspect_default(b"not json"), Inspected::Other);
+    }
+
+    fn inspect_default(message: &[u8]) -> Inspected {
+        inspect(message, &QueryLimits::default())
+    }
+
+    #[test]
+    fn wide_messages_are_refused_unbuilt_with_their_operation() {
+        let limits = QueryLimits {
+            max_input_values: 10,
+            ..QueryLimits::default()
+        };
+        let wide = |kind: &str| {
+            format!(
+                r#"{{"id":"9","type":"{kind}","payload":{{"query":"{{ a }}","variables":{{"v":[{}]}}}}}}"#,
+                vec!["{}"; 100].join(",")
+            )
+        };
+        let Inspected::TooWide { operation, error } =
+            inspect(wide("subscribe").as_bytes(), &limits)
+        else {
+            panic!("a wide operation passed");
+        };
+        assert_eq!(operation.as_deref(), Some("9"));
+        assert_eq!(error.code, "TOO_MANY_VALUES");
+        let answer: serde_json::Value =
+            serde_json::from_str(&limit_refusal(Protocols::GraphQLWS, "9", &error)).unwrap();
+        assert_eq!(
+            answer["payload"][0]["extensions"]["code"],
+            "TOO_MANY_VALUES"
+        );
+        assert!(matches!(
+            inspect(wide("connection_init").as_bytes(), &limits),
+            Inspected::TooWide {
+                operation: None,
+                ..
+            }
+        ));
+        // Cut short, so no envelope can be read: still refused, not handed on.
+        let cut = wide("subscribe");
+        assert!(matches!(
+            inspect(&cut.as_bytes()[..cut.len() / 2], &limits),
+            Inspected::TooWide {
+                operation: None,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -155,6 +155,7 @@ pub(super) async fn drive(socket: Socket) {
         address,
         place,
     } = socket;
+    let query_limits = *api.query_limits();
     let (to_machine, from_socket) = mpsc::channel::<Vec<u8>>(16);
     let input = async_graphql::futures_util::stream::unfold(from_socket, |mut rx| async move {
         rx.recv().await.map(|message| (message, rx))
@@ -246,23 +247,35 @@ pub(super) async fn drive(socket: Socket) {
                     }
                     Some(Err(_)) => break End::close(1002, "protocol error"),
                 };
-                match operations::inspect(&message) {
+                let (operation, too_wide) = match operations::inspect(&message, &query_limits) {
                     Inspected::Init(credentials) => {
                         token.get_or_insert(credentials);
+                        (None, None)
                     }
-                    Inspected::Operation(id) => {
-                        let secret = token.as_ref().and_then(Credentials::secret);
-                        if let Err(refusal) = rate.check(address, secret) {
-                            refused_in_a_row += 1;
-                            if refused_in_a_row > limits.max_refusals {
-                                break End::close(4429, "Too many requests");
-                            }
-                            ours.push_back(operations::refusal(protocol, &id, &refusal));
-                            continue;
+                    Inspected::Operation(id) => (Some(id), None),
+                    // A wide message that starts no operation is not a message of either
+                    // protocol anyone sends: closed as the protocols close invalid ones.
+                    Inspected::TooWide { operation: None, .. } => {
+                        break End::close(4400, "the message holds too many values");
+                    }
+                    Inspected::TooWide { operation: Some(id), error } => (Some(id), Some(error)),
+                    Inspected::Other => (None, None),
+                };
+                if let Some(id) = operation {
+                    let secret = token.as_ref().and_then(Credentials::secret);
+                    if let Err(refusal) = rate.check(address, secret) {
+                        refused_in_a_row += 1;
+                        if refused_in_a_row > limits.max_refusals {
+                            break End::close(4429, "Too many requests");
                         }
-                        refused_in_a_row = 0;
+                        ours.push_back(operations::refusal(protocol, &id, &refusal));
+                        continue;
                     }
-                    Inspected::Other => {}
+                    refused_in_a_row = 0;
+                    if let Some(error) = too_wide {
+                        ours.push_back(operations::limit_refusal(protocol, &id, &error));
+                        continue;
+                    }
                 }
                 if !hand_over(&to_machine, &mut pending, message) {
                     break End::Client;
