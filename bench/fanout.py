@@ -61,7 +61,7 @@ def free_port() -> int:
 def start_server(workdir: str, url: str) -> tuple[subprocess.Popen, str]:
     env = dict(os.environ, DATABASE_URL=url, RUST_LOG="warn,plangraph_server=info")
     server = subprocess.Popen(
-        [str(BINARY), "serve", "--listen", "127.0.0.1:0"],
+        [str(BINARY), "serve", "--listen", "127.0.0.1:0", "--rate-per-address", "0"],
         cwd=workdir,
         env=env,
         stderr=subprocess.PIPE,

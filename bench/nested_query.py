@@ -30,7 +30,7 @@ def main() -> None:
     workdir = tempfile.mkdtemp(prefix="plangraph-bench-")
     started = time.perf_counter()
     server = subprocess.Popen(
-        [str(BINARY), "serve", "--listen", "127.0.0.1:0"],
+        [str(BINARY), "serve", "--listen", "127.0.0.1:0", "--rate-per-address", "0"],
         cwd=workdir,
         stderr=subprocess.PIPE,
         text=True,
