@@ -39,21 +39,6 @@ impl Store {
         Ok(all)
     }
 
-    /// [`Store::history_pages_within`] with no budget for the call (each owner's page is still
-    /// cut at a few megabytes).
-    pub async fn history_pages(
-        &self,
-        owner: HistoryOwner,
-        ids: &[i32],
-        before: Option<i64>,
-        limit: u64,
-    ) -> Result<Vec<HistoryPage>, StoreError> {
-        Ok(self
-            .history_pages_within(owner, ids, before, limit, i64::MAX)
-            .await?
-            .0)
-    }
-
     /// The newest changes of each of `ids` (reports' or organisations'), before revision
     /// `before` (exclusive), at most `limit` each, newest first, and the bytes of recorded
     /// values the call read. Bounded twice in bytes: each owner's page at a few megabytes, and

@@ -16,6 +16,42 @@ use crate::entities::organization;
 use crate::field_change::FieldChange;
 use crate::rows::ReportRows;
 
+/// A report's rows before and after a write, and what changed between them.
+pub(crate) struct Compared {
+    pub before: Option<ReportRows>,
+    pub after: ReportRows,
+    /// [`Snapshot::diff`].
+    pub fields: Vec<FieldChange>,
+    /// [`Snapshot::removals`], when asked for.
+    pub removals: Vec<FieldChange>,
+}
+
+/// Compares a report before and after a write on a blocking thread: a whole report's
+/// snapshots and their diff are milliseconds of CPU for a large one, which a request worker
+/// (serving every other request on its thread) should not spend.
+pub(crate) async fn compare(
+    before: Option<ReportRows>,
+    after: ReportRows,
+    with_removals: bool,
+) -> Result<Compared, crate::StoreError> {
+    tokio::task::spawn_blocking(move || {
+        let old = before.as_ref().map(Snapshot::of_report).unwrap_or_default();
+        let new = Snapshot::of_report(&after);
+        Compared {
+            fields: old.diff(&new),
+            removals: if with_removals {
+                old.removals(&new)
+            } else {
+                Vec::new()
+            },
+            before,
+            after,
+        }
+    })
+    .await
+    .map_err(|e| crate::StoreError::Unavailable(format!("comparing a report's versions: {e}")))
+}
+
 /// The list a text item belongs to, for paths whose items are texts a reader would miss:
 /// `sections.K.paragraphs.N` → `sections.K.paragraphs`, `sources.N.url` → `sources.url`,
 /// `footnotes.N.text` → `footnotes.text`.

@@ -9,7 +9,7 @@ use crate::entities::report;
 use crate::error::WriteError;
 use crate::import::{ReportImport, find_existing, write_report};
 use crate::rows::ReportRows;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Compared, compare};
 use crate::write::request::{ImportOptions, WriteOutcome};
 use crate::write::staged::{Staged, Step, Target, authorize_country, check_revision, describe};
 
@@ -47,10 +47,12 @@ pub(crate) async fn import(
             key: outcome.report_id.to_string(),
         })?;
     let after = ReportRows::load(txn, report).await?;
-    let before_snapshot = before.as_ref().map(Snapshot::of_report).unwrap_or_default();
-    let after_snapshot = Snapshot::of_report(&after);
-    let fields = before_snapshot.diff(&after_snapshot);
-    let removals = before_snapshot.removals(&after_snapshot);
+    let Compared {
+        before,
+        after,
+        fields,
+        removals,
+    } = compare(before, after, true).await?;
     // A dry run reports removals instead of refusing them.
     if !removals.is_empty() && !options.allow_removals && !options.dry_run {
         return Err(WriteError::WouldRemove(removals));

@@ -17,7 +17,7 @@ use crate::entities::{
 use crate::error::WriteError;
 use crate::import::{footnote_rows, source_rows};
 use crate::rows::ReportRows;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Compared, compare};
 use crate::write::staged::{Staged, Target, authorize_country, check_revision, describe};
 
 /// Applies `edit` to report `report_id`, checked against the revision the client read.
@@ -42,7 +42,7 @@ pub(crate) async fn edit(
     check_revision(expected, before.report.revision)?;
     apply(txn, &before.report, edit).await?;
     let after = ReportRows::load(txn, before.report.clone()).await?;
-    let fields = Snapshot::of_report(&before).diff(&Snapshot::of_report(&after));
+    let Compared { after, fields, .. } = compare(Some(before), after, false).await?;
     let linked_organization = match edit {
         ReportEdit::LinkOrganization {
             organization_id, ..
