@@ -43,7 +43,7 @@ Goals printed against (from issue 13): every attack answered in < 50 ms with the
 peak RSS under 256 MiB with the default settings, the dashboard's p99 within 1.5x of alone.
 An answer other than the expected refusal is printed as a finding too. Attack 14 (a 2 MB body
 of empty objects in an unused variable) is not in the issue's list: it was found while writing
-this script and is measured the same way. Figures are not
+this script (328 MiB to build it) and is now refused by its count of values (`TOO_MANY_VALUES`). Figures are not
 asserted: the script exits 0 when it ran, whatever the figures (1 when it could not run).
 The load generators run on the same cores as the server; say so when quoting the figures.
 """
@@ -647,8 +647,10 @@ def entities_body(n: int) -> str:
 
 def attack_entities(plain: pathlib.Path) -> list[Row]:
     return [
-        single(plain, OPEN, Row("3", "_entities x20,000 of one Report", "TOO_MANY_REPRESENTATIONS"),
-               entities_body(20_000))[0],
+        single(plain, OPEN, Row("3", "_entities x20,000 of one Report (60,000 values)",
+                                "TOO_MANY_VALUES"), entities_body(20_000))[0],
+        single(plain, OPEN, Row("3", "_entities x1,001 of one Report", "TOO_MANY_REPRESENTATIONS"),
+               entities_body(1_001))[0],
         single(plain, OPEN, Row("3", "_entities x1,000 (at the cap)", "data"),
                entities_body(1_000))[0],
     ]
@@ -1330,8 +1332,9 @@ def wide_variables_body() -> str:
 
 def attack_wide_variables(plain: pathlib.Path) -> list[Row]:
     body = wide_variables_body().encode()
-    rows = [single(plain, OPEN, Row("14", "2 MB body: 690,000 `{}` in an unused variable"), body)[0]]
-    row = Row("14", "the same, 4 at a time")
+    rows = [single(plain, OPEN, Row("14", "2 MB body: 690,000 `{}` in an unused variable",
+                                    "TOO_MANY_VALUES"), body)[0]]
+    row = Row("14", "the same, 4 at a time", "TOO_MANY_VALUES")
 
     def attack(server: Server, stop: threading.Event, started: threading.Event) -> dict:
         times: list[float] = []
@@ -1358,6 +1361,7 @@ def attack_wide_variables(plain: pathlib.Path) -> list[Row]:
             row.what = f"{len(times):,} requests: {counts(codes)}"
             s = stats(times)
             row.answer, row.answer_ms = spread(s), s["p99"]
+            check_expected(row, max(codes, key=codes.get) if codes else "none")
 
         return {"fill": fill}
 
