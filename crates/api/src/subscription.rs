@@ -13,12 +13,11 @@ use async_graphql::futures_util::{Stream, StreamExt};
 use async_graphql::{Context, ID, Result, Subscription as GraphQLSubscription};
 use plangraph_domain::edit;
 use plangraph_persistence::{ChangeFilter, Store};
-use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::ApiError;
 use crate::loaders::Loaders;
 use crate::loaders::{LoaderSlot, new_loaders};
-use crate::pipeline::ExecutionSlots;
+use crate::pipeline::{EventSlot, ExecutionSlots};
 use crate::types::{Change, FiguresChange};
 
 /// Most subscriptions one WebSocket connection may hold at once. Each costs a receiver on the
@@ -110,7 +109,15 @@ fn slot(ctx: &Context<'_>) -> Result<LoaderSlot, ApiError> {
 /// The revision to replay after. One ahead of the store is refused: after a restore from a
 /// backup, say, a client's last revision may lie in the future, and following "live from there"
 /// would skip every change until the store caught up.
-async fn after(store: &Store, revision: Option<i32>) -> Result<Option<i64>, ApiError> {
+/// Where a subscription with `afterRevision` starts: after which revision, and the store's
+/// last revision when it began (the changes up to it are replayed).
+#[derive(Debug, Clone, Copy)]
+struct Replay {
+    after: i64,
+    head: i64,
+}
+
+async fn after(store: &Store, revision: Option<i32>) -> Result<Option<Replay>, ApiError> {
     let Some(revision) = revision else {
         return Ok(None);
     };
@@ -125,7 +132,10 @@ async fn after(store: &Store, revision: Option<i32>) -> Result<Option<i64>, ApiE
             "afterRevision {revision} is ahead of the store, whose last revision is {head}; resubscribe with afterRevision: {head} or less"
         )));
     }
-    Ok(Some(i64::from(revision)))
+    Ok(Some(Replay {
+        after: i64::from(revision),
+        head,
+    }))
 }
 
 /// A report id that names a stored report.
@@ -150,15 +160,18 @@ fn report_id(id: &ID) -> Result<i32, ApiError> {
 /// resolves like an HTTP query, once it holds a slot, and gives it back when its object is
 /// dropped, once its fields are resolved (not when the socket has sent it: a client that reads
 /// slowly never holds a slot). A subscription waiting for its next change holds none.
+/// `replayed` says which items replay the past (paced, see [`ExecutionSlots`]).
 fn in_slots<S: Stream>(
     stream: S,
     slots: Option<ExecutionSlots>,
-) -> impl Stream<Item = (S::Item, Option<OwnedSemaphorePermit>)> {
+    replayed: impl Fn(&S::Item) -> bool,
+) -> impl Stream<Item = (S::Item, Option<EventSlot>)> {
     stream.then(move |item| {
         let slots = slots.clone();
+        let replayed = replayed(&item);
         async move {
             let permit = match slots {
-                Some(slots) => slots.acquire_owned().await,
+                Some(slots) => slots.acquire_for_event(replayed).await,
                 None => None,
             };
             (item, permit)
@@ -169,7 +182,7 @@ fn in_slots<S: Stream>(
 /// A change (or why the feed failed) and the execution slot its event resolves in.
 type Event = (
     Result<Arc<plangraph_persistence::ChangeRecord>, ApiError>,
-    Option<OwnedSemaphorePermit>,
+    Option<EventSlot>,
 );
 
 /// The store's matching changes, each with the loader its event is resolved with and, once
@@ -178,22 +191,30 @@ fn events(
     ctx: &Context<'_>,
     store: &Store,
     filter: ChangeFilter,
-    after: Option<i64>,
+    after: Option<Replay>,
 ) -> Result<impl Stream<Item = Event> + Send + 'static + use<>, ApiError> {
     let slot = slot(ctx)?;
     let slots = ctx.data_opt::<ExecutionSlots>().cloned();
     let loader_store = store.clone();
-    let changes = store.watch(filter, after).map(move |item| {
-        let record = item.map_err(ApiError::from)?;
-        let loaders = record
-            .attachment::<Loaders>(|| new_loaders(&loader_store))
-            .ok_or(ApiError::Internal {
-                store_code: "EVENT_LOADER",
-            })?;
-        slot.set(loaders);
-        Ok(record)
-    });
-    Ok(in_slots(changes, slots))
+    let changes = store
+        .watch(filter, after.map(|replay| replay.after))
+        .map(move |item| {
+            let record = item.map_err(ApiError::from)?;
+            let loaders = record
+                .attachment::<Loaders>(|| new_loaders(&loader_store))
+                .ok_or(ApiError::Internal {
+                    store_code: "EVENT_LOADER",
+                })?;
+            slot.set(loaders);
+            Ok(record)
+        });
+    // Changes up to the head when the subscription began are a replay; the rest are live.
+    let replay_until = after.map(|replay| replay.head);
+    Ok(in_slots(
+        changes,
+        slots,
+        move |item| matches!((item, replay_until), (Ok(record), Some(head)) if record.revision <= head),
+    ))
 }
 
 #[GraphQLSubscription]
@@ -293,9 +314,11 @@ mod tests {
 
     #[tokio::test]
     async fn an_event_waits_for_a_slot_and_holds_it_until_dropped() {
-        let slots = ExecutionSlots::new(1);
-        let mut events = Box::pin(in_slots(stream::iter([1, 2]), Some(slots.clone())));
-        let held = slots.acquire_owned().await.unwrap();
+        let slots = ExecutionSlots::new(1, 0, 0);
+        let mut events = Box::pin(in_slots(stream::iter([1, 2]), Some(slots.clone()), |_| {
+            false
+        }));
+        let held = slots.acquire().await.unwrap();
         assert!(
             waits(&mut events).await,
             "no event resolves while every slot is taken"
@@ -310,5 +333,51 @@ mod tests {
         drop(permit);
         let (second, _) = events.next().await.expect("the second event");
         assert_eq!(second, 2);
+    }
+
+    #[tokio::test]
+    async fn events_hold_at_most_their_share_and_queries_find_the_rest() {
+        let slots = ExecutionSlots::new(4, 0, 0);
+        let mut events = Box::pin(in_slots(stream::iter(0..10), Some(slots.clone()), |_| {
+            false
+        }));
+        let first = events.next().await.expect("an event");
+        let second = events.next().await.expect("an event");
+        assert!(
+            waits(&mut events).await,
+            "a third event waits: half of four slots are the events' share"
+        );
+        let (a, b) = (slots.acquire().await, slots.acquire().await);
+        assert!(a.is_some() && b.is_some(), "queries take the other two");
+        drop((a, b));
+        drop(first);
+        let (third, _) = events.next().await.expect("the third event");
+        assert_eq!(third, 2);
+        drop(second);
+    }
+
+    #[tokio::test]
+    async fn replayed_events_are_paced_and_live_ones_are_not() {
+        // 100 a second, bursts of 10: 30 replayed events take about 0.2 s, 30 live ones none.
+        let slots = ExecutionSlots::new(4, 0, 100);
+        let started = std::time::Instant::now();
+        let live: Vec<_> = in_slots(stream::iter(0..30), Some(slots.clone()), |_| false)
+            // Each event gives its slot back before the next is asked for.
+            .map(|(item, _slot)| item)
+            .collect()
+            .await;
+        assert_eq!(live.len(), 30);
+        let live_took = started.elapsed();
+        let started = std::time::Instant::now();
+        let replayed: Vec<_> = in_slots(stream::iter(0..30), Some(slots.clone()), |_| true)
+            // Each event gives its slot back before the next is asked for.
+            .map(|(item, _slot)| item)
+            .collect()
+            .await;
+        assert_eq!(replayed.len(), 30);
+        let replay_took = started.elapsed();
+        // The limiter cannot let 20 past its burst through in less than 0.2 s.
+        assert!(replay_took >= Duration::from_millis(150), "{replay_took:?}");
+        assert!(live_took < replay_took, "{live_took:?} {replay_took:?}");
     }
 }

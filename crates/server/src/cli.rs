@@ -89,6 +89,14 @@ pub struct QueryLimitArgs {
     /// per core, at least eight).
     #[arg(long, env = "PLANGRAPH_MAX_CONCURRENT_QUERIES", default_value_t = plangraph_api::limits::default_concurrency())]
     pub max_concurrent_queries: usize,
+    /// How many of those slots subscription events may hold at once (default 0: half of them),
+    /// so replays and subscribers never take the slots queries need.
+    #[arg(long, env = "PLANGRAPH_MAX_CONCURRENT_EVENTS", default_value_t = 0)]
+    pub max_concurrent_events: usize,
+    /// Replayed subscription events (`afterRevision`) delivered per second by the whole
+    /// process; 0 leaves them unpaced. Live events are never paced.
+    #[arg(long, env = "PLANGRAPH_REPLAY_EVENTS_PER_SECOND", default_value_t = plangraph_api::limits::DEFAULT_REPLAY_EVENTS_PER_SECOND)]
+    pub replay_events_per_second: u32,
     /// Nesting of lists and input objects (and list types), in the document and the variables.
     #[arg(long, env = "PLANGRAPH_MAX_VALUE_DEPTH", default_value_t = QueryLimits::default().max_value_depth)]
     pub max_value_depth: u64,
@@ -133,6 +141,8 @@ impl QueryLimitArgs {
             max_fragment_spreads: self.max_fragment_spreads,
             timeout: Duration::from_millis(self.query_timeout_ms),
             max_concurrent: self.max_concurrent_queries.max(1),
+            max_concurrent_events: self.max_concurrent_events,
+            replay_events_per_second: self.replay_events_per_second,
             max_value_depth: self.max_value_depth,
             max_input_values: self.max_input_values,
             max_representations: self.max_representations,

@@ -63,6 +63,11 @@ pub const CODES: &[&str] = &[
     "TOO_MANY_REPRESENTATIONS",
 ];
 
+/// Replayed events a second, process-wide: a client catching up on a thousand changes waits a
+/// fifth of a second; a crowd replaying the whole history together takes a small share of the
+/// CPU (see `bench/abuse.py`, attack 8).
+pub const DEFAULT_REPLAY_EVENTS_PER_SECOND: u32 = 5_000;
+
 /// Items a list field is assumed to hold when nothing better is known.
 pub const DEFAULT_LIST_SIZE: u64 = 10;
 
@@ -99,6 +104,14 @@ pub struct QueryLimits {
     /// arrival order. More than a few per core only adds memory (each holds its answer while
     /// it builds) and latency, not throughput.
     pub max_concurrent: usize,
+    /// How many of those slots subscription events may hold at once (0: half of them): a
+    /// crowd of replays or subscribers waits its turn in this share, and queries always find
+    /// the rest free.
+    pub max_concurrent_events: usize,
+    /// Replayed subscription events (`afterRevision`: changes committed before the
+    /// subscription began) delivered per second by the whole process; 0 leaves them unpaced.
+    /// Live events are never paced.
+    pub replay_events_per_second: u32,
     /// Bytes of answers kept for repeated anonymous queries (see [`crate::kept`]); 0, the
     /// library's default, keeps none.
     pub response_cache_bytes: usize,
@@ -137,6 +150,8 @@ impl Default for QueryLimits {
             max_error_message: 1_000,
             timeout: Duration::from_secs(10),
             max_concurrent: default_concurrency(),
+            max_concurrent_events: 0,
+            replay_events_per_second: DEFAULT_REPLAY_EVENTS_PER_SECOND,
             response_cache_bytes: 0,
             row_cache_bytes: 0,
             history_bytes_per_request: 16 * 1024 * 1024,

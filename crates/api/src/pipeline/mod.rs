@@ -44,7 +44,7 @@ pub use finish::new_request_id;
 use finish::{Seen, record, refusal, store_failure, timed_out, with_code};
 pub use operation::operation_type;
 use operation::{schema_env, subscription_root_fields};
-pub use slots::ExecutionSlots;
+pub use slots::{EventSlot, ExecutionSlots};
 
 /// How a request reached the schema, attached by the transport as request data: a metrics
 /// label, and a rule (GraphQL over HTTP forbids mutations over GET: a GET must be safe to
@@ -147,7 +147,11 @@ impl Pipeline {
             store,
             limits,
             profile,
-            slots: ExecutionSlots::new(limits.max_concurrent),
+            slots: ExecutionSlots::new(
+                limits.max_concurrent,
+                limits.max_concurrent_events,
+                limits.replay_events_per_second,
+            ),
             kept: Arc::new(Kept::new(
                 limits.response_cache_bytes,
                 limits.row_cache_bytes,

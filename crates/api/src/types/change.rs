@@ -1,8 +1,6 @@
 //! Changes as the API shows them: history entries, mutation results and subscription events
 //! are one type, [`Change`], so a client reads a change the same way wherever it meets it.
 
-use tokio::sync::OwnedSemaphorePermit;
-
 use plangraph_persistence::{ChangeRecord, FieldChange};
 
 use super::*;
@@ -44,7 +42,7 @@ pub struct ChangeActor {
 pub struct Change(
     pub Arc<ChangeRecord>,
     // Held, never read: dropping the event gives the slot back.
-    #[allow(dead_code)] pub(crate) Option<OwnedSemaphorePermit>,
+    #[allow(dead_code)] pub(crate) Option<crate::pipeline::EventSlot>,
 );
 
 impl Change {
@@ -115,7 +113,7 @@ impl Change {
 pub struct FiguresChange {
     pub(crate) record: Arc<ChangeRecord>,
     /// The execution slot the event holds while its fields resolve.
-    pub(crate) _slot: Option<OwnedSemaphorePermit>,
+    pub(crate) _slot: Option<crate::pipeline::EventSlot>,
     /// The sector the subscriber asked for, if any.
     pub(crate) sector: Option<String>,
 }
