@@ -310,3 +310,43 @@ async fn a_client_that_answers_no_ping_is_closed_after_the_silence_timeout() {
     assert!(mute["pings"].as_u64().is_some_and(|n| n >= 2), "{mute}");
     assert!(started.elapsed() < Duration::from_secs(5), "{mute}");
 }
+
+/// `plangraph_subscriptions_active` counts the subscriptions open over sockets, and falls back
+/// when their socket goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_subscriptions_are_counted_in_the_metrics() {
+    let (url, _dir) = database_url(Backend::Sqlite).await;
+    let server = Server::start(&url);
+    let active = || {
+        let (_, text) = http_get(&server.addr, "/metrics");
+        text.lines()
+            .find(|l| l.starts_with("plangraph_subscriptions_active "))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let settle = |want: f64| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while active() != want && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        active()
+    };
+    let (client, mut stdout) = discipline(
+        &server,
+        &[
+            "--scenario",
+            "stall",
+            "--operations",
+            "3",
+            "--query",
+            "subscription { reportChanged { revision } }",
+        ],
+    );
+    let client = Killed(client);
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("a line");
+    assert!(line.contains("stalled"), "{line}\n{}", server.logs());
+    assert_eq!(settle(3.0), 3.0, "{}", server.logs());
+    drop(client);
+    assert_eq!(settle(0.0), 0.0, "{}", server.logs());
+}
