@@ -356,26 +356,24 @@ mod tests {
         drop(second);
     }
 
+    /// How long 30 events take to pass through `slots`, each giving its slot back before the
+    /// next is asked for.
+    async fn thirty_events(slots: &ExecutionSlots, replayed: bool) -> Duration {
+        let started = std::time::Instant::now();
+        let passed = in_slots(stream::iter(0..30), Some(slots.clone()), move |_| replayed)
+            .map(|(item, _slot)| item)
+            .collect::<Vec<_>>()
+            .await;
+        assert_eq!(passed.len(), 30);
+        started.elapsed()
+    }
+
     #[tokio::test]
     async fn replayed_events_are_paced_and_live_ones_are_not() {
         // 100 a second, bursts of 10: 30 replayed events take about 0.2 s, 30 live ones none.
         let slots = ExecutionSlots::new(4, 0, 100);
-        let started = std::time::Instant::now();
-        let live: Vec<_> = in_slots(stream::iter(0..30), Some(slots.clone()), |_| false)
-            // Each event gives its slot back before the next is asked for.
-            .map(|(item, _slot)| item)
-            .collect()
-            .await;
-        assert_eq!(live.len(), 30);
-        let live_took = started.elapsed();
-        let started = std::time::Instant::now();
-        let replayed: Vec<_> = in_slots(stream::iter(0..30), Some(slots.clone()), |_| true)
-            // Each event gives its slot back before the next is asked for.
-            .map(|(item, _slot)| item)
-            .collect()
-            .await;
-        assert_eq!(replayed.len(), 30);
-        let replay_took = started.elapsed();
+        let live_took = thirty_events(&slots, false).await;
+        let replay_took = thirty_events(&slots, true).await;
         // The limiter cannot let 20 past its burst through in less than 0.2 s.
         assert!(replay_took >= Duration::from_millis(150), "{replay_took:?}");
         assert!(live_took < replay_took, "{live_took:?} {replay_took:?}");

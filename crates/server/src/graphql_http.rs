@@ -102,12 +102,7 @@ fn is_request_error(code: &str) -> bool {
 /// before the text is built into a tree (see [`plangraph_api::limits::json`]).
 fn too_wide(state: &AppState, media: Media, text: &[u8]) -> Option<HttpResponse> {
     let error = plangraph_api::limits::check_json(text, state.api.query_limits()).err()?;
-    let mut refused = async_graphql::ServerError::new(error.message, None);
-    refused
-        .extensions
-        .get_or_insert_with(Default::default)
-        .set("code", error.code);
-    Some(answer(media, Response::from_errors(vec![refused])))
+    Some(answer(media, Response::from_errors(vec![error.into()])))
 }
 
 fn code_of(error: &async_graphql::ServerError) -> Option<String> {

@@ -142,7 +142,7 @@ mod tests {
         );
         let error = check(wide.as_bytes(), &limits).unwrap_err();
         assert_eq!(error.code, "TOO_MANY_VALUES");
-        assert!(count_values(wide.as_bytes(), 100) == 101);
+        assert_eq!(count_values(wide.as_bytes(), 100), 101);
         let fits = format!(
             r#"{{"query": "{{ a }}", "variables": {{"r": [{}]}}}}"#,
             vec!["1"; limits.max_input_values - 1].join(",")

@@ -172,6 +172,19 @@ impl LimitError {
     }
 }
 
+/// The GraphQL error a refusal is answered with, its code in `extensions.code` (every
+/// transport answers limits the same way).
+impl From<LimitError> for async_graphql::ServerError {
+    fn from(error: LimitError) -> Self {
+        let mut refused = Self::new(error.message, None);
+        refused
+            .extensions
+            .get_or_insert_with(Default::default)
+            .set("code", error.code);
+        refused
+    }
+}
+
 /// What a selection set costs: how deep it goes, how many fields it resolves, how many of them
 /// at its own level.
 #[derive(Debug, Clone, Copy, Default)]

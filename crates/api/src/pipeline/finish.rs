@@ -7,7 +7,7 @@ use std::time::Instant;
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{Response, SchemaEnv, ServerError, Value, Variables};
 
-use crate::limits::{LimitError, QueryLimits};
+use crate::limits::QueryLimits;
 use crate::order;
 
 /// What one request's last stage needs from its first.
@@ -57,10 +57,6 @@ pub(crate) fn with_code(mut error: ServerError, code: &str) -> ServerError {
             .set("code", code);
     }
     error
-}
-
-pub(crate) fn refusal(error: LimitError) -> ServerError {
-    with_code(ServerError::new(error.message, None), error.code)
 }
 
 /// The error of a request over its time budget.

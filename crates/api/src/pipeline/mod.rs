@@ -41,7 +41,7 @@ use crate::{PlangraphSchema, Profile};
 
 use crate::loaders::{LoaderScope, LoaderSlot};
 pub use finish::new_request_id;
-use finish::{Seen, record, refusal, store_failure, timed_out, with_code};
+use finish::{Seen, record, store_failure, timed_out, with_code};
 pub use operation::operation_type;
 use operation::{schema_env, subscription_root_fields};
 pub use slots::{EventSlot, ExecutionSlots};
@@ -357,10 +357,10 @@ impl Pipeline {
         // The text first, before anything parses it: async-graphql's value parser recurses
         // without a bound, and our own walks must never meet a document that could make them.
         if let Err(error) = limits::check_text(&request.query, &self.limits) {
-            return refuse(seen, refusal(error));
+            return refuse(seen, error.into());
         }
         if let Err(error) = limits::check_variables(&request.variables, &self.limits) {
-            return refuse(seen, refusal(error));
+            return refuse(seen, error.into());
         }
         seen.variables = request.variables.clone();
         // In production the schema is mapped only for callers with a valid token, over any
@@ -379,7 +379,7 @@ impl Pipeline {
         if let Err(error) =
             limits::check_document(document, name, &env.registry, &seen.variables, &self.limits)
         {
-            return refuse(seen, refusal(error));
+            return refuse(seen, error.into());
         }
         let ty = operation_type(document, name);
         seen.ty = ty;
