@@ -432,7 +432,7 @@ async fn the_server_survives_nesting_attacks_over_http(backend: Backend) {
         assert_eq!(alive["country"]["name"], "Peru");
     }
     // Wide rather than deep: 20,000 representations (a ~700 KB body that answered 160 MB) and
-    // 600,000 empty objects in a variable the document never uses (1.8 MB that took 328 MiB
+    // 600,000 empty objects in a variable the document never uses (690,000 took 328 MiB
     // to build), both refused by their count of values before the body is built.
     let entities = json!({
         "query": "query($r: [_Any!]!) { _entities(representations: $r) { ... on Report { id } } }",

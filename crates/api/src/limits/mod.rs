@@ -63,9 +63,10 @@ pub const CODES: &[&str] = &[
     "TOO_MANY_REPRESENTATIONS",
 ];
 
-/// Replayed events a second, process-wide: a client catching up on a thousand changes waits a
-/// fifth of a second; a crowd replaying the whole history together takes a small share of the
-/// CPU (see `bench/abuse.py`, attack 8).
+/// Replayed events a second, process-wide, in bursts of a tenth of that: a client catching up on
+/// a thousand changes waits about a tenth of a second; a crowd replaying the whole history
+/// together is held to the rate (`bench/abuse.py`, attack 8: 200 sockets replaying 4,302
+/// changes each took the dashboard query's p99 to 9.6× of alone unpaced, 2.4× paced).
 pub const DEFAULT_REPLAY_EVENTS_PER_SECOND: u32 = 5_000;
 
 /// Items a list field is assumed to hold when nothing better is known.
