@@ -26,9 +26,9 @@ pub(crate) struct Compared {
     pub removals: Vec<FieldChange>,
 }
 
-/// Compares a report before and after a write on a blocking thread: a whole report's
-/// snapshots and their diff are milliseconds of CPU for a large one, which a request worker
-/// (serving every other request on its thread) should not spend.
+/// Compares a report before and after a write on a blocking thread: two whole-report
+/// snapshots and their diff cost CPU in proportion to the report's size (not measured here),
+/// which a request worker, serving every other request on its thread, should not spend.
 pub(crate) async fn compare(
     before: Option<ReportRows>,
     after: ReportRows,
