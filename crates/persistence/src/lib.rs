@@ -33,6 +33,7 @@ mod version;
 mod version_gate;
 mod watch;
 mod weight;
+mod whole;
 mod write;
 
 pub use changes::{ChangeFilter, ChangeRecord, HistoryOwner};
@@ -48,5 +49,6 @@ pub use store::{DEFAULT_DATABASE_URL, Store, redact};
 pub use tokens::{NewToken, TOKEN_PREFIX};
 pub use version::Version;
 pub use weight::Weigh;
+pub use whole::WholeReports;
 pub use write::request::{ImportOptions, WriteOutcome, WriteRequest};
 pub use write::writer::{DEFAULT_LOCK_TIMEOUT, DEFAULT_WRITE_TIMEOUT, WriteTimeouts};

@@ -99,6 +99,18 @@ impl Store {
             .await?)
     }
 
+    /// Organisations whose name is exactly one of `names` (for an imported document's
+    /// organisations that have no FTS id).
+    pub async fn organizations_by_name(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<organization::Model>, StoreError> {
+        find_in::<organization::Entity, _>(&self.db, organization::Column::Name, names, &[
+            organization::Column::Id,
+        ])
+        .await
+    }
+
     pub async fn organizations_by_id(
         &self,
         ids: &[i32],
@@ -131,7 +143,7 @@ impl Store {
             .await?)
     }
 
-    fn report_condition(filter: &ReportQuery) -> Condition {
+    pub(crate) fn report_condition(filter: &ReportQuery) -> Condition {
         let mut cond = Condition::all();
         if let Some(iso3) = &filter.country_iso3 {
             cond = cond.add(

@@ -6,16 +6,18 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use plangraph_api::QueryLimits;
 use plangraph_domain::access::Role;
-use plangraph_domain::importer::{self, DEFAULT_MAX_REPORT_BYTES};
+use plangraph_domain::importer::DEFAULT_MAX_REPORT_BYTES;
 use plangraph_domain::synthetic::Plan;
 use plangraph_persistence::{ChangeFilter, DEFAULT_DATABASE_URL, Store, redact};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::CliError;
-use crate::import::{ImportFlags, prepare_import, store_import};
+use crate::import::ImportFlags;
 use crate::startup::Server;
 use plangraph_api::kept::{DEFAULT_RESPONSE_CACHE_BYTES, DEFAULT_ROW_CACHE_BYTES};
 
+mod export;
+mod load;
 mod serve;
 
 pub use serve::{MetricsArgs, RateArgs, ServeArgs, SocketArgs};
@@ -162,6 +164,25 @@ pub enum ProfileArg {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FormatArg {
+    Json,
+    Csv,
+    Hxl,
+    Xlsx,
+}
+
+impl FormatArg {
+    fn format(self) -> plangraph_exchange::Format {
+        match self {
+            Self::Json => plangraph_exchange::Format::Json,
+            Self::Csv => plangraph_exchange::Format::Csv,
+            Self::Hxl => plangraph_exchange::Format::Hxl,
+            Self::Xlsx => plangraph_exchange::Format::Xlsx,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum RoleArg {
     Editor,
     Admin,
@@ -171,12 +192,18 @@ pub enum RoleArg {
 pub enum Command {
     /// Serve the GraphQL API (loads the bundled Peru report into an empty store).
     Serve(Box<ServeArgs>),
-    /// Import a report's text (`-` reads standard input). Importing the same report again
-    /// replaces it in place; a re-import that would remove content needs --allow-removals.
+    /// Import reports: report texts, JSON documents (whole reports, as `export --format json`
+    /// writes them) and figures tables (CSV or HXL, figures for stored reports), told apart by
+    /// their content. A directory imports each of its files. Each report is its own
+    /// transaction: a refused file or report leaves the others loaded, is named, and makes the
+    /// exit status non-zero. Importing the same report again replaces it in place; a re-import
+    /// that would remove content needs --allow-removals.
     Import {
-        /// The report text file, or `-` for standard input.
-        file: String,
-        /// ISO3 code of the country; by default taken from the file name (`…-peru.txt`).
+        /// Files or directories; `-` reads standard input.
+        #[arg(required = true)]
+        files: Vec<String>,
+        /// ISO3 code of the country: for a report text, by default taken from the file name
+        /// (`…-peru.txt`); for JSON and tables, the only country their reports may be of.
         #[arg(long)]
         country: Option<String>,
         /// Let a re-import remove rows, paragraphs or sources, or cut a text short (the
@@ -189,10 +216,34 @@ pub enum Command {
         /// Check and compare with the stored report; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Largest JSON document or table read, in bytes (report texts keep --max-report-bytes).
+        #[arg(long, env = "PLANGRAPH_MAX_DOCUMENT_BYTES", default_value_t = 256 * 1024 * 1024)]
+        max_document_bytes: usize,
         #[command(flatten)]
         store: StoreArgs,
         #[command(flatten)]
         size: SizeArgs,
+    },
+    /// Export reports: `json` (the lossless document, a collection of reports), `csv` and
+    /// `hxl` (the sector figures table), `xlsx` (a workbook, a sheet per table). All reports
+    /// by default; --report, --country and --year select. Written a report at a time.
+    Export {
+        #[arg(long, value_enum)]
+        format: FormatArg,
+        /// One report, by id.
+        #[arg(long)]
+        report: Option<i32>,
+        /// Reports of this country (ISO3).
+        #[arg(long)]
+        country: Option<String>,
+        /// Reports of this year.
+        #[arg(long)]
+        year: Option<i32>,
+        /// The file to write (standard output by default; required for xlsx).
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Write a synthetic, response-sized data set for load tests: end-year reports for the
     /// first N R4V countries over several years, with organisations linked as partners and
@@ -278,80 +329,63 @@ pub enum TokenCommand {
     Revoke { id: i32 },
 }
 
+/// An R4V country code as typed (any case), or a usage error.
+fn r4v_country(code: &str) -> Result<String, CliError> {
+    plangraph_domain::edit::country(code)
+        .map(|def| def.iso3.to_owned())
+        .map_err(|e| CliError::Usage(e.to_string()))
+}
+
 async fn open_store(args: &StoreArgs) -> Result<Store, CliError> {
     let store = Store::connect(args.database_url.expose_secret()).await?;
     store.migrate().await?;
     Ok(store)
 }
 
-/// Reads a report file (or standard input) in bounded chunks, never past `limit`.
-fn read_report(file: &str, limit: usize) -> Result<Vec<u8>, CliError> {
-    if file == "-" {
-        return Ok(importer::read_capped(
-            std::io::stdin().lock(),
-            limit,
-            "stdin",
-        )?);
-    }
-    let handle = std::fs::File::open(file).map_err(|error| importer::ImportError::Io {
-        source_name: file.to_owned(),
-        error,
-    })?;
-    Ok(importer::read_capped(handle, limit, file)?)
-}
-
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Serve(args) => Server::build(args.options()).await?.run().await,
         Command::Import {
-            file,
+            files,
             country,
             allow_removals,
             force_country,
             dry_run,
+            max_document_bytes,
             store,
             size,
         } => {
-            let flags = ImportFlags {
-                allow_removals,
-                override_country_check: force_country,
-                dry_run,
-                max_bytes: size.max_report_bytes,
-            };
-            // Read and check before opening the store: a broken file never touches it.
-            let bytes = read_report(&file, flags.max_bytes)?;
-            let name = if file == "-" { "stdin" } else { file.as_str() };
-            let prepared = prepare_import(&bytes, name, country.as_deref(), flags)?;
+            let files = load::expand(&files)?;
+            let country = country.as_deref().map(r4v_country).transpose()?;
             let store_handle = open_store(&store).await?;
-            let summary = store_import(&store_handle, prepared, flags).await?;
-            for warning in &summary.warnings {
-                eprintln!("warning[{}]: {file}:{warning}", warning.check.code());
-            }
-            let outcome = &summary.outcome;
-            let verb = match (dry_run, outcome.replaced, outcome.change.is_some()) {
-                (true, _, _) => "would import",
-                (false, true, true) => "replaced",
-                (false, true, false) => "unchanged",
-                (false, false, _) => "imported",
+            let options = load::LoadOptions {
+                flags: ImportFlags {
+                    allow_removals,
+                    override_country_check: force_country,
+                    dry_run,
+                    max_bytes: size.max_report_bytes,
+                },
+                country,
+                max_document_bytes,
+                database: redact(store.database_url.expose_secret()),
             };
-            println!(
-                "{verb} report {} ({} {}) into {}: revision {}, {} value(s) changed, {} warning(s)",
-                summary
-                    .report_id()
-                    .map_or_else(|| "(new)".to_owned(), |id| id.to_string()),
-                summary.country,
-                summary.year,
-                redact(store.database_url.expose_secret()),
-                outcome.revision,
-                outcome.fields.len(),
-                summary.warnings.len()
-            );
-            if dry_run {
-                for removal in &outcome.removals {
-                    println!("  would remove {}", removal.path);
-                }
-            }
-            Ok(())
+            load::run(&store_handle, &files, &options).await
+        }
+        Command::Export {
+            format,
+            report,
+            country,
+            year,
+            output,
+            store,
+        } => {
+            let selection = plangraph_exchange::Selection {
+                report_id: report,
+                country_iso3: country.as_deref().map(r4v_country).transpose()?,
+                year,
+            };
+            let store_handle = open_store(&store).await?;
+            export::run(&store_handle, &selection, format.format(), output.as_deref()).await
         }
         Command::Generate {
             countries,
@@ -437,14 +471,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             store,
         } => {
             let store = open_store(&store).await?;
-            let country = country
-                .as_deref()
-                .map(|c| {
-                    plangraph_domain::edit::country(c)
-                        .map(|def| def.iso3.to_owned())
-                        .map_err(|e| CliError::Usage(e.to_string()))
-                })
-                .transpose()?;
+            let country = country.as_deref().map(r4v_country).transpose()?;
             let filter = ChangeFilter {
                 report_id: report,
                 country_iso3: country,

@@ -34,6 +34,22 @@ pub enum CliError {
     /// `plangraph generate` would have written over something that is not its own.
     #[error("{0}")]
     Generate(String),
+    /// An export could not be read or written.
+    #[error(transparent)]
+    Export(#[from] plangraph_exchange::ExportError),
+    /// A JSON document or table was refused; nothing of it was written.
+    #[error(transparent)]
+    Exchange(#[from] plangraph_exchange::ApplyError),
+    /// A file of `plangraph export --output` or `import` could not be read or written.
+    #[error("{path}: {error}")]
+    File {
+        path: String,
+        error: std::io::Error,
+    },
+    /// `plangraph import` refused some of its files (each named above the summary); the
+    /// others were loaded.
+    #[error("{rejected} of {files} file(s) were rejected (see above); the others were loaded")]
+    Rejected { rejected: usize, files: usize },
 }
 
 impl From<WriteError> for CliError {
@@ -58,6 +74,10 @@ impl CliError {
             Self::Store(e) => e.code(),
             Self::Plan(e) => e.code(),
             Self::Generate(_) => "GENERATE_REFUSED",
+            Self::Export(e) => e.code(),
+            Self::Exchange(e) => e.code(),
+            Self::File { .. } => "IO_ERROR",
+            Self::Rejected { .. } => "IMPORT_REJECTED",
         }
     }
 }
