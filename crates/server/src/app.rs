@@ -1,6 +1,6 @@
 //! The HTTP surface: `/graphql` (POST, GET, GraphiQL, WebSocket subscriptions in both the
-//! `graphql-transport-ws` and the legacy `graphql-ws` protocol), `/healthz`, `/readyz`,
-//! `/metrics`. Routes only: the transports are [`crate::graphql_http`] and
+//! `graphql-transport-ws` and the legacy `graphql-ws` protocol), `/export/{format}`,
+//! `/healthz`, `/readyz`, `/metrics`. Routes only: the transports are [`crate::graphql_http`] and
 //! [`crate::websocket`], what they share is [`crate::state`].
 
 use std::sync::atomic::Ordering;
@@ -26,7 +26,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/graphql", web::get().to(graphql_http::get))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(metrics));
+            .route("/metrics", web::get().to(metrics))
+            .route("/export/{format}", web::get().to(crate::export_http::export));
     }
 }
 

@@ -20,7 +20,7 @@ mod export;
 mod load;
 mod serve;
 
-pub use serve::{MetricsArgs, RateArgs, ServeArgs, SocketArgs};
+pub use serve::{ExportArgs, MetricsArgs, RateArgs, ServeArgs, SocketArgs};
 
 #[derive(Debug, Parser)]
 #[command(

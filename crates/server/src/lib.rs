@@ -10,6 +10,7 @@ pub mod app;
 pub mod cli;
 pub mod client;
 pub mod error;
+pub mod export_http;
 /// `plangraph generate`: the synthetic load-test data set written through the write path.
 pub mod generate;
 pub mod graphql_http;

@@ -68,6 +68,8 @@ pub struct ServeOptions {
     pub sockets: SocketLimits,
     /// Who may read `/metrics`.
     pub metrics: MetricsAccess,
+    /// `GET /export/{format}`.
+    pub exports: crate::export_http::ExportAccess,
     /// How long requests being handled at SIGTERM get to finish.
     pub shutdown_timeout: Duration,
 }
@@ -196,6 +198,7 @@ impl Server {
             ..options.sockets
         };
         state.metrics = Arc::new(options.metrics);
+        state.exports = Arc::new(options.exports);
         let rate = state.rate.clone();
         background.spawn(async move {
             let mut every = tokio::time::interval(PRUNE_EVERY);

@@ -9,6 +9,7 @@ use plangraph_api::{Api, Profile, QueryLimits, WriteLimits};
 use plangraph_persistence::Store;
 
 use crate::client::TrustedProxies;
+use crate::export_http::ExportAccess;
 use crate::metrics::MetricsAccess;
 use crate::rate_limit::{DEFAULT_PER_ADDRESS, DEFAULT_PER_TOKEN, Rate, RateLimits};
 use crate::sockets::{SocketLimits, Sockets};
@@ -54,6 +55,8 @@ pub struct AppState {
     pub sockets: Arc<Sockets>,
     /// Who may read `GET /metrics`.
     pub metrics: Arc<MetricsAccess>,
+    /// `GET /export/{format}`: on or off, and how many at once.
+    pub exports: Arc<ExportAccess>,
 }
 
 impl AppState {
@@ -101,6 +104,7 @@ impl AppState {
             },
             sockets: Arc::new(Sockets::default()),
             metrics: Arc::new(MetricsAccess::default()),
+            exports: Arc::new(ExportAccess::default()),
         }
     }
 }

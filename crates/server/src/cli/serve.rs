@@ -9,6 +9,7 @@ use plangraph_api::{Profile, WriteLimits};
 
 use super::{ProfileArg, QueryLimitArgs, SizeArgs, StoreArgs};
 use crate::client::parse_network;
+use crate::export_http::{DEFAULT_MAX_CONCURRENT_EXPORTS, ExportAccess};
 use crate::metrics::MetricsAccess;
 use crate::rate_limit::{DEFAULT_GLOBAL, DEFAULT_PER_ADDRESS, DEFAULT_PER_TOKEN, Rate};
 use crate::sockets::SocketLimits;
@@ -57,6 +58,8 @@ pub struct ServeArgs {
     pub sockets: SocketArgs,
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    #[command(flatten)]
+    pub exports: ExportArgs,
     /// Milliseconds requests being handled at SIGTERM get to finish (WebSockets are closed
     /// with 1001 at once); connections left after it get two more seconds to take what
     /// they were sent.
@@ -96,6 +99,11 @@ impl ServeArgs {
                 enabled: self.metrics.metrics,
                 allow: self.metrics.metrics_allow,
             },
+            exports: ExportAccess::new(
+                self.exports.exports,
+                self.exports.max_concurrent_exports,
+                Duration::from_millis(self.exports.export_send_timeout_ms.max(1)),
+            ),
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
         }
     }
@@ -163,6 +171,21 @@ impl SocketArgs {
             ..SocketLimits::default()
         }
     }
+}
+
+/// `GET /export/{format}`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Serve `GET /export/{json,csv,hxl,xlsx}` (what anonymous queries show, so on in both
+    /// profiles); `false` answers it 404.
+    #[arg(long, env = "PLANGRAPH_EXPORTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub exports: bool,
+    /// Exports streaming at once (each holds one read connection); more get 503 EXPORT_BUSY.
+    #[arg(long, env = "PLANGRAPH_MAX_CONCURRENT_EXPORTS", default_value_t = DEFAULT_MAX_CONCURRENT_EXPORTS)]
+    pub max_concurrent_exports: usize,
+    /// Milliseconds an export waits for a client that stopped reading before cutting it short.
+    #[arg(long, env = "PLANGRAPH_EXPORT_SEND_TIMEOUT_MS", default_value_t = 30_000)]
+    pub export_send_timeout_ms: u64,
 }
 
 /// `GET /metrics`.
