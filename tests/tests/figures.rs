@@ -8,20 +8,20 @@ use crate::support::{Backend, data, peru_store};
 
 /// One printed row of the key-figures table: code, parent, printed heading, then each figure
 /// as printed and as a number.
-struct Row {
-    code: &'static str,
-    parent: Option<&'static str>,
-    heading: &'static str,
-    targeted: (&'static str, i64),
-    reached: (&'static str, i64),
-    reached_pct: (&'static str, f64),
-    requirements: (&'static str, f64),
-    funding: (&'static str, f64),
-    funded_pct: (&'static str, f64),
+pub(crate) struct Row {
+    pub(crate) code: &'static str,
+    pub(crate) parent: Option<&'static str>,
+    pub(crate) heading: &'static str,
+    pub(crate) targeted: (&'static str, i64),
+    pub(crate) reached: (&'static str, i64),
+    pub(crate) reached_pct: (&'static str, f64),
+    pub(crate) requirements: (&'static str, f64),
+    pub(crate) funding: (&'static str, f64),
+    pub(crate) funded_pct: (&'static str, f64),
 }
 
 #[rustfmt::skip]
-const ROWS: [Row; 13] = [
+pub(crate) const ROWS: [Row; 13] = [
     Row { code: "EDU", parent: None, heading: "EDUCATION", targeted: ("103.3 K", 103_300), reached: ("37.4 K", 37_400), reached_pct: ("36.2%", 36.2), requirements: ("$22.68 M", 22_680_000.0), funding: ("$6.72 M", 6_720_000.0), funded_pct: ("29.6%", 29.6) },
     Row { code: "FSC", parent: None, heading: "FOOD SECURITY", targeted: ("284.9 K", 284_900), reached: ("190.6 K", 190_600), reached_pct: ("66.9%", 66.9), requirements: ("$26.02 M", 26_020_000.0), funding: ("$20.44 M", 20_440_000.0), funded_pct: ("78.5%", 78.5) },
     Row { code: "HEA", parent: None, heading: "HEALTH", targeted: ("320.0 K", 320_000), reached: ("127.0 K", 127_000), reached_pct: ("39.7%", 39.7), requirements: ("$36.44 M", 36_440_000.0), funding: ("$3.76 M", 3_760_000.0), funded_pct: ("10.3%", 10.3) },

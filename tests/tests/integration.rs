@@ -13,6 +13,7 @@ mod cache;
 mod concurrency;
 mod contract;
 mod doors;
+mod exchange;
 mod federation;
 mod feed_recovery;
 mod figures;
