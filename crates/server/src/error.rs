@@ -1,7 +1,7 @@
 //! The command line's error: each variant has a stable code printed as `error[CODE]`.
 
 use plangraph_domain::importer::ImportError;
-use plangraph_persistence::{StoreError, WriteError};
+use plangraph_persistence::{BackupError, StoreError, WriteError};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -34,6 +34,9 @@ pub enum CliError {
     /// `plangraph generate` would have written over something that is not its own.
     #[error("{0}")]
     Generate(String),
+    /// `plangraph backup` or `restore` refused or failed; a refused restore changed nothing.
+    #[error(transparent)]
+    Backup(#[from] BackupError),
 }
 
 impl From<WriteError> for CliError {
@@ -58,6 +61,7 @@ impl CliError {
             Self::Store(e) => e.code(),
             Self::Plan(e) => e.code(),
             Self::Generate(_) => "GENERATE_REFUSED",
+            Self::Backup(e) => e.code(),
         }
     }
 }
