@@ -457,6 +457,28 @@ async fn a_restore_brings_back_the_backup_with_a_new_epoch() {
         .await
         .expect("a write after the restore");
     assert_eq!(outcome.revision, at_backup.revision + 1);
+
+    // Onto a new machine: `plangraph restore` into a file that does not exist yet.
+    let fresh_url = format!("sqlite://{}?mode=rwc", text(&dir.path().join("fresh.db")));
+    let line = succeeded(&cli(&fresh_url, &["restore", text(&path)]).await);
+    assert!(
+        line.contains(&format!("revision {}, 1 report(s)", at_backup.revision)),
+        "{line}"
+    );
+    let fresh = Store::connect(&fresh_url).await.expect("connect");
+    assert_eq!(
+        data(&fresh, PERU).await["country"]["report"]["revision"],
+        at_backup.revision
+    );
+    fresh
+        .connection()
+        .execute_unprepared(&format!(
+            "UPDATE store_revision SET epoch = {} WHERE id = 1",
+            at_backup.epoch
+        ))
+        .await
+        .expect("set the epoch back for the comparison");
+    assert_eq!(store_checksum(&fresh).await, checksum);
 }
 
 /// `PG_BIN`, as the test cluster finds it.

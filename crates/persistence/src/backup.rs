@@ -171,6 +171,12 @@ impl Store {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
             _ => PathBuf::from("."),
         };
+        if !has_table(&self.db, "store_revision").await? {
+            return Err(StoreError::MissingReference(
+                "plangraph's tables (nothing to back up)".to_owned(),
+            )
+            .into());
+        }
         let partial = Partial(dir.join(format!(".{name}.partial-{}", random_hex())));
         let partial_text = partial
             .0
@@ -220,6 +226,11 @@ impl Store {
             }
             Err(_) => return Err(BackupError::Missing(path.to_owned())),
         };
+        // A new, empty store (restoring onto a new machine) gets plangraph's tables first; a
+        // store that has them is left at its migrations, which the backup's must equal.
+        if !has_table(&self.db, "seaql_migrations").await? {
+            self.migrate().await?;
+        }
         let mut live = open_live(url).await?;
         let result = restore_into(&mut live, path).await;
         if let Err(err) = live.close().await {
@@ -589,6 +600,18 @@ impl Plan {
             has_sequence,
         })
     }
+}
+
+/// Whether the live store has `table`, through the readers' pool.
+async fn has_table(db: &sea_orm::DatabaseConnection, table: &str) -> Result<bool, StoreError> {
+    let row = db
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            DbBackend::Sqlite,
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = ?",
+            [table.into()],
+        ))
+        .await?;
+    Ok(row.map_or(Ok(0), |r| r.try_get::<i64>("", "n"))? > 0)
 }
 
 /// A connection of the restore's own on the live store, with the pools' settings.

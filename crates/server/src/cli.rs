@@ -261,7 +261,8 @@ pub enum Command {
     /// Copy a SQLite store to FILE while servers run on it (`VACUUM INTO`: one consistent
     /// state, WAL included; writers go on). FILE must not exist; a copy cut short never
     /// carries its name. The copy holds everything: reports, history, organisations and API
-    /// tokens (as hashes, revoked ones marked). Postgres: use `pg_dump` (see the README).
+    /// tokens (as hashes, revoked ones marked). The store is not migrated. Postgres: use
+    /// `pg_dump` (see the README).
     Backup {
         /// The backup file to create.
         file: std::path::PathBuf,
@@ -274,7 +275,8 @@ pub enum Command {
     /// one transaction under SQLite's write lock; a running server sees the restored store at
     /// its next request (a new store version: nothing cached is served) and its subscribers
     /// get the changes written after it. Tokens come back as they were at the backup: revoke
-    /// again any revoked since. Postgres: use `pg_restore` (see the README).
+    /// again any revoked since. A new, empty store is set up first (restoring onto a new
+    /// machine); an existing one is not migrated. Postgres: use `pg_restore` (see the README).
     Restore {
         /// The backup file to restore.
         file: std::path::PathBuf,
