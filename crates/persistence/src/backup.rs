@@ -226,9 +226,11 @@ impl Store {
             }
             Err(_) => return Err(BackupError::Missing(path.to_owned())),
         };
-        // A new, empty store (restoring onto a new machine) gets plangraph's tables first; a
-        // store that has them is left at its migrations, which the backup's must equal.
+        // A new, empty store (restoring onto a new machine) gets plangraph's tables first, once
+        // the backup checks; a store that has them is left at its migrations, which the
+        // backup's must equal.
         if !has_table(&self.db, "seaql_migrations").await? {
+            check_backup(path).await?;
             self.migrate().await?;
         }
         let mut live = open_live(url).await?;
