@@ -43,7 +43,11 @@ async fn import_json(
     apply::apply_documents(store, &Actor::local("test"), "test.json", &docs, options).await
 }
 
-async fn import_table(store: &Store, bytes: &[u8], options: &ApplyOptions) -> Result<(), ApplyError> {
+async fn import_table(
+    store: &Store,
+    bytes: &[u8],
+    options: &ApplyOptions,
+) -> Result<(), ApplyError> {
     let reports = apply::read_table(store, bytes, "test.csv", options.country.as_deref()).await?;
     apply::apply_table(store, &Actor::local("test"), "test.csv", reports, options).await?;
     Ok(())
@@ -60,7 +64,10 @@ async fn json_round_trip_is_byte_equal(backend: Backend) {
         .expect("import the export");
     assert_eq!(applied.len(), 1);
     let again = export(&empty.store, &everything(), Format::Json).await;
-    assert_eq!(String::from_utf8_lossy(&first), String::from_utf8_lossy(&again));
+    assert_eq!(
+        String::from_utf8_lossy(&first),
+        String::from_utf8_lossy(&again)
+    );
 
     let generated = empty_store(backend).await;
     let plan = Plan {
@@ -77,13 +84,23 @@ async fn json_round_trip_is_byte_equal(backend: Backend) {
         .expect("generate");
     let first = export(&generated.store, &everything(), Format::Json).await;
     let text = String::from_utf8_lossy(&first);
-    assert!(text.contains("\"synthetic\": true"), "generated reports say so");
-    assert!(text.contains("\"organizations\": [\n    {"), "with their organisations");
+    assert!(
+        text.contains("\"synthetic\": true"),
+        "generated reports say so"
+    );
+    assert!(
+        text.contains("\"organizations\": [\n    {"),
+        "with their organisations"
+    );
     let empty = empty_store(backend).await;
     let applied = import_json(&empty.store, &first, &ApplyOptions::default())
         .await
         .expect("import the generated export");
-    assert_eq!(applied.len(), 7, "6 generated reports and the bundled Peru report");
+    assert_eq!(
+        applied.len(),
+        7,
+        "6 generated reports and the bundled Peru report"
+    );
     let again = export(&empty.store, &everything(), Format::Json).await;
     assert_eq!(text, String::from_utf8_lossy(&again));
     // Imported again: every report unchanged, nothing recorded.
@@ -115,14 +132,20 @@ fn check_table(text: &str, hxl: bool) {
         let tags = records.remove(0);
         assert_eq!(column(&header, &tags, "country_code"), "#country+code");
         assert_eq!(column(&header, &tags, "people_targeted"), "#targeted");
-        assert_eq!(column(&header, &tags, "requirements_usd"), "#value+required+usd");
+        assert_eq!(
+            column(&header, &tags, "requirements_usd"),
+            "#value+required+usd"
+        );
         assert_eq!(column(&header, &tags, "funding_usd"), "#value+funding+usd");
         assert_eq!(column(&header, &tags, "sector_code"), "#sector+code");
     }
     assert_eq!(records.len(), ROWS.len(), "one row per printed sector");
     for (row, expected) in records.iter().zip(ROWS.iter()) {
         let c = |name| column(&header, row, name);
-        assert_eq!((c("country_code"), c("year"), c("report_kind")), ("PER".into(), "2023".into(), "END_YEAR".into()));
+        assert_eq!(
+            (c("country_code"), c("year"), c("report_kind")),
+            ("PER".into(), "2023".into(), "END_YEAR".into())
+        );
         assert_eq!(c("sector_code"), expected.code);
         assert_eq!(c("parent_sector_code"), expected.parent.unwrap_or(""));
         assert_eq!(c("people_targeted_printed"), expected.targeted.0);
@@ -132,7 +155,10 @@ fn check_table(text: &str, hxl: bool) {
         assert_eq!(c("reached_percent_printed"), expected.reached_pct.0);
         assert_eq!(c("reached_percent"), percent(expected.reached_pct.1));
         assert_eq!(c("requirements_printed"), expected.requirements.0);
-        assert_eq!(c("requirements_usd"), (expected.requirements.1 as i64).to_string());
+        assert_eq!(
+            c("requirements_usd"),
+            (expected.requirements.1 as i64).to_string()
+        );
         assert_eq!(c("funding_printed"), expected.funding.0);
         assert_eq!(c("funding_usd"), (expected.funding.1 as i64).to_string());
         assert_eq!(c("funded_percent_printed"), expected.funded_pct.0);
@@ -169,13 +195,31 @@ async fn tables_carry_the_published_figures(backend: Backend) {
     for (row, expected) in rows[1..].iter().zip(ROWS.iter()) {
         assert_eq!(row[at("sector_code")], Data::String(expected.code.into()));
         // Typed numeric cells, exactly the published numbers.
-        assert_eq!(row[at("people_targeted")], Data::Float(expected.targeted.1 as f64));
-        assert_eq!(row[at("people_reached")], Data::Float(expected.reached.1 as f64));
-        assert_eq!(row[at("reached_percent")], Data::Float(expected.reached_pct.1));
-        assert_eq!(row[at("requirements_usd")], Data::Float(expected.requirements.1));
+        assert_eq!(
+            row[at("people_targeted")],
+            Data::Float(expected.targeted.1 as f64)
+        );
+        assert_eq!(
+            row[at("people_reached")],
+            Data::Float(expected.reached.1 as f64)
+        );
+        assert_eq!(
+            row[at("reached_percent")],
+            Data::Float(expected.reached_pct.1)
+        );
+        assert_eq!(
+            row[at("requirements_usd")],
+            Data::Float(expected.requirements.1)
+        );
         assert_eq!(row[at("funding_usd")], Data::Float(expected.funding.1));
-        assert_eq!(row[at("funded_percent")], Data::Float(expected.funded_pct.1));
-        assert_eq!(row[at("funding_printed")], Data::String(expected.funding.0.into()));
+        assert_eq!(
+            row[at("funded_percent")],
+            Data::Float(expected.funded_pct.1)
+        );
+        assert_eq!(
+            row[at("funding_printed")],
+            Data::String(expected.funding.0.into())
+        );
     }
     let totals = book.worksheet_range("Totals").expect("the Totals sheet");
     let rows: Vec<&[Data]> = totals.rows().collect();
@@ -225,18 +269,34 @@ async fn bad_files_are_refused_by_code_and_place(backend: Backend) {
     let one_report = json.clone();
     let doubled = json.replacen(
         "\n]}\n",
-        &format!(",{}\n]}}\n", &json[json.find("\n{").expect("a report")..json.rfind("\n]}").expect("the end")]),
+        &format!(
+            ",{}\n]}}\n",
+            &json[json.find("\n{").expect("a report")..json.rfind("\n]}").expect("the end")]
+        ),
         1,
     );
     let edu = line_of(&json, "\"code\": \"EDU\"");
     let json_cases: Vec<(&str, String, &str, Option<(u64, u64)>)> = vec![
-        ("cut short", json[..json.len() * 9 / 10].to_owned(), "EXCHANGE_BAD_JSON", None),
-        ("not JSON", "{ nope".to_owned(), "EXCHANGE_BAD_JSON", Some((1, 1))),
+        (
+            "cut short",
+            json[..json.len() * 9 / 10].to_owned(),
+            "EXCHANGE_BAD_JSON",
+            None,
+        ),
+        (
+            "not JSON",
+            "{ nope".to_owned(),
+            "EXCHANGE_BAD_JSON",
+            Some((1, 1)),
+        ),
         (
             "a later version",
             json.replacen("\"version\": 1", "\"version\": 2", 1),
             "EXCHANGE_UNSUPPORTED_VERSION",
-            Some((line_of(&json, "\"version\": 1"), line_of(&json, "\"version\": 1"))),
+            Some((
+                line_of(&json, "\"version\": 1"),
+                line_of(&json, "\"version\": 1"),
+            )),
         ),
         (
             "another format",
@@ -254,13 +314,19 @@ async fn bad_files_are_refused_by_code_and_place(backend: Backend) {
             "a printed figure that does not parse",
             json.replacen("\"printed\": \"37.4 K\"", "\"printed\": \"37.4 Q\"", 1),
             "EXCHANGE_BAD_NUMBER",
-            Some((line_of(&json, "\"printed\": \"37.4 K\""), line_of(&json, "\"printed\": \"37.4 K\"") + 1)),
+            Some((
+                line_of(&json, "\"printed\": \"37.4 K\""),
+                line_of(&json, "\"printed\": \"37.4 K\"") + 1,
+            )),
         ),
         (
             "a number that disagrees with its printed form",
             json.replacen("\"value\": 37400,", "\"value\": 37401,", 1),
             "EXCHANGE_VALUE_MISMATCH",
-            Some((line_of(&json, "\"value\": 37400,"), line_of(&json, "\"value\": 37400,") + 2)),
+            Some((
+                line_of(&json, "\"value\": 37400,"),
+                line_of(&json, "\"value\": 37400,") + 2,
+            )),
         ),
         (
             "a sector twice",
@@ -268,12 +334,20 @@ async fn bad_files_are_refused_by_code_and_place(backend: Backend) {
             "EXCHANGE_DUPLICATE_ROW",
             None,
         ),
-        ("the same report twice", doubled, "EXCHANGE_DUPLICATE_ROW", None),
+        (
+            "the same report twice",
+            doubled,
+            "EXCHANGE_DUPLICATE_ROW",
+            None,
+        ),
         (
             "not an R4V country",
             json.replacen("\"iso3\": \"PER\"", "\"iso3\": \"FRA\"", 1),
             "EXCHANGE_UNKNOWN_COUNTRY",
-            Some((line_of(&json, "\"iso3\": \"PER\""), line_of(&json, "\"iso3\": \"PER\""))),
+            Some((
+                line_of(&json, "\"iso3\": \"PER\""),
+                line_of(&json, "\"iso3\": \"PER\""),
+            )),
         ),
         (
             "an empty title",
@@ -281,7 +355,16 @@ async fn bad_files_are_refused_by_code_and_place(backend: Backend) {
             "EXCHANGE_BAD_VALUE",
             None,
         ),
-        ("an unknown field", json.replacen("\"synthetic\": false", "\"synthetic\": false, \"extra\": 1", 1), "EXCHANGE_BAD_JSON", None),
+        (
+            "an unknown field",
+            json.replacen(
+                "\"synthetic\": false",
+                "\"synthetic\": false, \"extra\": 1",
+                1,
+            ),
+            "EXCHANGE_BAD_JSON",
+            None,
+        ),
     ];
     for (what, file, code, line) in json_cases {
         let error = import_json(store, file.as_bytes(), &options)
@@ -289,7 +372,9 @@ async fn bad_files_are_refused_by_code_and_place(backend: Backend) {
             .expect_err(what);
         assert_eq!(error.code(), code, "{what}: {error}");
         if let (Some((from, to)), ApplyError::File(e)) = (line, &error) {
-            let at = e.location.unwrap_or_else(|| panic!("{what}: no location in {e}"));
+            let at = e
+                .location
+                .unwrap_or_else(|| panic!("{what}: no location in {e}"));
             assert!(
                 (from..=to).contains(&at.line) && at.column > 0,
                 "{what}: line {} not in {from}..={to}: {e}",
@@ -417,7 +502,10 @@ async fn bad_files_are_refused_by_code_and_place(backend: Backend) {
         };
         let at = e.location.unwrap_or_else(|| panic!("{what}: no location"));
         assert_eq!((at.line, at.column), (line, col), "{what}: {e}");
-        assert!(e.to_string().contains(&format!("test.csv:{line}:{col}:")), "{e}");
+        assert!(
+            e.to_string().contains(&format!("test.csv:{line}:{col}:")),
+            "{e}"
+        );
     }
     let error = import_table(
         store,
@@ -431,7 +519,11 @@ async fn bad_files_are_refused_by_code_and_place(backend: Backend) {
     .expect_err("rows of another country");
     assert_eq!(error.code(), "EXCHANGE_OTHER_COUNTRY");
 
-    assert_eq!(before, store_checksum(store).await, "no bad file changed the store");
+    assert_eq!(
+        before,
+        store_checksum(store).await,
+        "no bad file changed the store"
+    );
 
     // The good table, changed as an analyst would (number and printed form), goes through the
     // write path: one change, the figure served, the revision moved.
@@ -440,7 +532,9 @@ async fn bad_files_are_refused_by_code_and_place(backend: Backend) {
         ",37.5 K,36.3%,",
         1,
     );
-    import_table(store, edited.as_bytes(), &options).await.expect("a good table");
+    import_table(store, edited.as_bytes(), &options)
+        .await
+        .expect("a good table");
     let api = data(
         store,
         r#"{ country(iso3: "PER") { report(year: 2023) { revision sectors { sector { code } peopleReached reachedPercent printed { peopleReached } } } } }"#,
@@ -451,7 +545,11 @@ async fn bad_files_are_refused_by_code_and_place(backend: Backend) {
     assert_eq!(edu["peopleReached"], 37500);
     assert_eq!(edu["printed"]["peopleReached"], "37.5 K");
     assert_eq!(edu["reachedPercent"], 36.3);
-    let history = data(store, r#"{ history(first: 5) { nodes { kind fields { path before after } } } }"#).await;
+    let history = data(
+        store,
+        r#"{ history(first: 5) { nodes { kind fields { path before after } } } }"#,
+    )
+    .await;
     let latest = &history["history"]["nodes"][0];
     let paths: Vec<&str> = latest["fields"]
         .as_array()
@@ -459,7 +557,11 @@ async fn bad_files_are_refused_by_code_and_place(backend: Backend) {
         .iter()
         .filter_map(|f| f["path"].as_str())
         .collect();
-    assert_eq!(paths, ["sectors.EDU.peopleReached", "sectors.EDU.reachedPercent"], "{latest}");
+    assert_eq!(
+        paths,
+        ["sectors.EDU.peopleReached", "sectors.EDU.reachedPercent"],
+        "{latest}"
+    );
 }
 on_both_databases!(bad_files_are_refused_by_code_and_place);
 
@@ -485,36 +587,67 @@ fn bulk_import_of_a_directory() {
     let seed = plangraph(&source_url, &["migrate"]);
     assert!(seed.status.success());
     let loaded = std::process::Command::new(binary())
-        .args(["import", files.join("01-rmrp-2023-end-year-report-peru.txt").to_str().expect("path")])
+        .args([
+            "import",
+            files
+                .join("01-rmrp-2023-end-year-report-peru.txt")
+                .to_str()
+                .expect("path"),
+        ])
         .env("DATABASE_URL", &source_url)
         .output()
         .expect("run");
-    assert!(loaded.status.success(), "{}", String::from_utf8_lossy(&loaded.stderr));
+    assert!(
+        loaded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&loaded.stderr)
+    );
     let table = plangraph(&source_url, &["export", "--format", "hxl"]);
     assert!(table.status.success());
-    let table = String::from_utf8(table.stdout).expect("UTF-8").replacen(
-        ",29000,44.6,2010000,2040000,101.5,65.0 K,29.0 K,",
-        ",29100,44.8,2010000,2040000,101.5,65.0 K,29.1 K,",
-        1,
-    ).replacen(",44.6%,", ",44.8%,", 1);
+    let table = String::from_utf8(table.stdout)
+        .expect("UTF-8")
+        .replacen(
+            ",29000,44.6,2010000,2040000,101.5,65.0 K,29.0 K,",
+            ",29100,44.8,2010000,2040000,101.5,65.0 K,29.1 K,",
+            1,
+        )
+        .replacen(",44.6%,", ",44.8%,", 1);
     std::fs::write(files.join("03-figures.hxl.csv"), &table).expect("write");
-    std::fs::write(files.join("04-broken.json"), "{\"format\": \"plangraph.reports\", \"version\": 1, \"reports\": [").expect("write");
+    std::fs::write(
+        files.join("04-broken.json"),
+        "{\"format\": \"plangraph.reports\", \"version\": 1, \"reports\": [",
+    )
+    .expect("write");
 
     let out = plangraph(&url, &["import", files.to_str().expect("path")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a rejected file fails the run");
-    assert!(stderr.contains("error[IMPORT_REJECTED]: 2 of 4 file(s)"), "{stderr}");
+    assert!(
+        stderr.contains("error[IMPORT_REJECTED]: 2 of 4 file(s)"),
+        "{stderr}"
+    );
     for n in 1..=4 {
-        assert!(stderr.contains(&format!("[{n}/4] ")), "a progress line per file: {stderr}");
+        assert!(
+            stderr.contains(&format!("[{n}/4] ")),
+            "a progress line per file: {stderr}"
+        );
     }
     assert!(stderr.contains("REPORT_TRUNCATED"), "{stderr}");
     assert!(
-        stdout.contains("4 file(s) into") && stdout.contains("1 created, 1 replaced, 0 unchanged, 0 previewed, 2 rejected"),
+        stdout.contains("4 file(s) into")
+            && stdout.contains("1 created, 1 replaced, 0 unchanged, 0 previewed, 2 rejected"),
         "{stdout}"
     );
-    assert!(stdout.contains("rejected ") && stdout.contains("02-cut-report-peru.txt (REPORT_TRUNCATED)"), "{stdout}");
-    assert!(stdout.contains("04-broken.json (EXCHANGE_BAD_JSON)"), "{stdout}");
+    assert!(
+        stdout.contains("rejected ")
+            && stdout.contains("02-cut-report-peru.txt (REPORT_TRUNCATED)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("04-broken.json (EXCHANGE_BAD_JSON)"),
+        "{stdout}"
+    );
     // What loaded is served: the table's figure over the report's.
     let csv = plangraph(&url, &["export", "--format", "csv", "--country", "per"]);
     let csv = String::from_utf8_lossy(&csv.stdout);
@@ -531,7 +664,11 @@ async fn export_over_http(backend: Backend) {
     for (format, content_type, name) in [
         ("json", "application/json", "plangraph-PER-2023.json"),
         ("csv", "text/csv; charset=utf-8", "plangraph-PER-2023.csv"),
-        ("hxl", "text/csv; charset=utf-8", "plangraph-PER-2023.hxl.csv"),
+        (
+            "hxl",
+            "text/csv; charset=utf-8",
+            "plangraph-PER-2023.hxl.csv",
+        ),
         (
             "xlsx",
             "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -564,7 +701,11 @@ async fn export_over_http(backend: Backend) {
             // A zip's timestamps differ from one writing to the next: read both back.
             let cells = |bytes: Vec<u8>| {
                 let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes)).expect("xlsx");
-                book.worksheet_range("Sectors").expect("Sectors").rows().map(|r| r.to_vec()).collect::<Vec<_>>()
+                book.worksheet_range("Sectors")
+                    .expect("Sectors")
+                    .rows()
+                    .map(|r| r.to_vec())
+                    .collect::<Vec<_>>()
             };
             assert_eq!(cells(body.to_vec()), cells(expected));
         } else {

@@ -8,6 +8,7 @@
 mod support;
 
 mod api;
+mod backup;
 mod bounded;
 mod cache;
 mod concurrency;

@@ -127,7 +127,12 @@ pub fn read_json(
         })?;
         for org in &doc.organizations {
             new_organization(org).map_err(|message| {
-                ExchangeError::new(Problem::BadValue, source_name, None, format!("{key}: {message}"))
+                ExchangeError::new(
+                    Problem::BadValue,
+                    source_name,
+                    None,
+                    format!("{key}: {message}"),
+                )
             })?;
         }
     }
@@ -245,7 +250,13 @@ async fn find_organizations<'d>(
     store: &Store,
     source_name: &str,
     doc: &'d ReportDoc,
-) -> Result<(Vec<(i32, OrganizationRole)>, Vec<(usize, &'d OrganizationDoc)>), ApplyError> {
+) -> Result<
+    (
+        Vec<(i32, OrganizationRole)>,
+        Vec<(usize, &'d OrganizationDoc)>,
+    ),
+    ApplyError,
+> {
     let fts: Vec<String> = doc
         .organizations
         .iter()
@@ -306,9 +317,8 @@ async fn create_organization(
     source_name: &str,
     org: &OrganizationDoc,
 ) -> Result<i32, ApplyError> {
-    let new = new_organization(org).map_err(|message| {
-        ExchangeError::new(Problem::BadValue, source_name, None, message)
-    })?;
+    let new = new_organization(org)
+        .map_err(|message| ExchangeError::new(Problem::BadValue, source_name, None, message))?;
     let outcome = store
         .write(actor, WriteRequest::CreateOrganization(new))
         .await
@@ -332,10 +342,22 @@ fn new_organization(org: &OrganizationDoc) -> Result<NewOrganization, String> {
     };
     Ok(NewOrganization {
         name: text("name", &org.name)?,
-        acronym: org.acronym.as_deref().map(|a| text("acronym", a)).transpose()?,
-        org_type: org.org_type.as_deref().map(|t| text("type", t)).transpose()?,
+        acronym: org
+            .acronym
+            .as_deref()
+            .map(|a| text("acronym", a))
+            .transpose()?,
+        org_type: org
+            .org_type
+            .as_deref()
+            .map(|t| text("type", t))
+            .transpose()?,
         refugee_and_migrant_led: org.refugee_and_migrant_led,
-        fts_id: org.fts_id.as_deref().map(|f| text("ftsId", f)).transpose()?,
+        fts_id: org
+            .fts_id
+            .as_deref()
+            .map(|f| text("ftsId", f))
+            .transpose()?,
         synthetic: org.synthetic,
     })
 }

@@ -87,9 +87,10 @@ macro_rules! tag {
                 if text == $text {
                     Ok(Self)
                 } else {
-                    Err(serde::de::Error::custom(Problem::UnsupportedVersion.tag(
-                        format!("format is '{text}', expected '{}'", $text),
-                    )))
+                    Err(serde::de::Error::custom(
+                        Problem::UnsupportedVersion
+                            .tag(format!("format is '{text}', expected '{}'", $text)),
+                    ))
                 }
             }
         }
@@ -445,10 +446,9 @@ fn unique_sectors<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SectorDoc>, D::
     let mut seen = HashSet::new();
     for (i, row) in rows.iter().enumerate() {
         if !seen.insert(row.code.as_str()) {
-            return Err(serde::de::Error::custom(Problem::DuplicateRow.tag(format!(
-                "sector {} appears twice (again as sectors[{i}])",
-                row.code
-            ))));
+            return Err(serde::de::Error::custom(Problem::DuplicateRow.tag(
+                format!("sector {} appears twice (again as sectors[{i}])", row.code),
+            )));
         }
     }
     Ok(rows)
@@ -473,8 +473,12 @@ impl ReportDoc {
         let plan = rows.plan.as_ref();
         let sector_of = |id: i32| refs.sectors.get(&id);
         let t = rows.totals.as_ref();
-        let people = |v: Option<(i64, &String)>| v.map_or_else(|| People::of(0, ""), |(v, p)| People::of(v, p));
-        let dollars = |v: Option<(i64, &String)>| v.map_or_else(|| Dollars::of(0, ""), |(v, p)| Dollars::of(v, p));
+        let people = |v: Option<(i64, &String)>| {
+            v.map_or_else(|| People::of(0, ""), |(v, p)| People::of(v, p))
+        };
+        let dollars = |v: Option<(i64, &String)>| {
+            v.map_or_else(|| Dollars::of(0, ""), |(v, p)| Dollars::of(v, p))
+        };
         Self {
             format: ReportTag,
             version: VersionTag,
@@ -506,13 +510,9 @@ impl ReportDoc {
             },
             totals: TotalsDoc {
                 people_in_need: people(t.map(|t| (t.people_in_need, &t.people_in_need_printed))),
-                people_targeted: people(
-                    t.map(|t| (t.people_targeted, &t.people_targeted_printed)),
-                ),
+                people_targeted: people(t.map(|t| (t.people_targeted, &t.people_targeted_printed))),
                 people_reached: people(t.map(|t| (t.people_reached, &t.people_reached_printed))),
-                requirements_usd: dollars(
-                    t.map(|t| (t.requirements_usd, &t.requirements_printed)),
-                ),
+                requirements_usd: dollars(t.map(|t| (t.requirements_usd, &t.requirements_printed))),
                 funding_usd: dollars(t.map(|t| (t.funding_usd, &t.funding_printed))),
                 unmet_usd: dollars(t.map(|t| (t.unmet_usd, &t.unmet_printed))),
                 funded_percent: t.map_or_else(

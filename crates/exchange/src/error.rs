@@ -71,9 +71,7 @@ impl Problem {
     pub(crate) fn from_tag(text: &str) -> Option<(Self, &str)> {
         let rest = text.strip_prefix('[')?;
         let (code, message) = rest.split_once("] ")?;
-        ALL.iter()
-            .find(|p| p.code() == code)
-            .map(|p| (*p, message))
+        ALL.iter().find(|p| p.code() == code).map(|p| (*p, message))
     }
 
     /// `message` tagged with this problem's code, for [`Problem::from_tag`].
@@ -149,7 +147,11 @@ impl ExchangeError {
 impl fmt::Display for ExchangeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.location {
-            Some(at) => write!(f, "{}:{}:{}: {}", self.source_name, at.line, at.column, self.message),
+            Some(at) => write!(
+                f,
+                "{}:{}:{}: {}",
+                self.source_name, at.line, at.column, self.message
+            ),
             None => write!(f, "{}: {}", self.source_name, self.message),
         }?;
         f.write_str(" (nothing was written)")

@@ -101,10 +101,7 @@ pub enum ExportError {
     #[error("report {0} is not stored")]
     NotFound(i32),
     #[error("writing the {format} export: {message}")]
-    Write {
-        format: Format,
-        message: String,
-    },
+    Write { format: Format, message: String },
 }
 
 impl ExportError {

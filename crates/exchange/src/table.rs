@@ -224,7 +224,11 @@ pub fn read(
         let record = record.map_err(|e| csv_error(source_name, &e))?;
         let line = record.position().map_or(n as u64 + 2, |p| p.line());
         // The HXL hashtag row, right under the header: checked, not read as figures.
-        if n == 0 && record.get(0).is_some_and(|c| c.trim_start().starts_with('#')) {
+        if n == 0
+            && record
+                .get(0)
+                .is_some_and(|c| c.trim_start().starts_with('#'))
+        {
             for (name, tag) in COLUMNS {
                 let i = col(name);
                 let cell = record.get(i).unwrap_or("").trim();
@@ -254,7 +258,10 @@ pub fn read(
                 Problem::OtherCountry,
                 line,
                 col("country_code"),
-                format!("a row of {iso3} in an import for {}", only.to_ascii_uppercase()),
+                format!(
+                    "a row of {iso3} in an import for {}",
+                    only.to_ascii_uppercase()
+                ),
             ));
         }
         let year: i32 = cell("year").parse().map_err(|_| {
@@ -304,17 +311,22 @@ pub fn read(
             ));
         }
         // Each figure: its printed form decides; its number, when filled in, must agree.
-        let figure = |number: &str, printed: &str, parse: &dyn Fn(&str) -> Result<(u64, String), String>| {
+        let figure = |number: &str,
+                      printed: &str,
+                      parse: &dyn Fn(&str) -> Result<(u64, String), String>| {
             let text = cell(printed);
-            let (value, printed_text) = parse(text)
-                .map_err(|e| err(Problem::BadNumber, line, col(printed), e))?;
+            let (value, printed_text) =
+                parse(text).map_err(|e| err(Problem::BadNumber, line, col(printed), e))?;
             let given = cell(number);
             if !given.is_empty() {
                 // A spreadsheet may write a whole number as "1530000.0": the same number.
-                let read = given
-                    .parse::<u64>()
-                    .ok()
-                    .or_else(|| given.parse::<f64>().ok().filter(|g| g.fract() == 0.0 && *g >= 0.0).map(|g| g as u64));
+                let read = given.parse::<u64>().ok().or_else(|| {
+                    given
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|g| g.fract() == 0.0 && *g >= 0.0)
+                        .map(|g| g as u64)
+                });
                 match read {
                     Some(n) if n == value => {}
                     Some(_) => {
@@ -351,8 +363,8 @@ pub fn read(
         };
         let percent = |number: &str, printed: &str| -> Result<Pct, ExchangeError> {
             let text = cell(printed);
-            let parsed =
-                Percent::parse(text).map_err(|e| err(Problem::BadNumber, line, col(printed), e.to_string()))?;
+            let parsed = Percent::parse(text)
+                .map_err(|e| err(Problem::BadNumber, line, col(printed), e.to_string()))?;
             let given = cell(number);
             if !given.is_empty() {
                 match given.parse::<f64>() {
@@ -384,13 +396,25 @@ pub fn read(
             })
         };
         let (v, p) = figure("people_targeted", "people_targeted_printed", &people)?;
-        let people_targeted = People { value: v, printed: p };
+        let people_targeted = People {
+            value: v,
+            printed: p,
+        };
         let (v, p) = figure("people_reached", "people_reached_printed", &people)?;
-        let people_reached = People { value: v, printed: p };
+        let people_reached = People {
+            value: v,
+            printed: p,
+        };
         let (v, p) = figure("requirements_usd", "requirements_printed", &usd)?;
-        let requirements_usd = Dollars { value: v, printed: p };
+        let requirements_usd = Dollars {
+            value: v,
+            printed: p,
+        };
         let (v, p) = figure("funding_usd", "funding_printed", &usd)?;
-        let funding_usd = Dollars { value: v, printed: p };
+        let funding_usd = Dollars {
+            value: v,
+            printed: p,
+        };
         rows.push(FigureRow {
             line,
             report,
@@ -412,7 +436,9 @@ fn csv_error(source_name: &str, error: &csv::Error) -> ExchangeError {
         column: 1,
     });
     let message = match error.kind() {
-        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => {
             format!("a row of {len} fields where the header has {expected_len}")
         }
         csv::ErrorKind::Utf8 { .. } => "the text is not UTF-8".to_owned(),

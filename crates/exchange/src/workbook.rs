@@ -93,7 +93,9 @@ pub struct WorkbookWriter {
 
 impl std::fmt::Debug for WorkbookWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkbookWriter").field("rows", &self.rows).finish()
+        f.debug_struct("WorkbookWriter")
+            .field("rows", &self.rows)
+            .finish()
     }
 }
 
@@ -127,10 +129,7 @@ impl WorkbookWriter {
             let last = u16::try_from(columns.len().saturating_sub(1)).unwrap_or(u16::MAX);
             sheet.autofilter(0, 0, 0, last)?;
         }
-        Ok(Self {
-            book,
-            rows: [1; 5],
-        })
+        Ok(Self { book, rows: [1; 5] })
     }
 
     fn row(&mut self, sheet: usize, cells: &[Cell<'_>]) -> Result<(), XlsxError> {

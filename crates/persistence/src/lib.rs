@@ -9,9 +9,10 @@
 //! share) uses `feed`, `version_gate`, `pool` and `write::writer`, and none of them uses
 //! `store`; leaves such as `field_change`, `version`, `lookups`, `background` and `telemetry`
 //! use no other module of the crate but `error` and `entities`; the modules that add methods
-//! to [`Store`] (`reads`, `history`, `watch`, `tokens`, `write`) come last.
+//! to [`Store`] (`reads`, `history`, `watch`, `tokens`, `write`, `backup`) come last.
 
 mod background;
+mod backup;
 mod changes;
 pub mod entities;
 mod error;
@@ -36,6 +37,7 @@ mod weight;
 mod whole;
 mod write;
 
+pub use backup::{BackupError, BackupSummary};
 pub use changes::{ChangeFilter, ChangeRecord, HistoryOwner};
 pub use error::{StoreError, WriteError};
 pub use field_change::FieldChange;

@@ -105,9 +105,12 @@ impl Store {
         &self,
         names: &[String],
     ) -> Result<Vec<organization::Model>, StoreError> {
-        find_in::<organization::Entity, _>(&self.db, organization::Column::Name, names, &[
-            organization::Column::Id,
-        ])
+        find_in::<organization::Entity, _>(
+            &self.db,
+            organization::Column::Name,
+            names,
+            &[organization::Column::Id],
+        )
         .await
     }
 

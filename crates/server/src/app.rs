@@ -27,7 +27,10 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
-            .route("/export/{format}", web::get().to(crate::export_http::export));
+            .route(
+                "/export/{format}",
+                web::get().to(crate::export_http::export),
+            );
     }
 }
 

@@ -16,6 +16,7 @@ use crate::import::ImportFlags;
 use crate::startup::Server;
 use plangraph_api::kept::{DEFAULT_RESPONSE_CACHE_BYTES, DEFAULT_ROW_CACHE_BYTES};
 
+mod backup;
 mod export;
 mod load;
 mod serve;
@@ -308,6 +309,31 @@ pub enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Copy a SQLite store to FILE while servers run on it (`VACUUM INTO`: one consistent
+    /// state, WAL included; writers go on). FILE must not exist; a copy cut short never
+    /// carries its name. The copy holds everything: reports, history, organisations and API
+    /// tokens (as hashes, revoked ones marked). The store is not migrated. Postgres: use
+    /// `pg_dump` (see the README).
+    Backup {
+        /// The backup file to create.
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Replace the SQLite store's content with a backup made by `plangraph backup`. Safe while
+    /// servers run on the store, so it does not refuse them: the backup is checked first
+    /// (integrity, plangraph's tables, the same migrations), then every table is replaced in
+    /// one transaction under SQLite's write lock; a running server sees the restored store at
+    /// its next request (a new store version: nothing cached is served) and its subscribers
+    /// get the changes written after it. Tokens come back as they were at the backup: revoke
+    /// again any revoked since. A new, empty store is set up first (restoring onto a new
+    /// machine); an existing one is not migrated. Postgres: use `pg_restore` (see the README).
+    Restore {
+        /// The backup file to restore.
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -385,7 +411,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 year,
             };
             let store_handle = open_store(&store).await?;
-            export::run(&store_handle, &selection, format.format(), output.as_deref()).await
+            export::run(
+                &store_handle,
+                &selection,
+                format.format(),
+                output.as_deref(),
+            )
+            .await
         }
         Command::Generate {
             countries,
@@ -480,5 +512,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             };
             crate::watch::watch(&store, filter, after_revision, limit).await
         }
+        Command::Backup { file, store } => backup::backup(&file, &store).await,
+        Command::Restore { file, store } => backup::restore(&file, &store).await,
     }
 }

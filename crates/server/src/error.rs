@@ -1,7 +1,7 @@
 //! The command line's error: each variant has a stable code printed as `error[CODE]`.
 
 use plangraph_domain::importer::ImportError;
-use plangraph_persistence::{StoreError, WriteError};
+use plangraph_persistence::{BackupError, StoreError, WriteError};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -42,14 +42,14 @@ pub enum CliError {
     Exchange(#[from] plangraph_exchange::ApplyError),
     /// A file of `plangraph export --output` or `import` could not be read or written.
     #[error("{path}: {error}")]
-    File {
-        path: String,
-        error: std::io::Error,
-    },
+    File { path: String, error: std::io::Error },
     /// `plangraph import` refused some of its files (each named above the summary); the
     /// others were loaded.
     #[error("{rejected} of {files} file(s) were rejected (see above); the others were loaded")]
     Rejected { rejected: usize, files: usize },
+    /// `plangraph backup` or `restore` refused or failed; a refused restore changed nothing.
+    #[error(transparent)]
+    Backup(#[from] BackupError),
 }
 
 impl From<WriteError> for CliError {
@@ -78,6 +78,7 @@ impl CliError {
             Self::Exchange(e) => e.code(),
             Self::File { .. } => "IO_ERROR",
             Self::Rejected { .. } => "IMPORT_REJECTED",
+            Self::Backup(e) => e.code(),
         }
     }
 }

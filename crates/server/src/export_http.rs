@@ -60,7 +60,10 @@ impl Default for ExportAccess {
 fn refuse(status: StatusCode, code: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status)
         .content_type("application/json")
-        .body(json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }).to_string())
+        .body(
+            json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
+                .to_string(),
+        )
 }
 
 /// The selection from the query string; any other parameter is refused by name.

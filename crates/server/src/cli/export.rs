@@ -57,7 +57,8 @@ pub async fn run(
                 out.write_all(&chunk)
                     .map_err(|e| file_error(Path::new("stdout"), e))?;
             }
-            out.flush().map_err(|e| file_error(Path::new("stdout"), e))?;
+            out.flush()
+                .map_err(|e| file_error(Path::new("stdout"), e))?;
         }
     }
     eprintln!(

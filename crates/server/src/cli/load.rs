@@ -203,7 +203,10 @@ async fn load_one(
             let prepared = prepare_import(&bytes, name, options.country.as_deref(), flags)?;
             let summary = store_import(store, prepared, flags).await?;
             for warning in &summary.warnings {
-                lines.push(format!("warning[{}]: {name}:{warning}", warning.check.code()));
+                lines.push(format!(
+                    "warning[{}]: {name}:{warning}",
+                    warning.check.code()
+                ));
             }
             tally.warnings += summary.warnings.len();
             let verb = tally.count(&summary.outcome, flags.dry_run);
@@ -232,18 +235,30 @@ async fn load_one(
             for doc in &docs {
                 match apply::apply_document(store, &actor, name, doc, &apply_options).await {
                     Ok(applied) => {
-                        outcome_lines(std::slice::from_ref(&applied), name, flags.dry_run, tally, &mut lines);
+                        outcome_lines(
+                            std::slice::from_ref(&applied),
+                            name,
+                            flags.dry_run,
+                            tally,
+                            &mut lines,
+                        );
                     }
                     Err(error) => {
                         let error = CliError::from(error);
-                        lines.push(format!("rejected a report of {name}: error[{}]: {error}", error.code()));
-                        tally.rejected.push((name.to_owned(), error.code().to_owned()));
+                        lines.push(format!(
+                            "rejected a report of {name}: error[{}]: {error}",
+                            error.code()
+                        ));
+                        tally
+                            .rejected
+                            .push((name.to_owned(), error.code().to_owned()));
                     }
                 }
             }
         }
         InputKind::Table => {
-            let reports = apply::read_table(store, &bytes, name, options.country.as_deref()).await?;
+            let reports =
+                apply::read_table(store, &bytes, name, options.country.as_deref()).await?;
             let applied = apply::apply_table(store, &actor, name, reports, &apply_options).await?;
             outcome_lines(&applied, name, flags.dry_run, tally, &mut lines);
         }

@@ -184,7 +184,11 @@ pub struct ExportArgs {
     #[arg(long, env = "PLANGRAPH_MAX_CONCURRENT_EXPORTS", default_value_t = DEFAULT_MAX_CONCURRENT_EXPORTS)]
     pub max_concurrent_exports: usize,
     /// Milliseconds an export waits for a client that stopped reading before cutting it short.
-    #[arg(long, env = "PLANGRAPH_EXPORT_SEND_TIMEOUT_MS", default_value_t = 30_000)]
+    #[arg(
+        long,
+        env = "PLANGRAPH_EXPORT_SEND_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
     pub export_send_timeout_ms: u64,
 }
 
