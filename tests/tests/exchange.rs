@@ -3,7 +3,8 @@
 
 use std::io::Cursor;
 
-use actix_web::{App, test};
+use actix_web::App;
+use actix_web::test as web;
 use calamine::{Data, Reader, Xlsx};
 use plangraph_domain::access::Actor;
 use plangraph_domain::synthetic::Plan;
@@ -547,13 +548,14 @@ async fn bad_files_are_refused_by_code_and_place(backend: Backend) {
     assert_eq!(edu["reachedPercent"], 36.3);
     let history = data(
         store,
-        r#"{ history(first: 5) { nodes { kind fields { path before after } } } }"#,
+        r#"{ country(iso3: "PER") { report(year: 2023) { history(first: 1) { nodes { kind changes { path } } } } } }"#,
     )
     .await;
-    let latest = &history["history"]["nodes"][0];
-    let paths: Vec<&str> = latest["fields"]
+    let latest = &history["country"]["report"]["history"]["nodes"][0];
+    assert_eq!(latest["kind"], "IMPORT");
+    let paths: Vec<&str> = latest["changes"]
         .as_array()
-        .expect("fields")
+        .expect("changes")
         .iter()
         .filter_map(|f| f["path"].as_str())
         .collect();
@@ -660,7 +662,7 @@ async fn export_over_http(backend: Backend) {
     let peru = peru_store(backend).await;
     let state = AppState::new(peru.store.clone());
     let exports = state.exports.clone();
-    let app = test::init_service(App::new().configure(configure(state))).await;
+    let app = web::init_service(App::new().configure(configure(state))).await;
     for (format, content_type, name) in [
         ("json", "application/json", "plangraph-PER-2023.json"),
         ("csv", "text/csv; charset=utf-8", "plangraph-PER-2023.csv"),
@@ -675,18 +677,21 @@ async fn export_over_http(backend: Backend) {
             "plangraph-PER-2023.xlsx",
         ),
     ] {
-        let request = test::TestRequest::get()
+        let request = web::TestRequest::get()
             .uri(&format!("/export/{format}?country=per&year=2023"))
             .to_request();
-        let response = test::call_service(&app, request).await;
+        let response = web::call_service(&app, request).await;
         assert_eq!(response.status().as_u16(), 200, "{format}");
         let headers = response.headers().clone();
-        assert_eq!(headers["content-type"], content_type);
         assert_eq!(
-            headers["content-disposition"],
+            headers.get("content-type").expect("a content type"),
+            content_type
+        );
+        assert_eq!(
+            headers.get("content-disposition").expect("a file name"),
             format!("attachment; filename=\"{name}\"").as_str()
         );
-        let body = test::read_body(response).await;
+        let body = web::read_body(response).await;
         let expected = export(
             &peru.store,
             &Selection {
@@ -712,29 +717,32 @@ async fn export_over_http(backend: Backend) {
             assert_eq!(body.to_vec(), expected, "{format}");
         }
     }
-    let refusal = |uri: &str| test::TestRequest::get().uri(uri).to_request();
+    let refusal = |uri: &str| web::TestRequest::get().uri(uri).to_request();
     for (uri, status, code) in [
         ("/export/pdf", 404, "EXPORT_UNKNOWN_FORMAT"),
         ("/export/csv?country=FRA", 400, "BAD_REQUEST"),
         ("/export/csv?colour=red", 400, "BAD_REQUEST"),
         ("/export/csv?report=999999", 404, "NOT_FOUND"),
     ] {
-        let response = test::call_service(&app, refusal(uri)).await;
+        let response = web::call_service(&app, refusal(uri)).await;
         assert_eq!(response.status().as_u16(), status, "{uri}");
-        let body: serde_json::Value = test::read_body_json(response).await;
+        let body: serde_json::Value = web::read_body_json(response).await;
         assert_eq!(body["errors"][0]["extensions"]["code"], code, "{uri}");
     }
     // Every export slot taken (by exports streaming to clients): the next one waits its turn.
     let held: Vec<_> = (0..exports.max_concurrent)
         .map(|_| exports.slots.clone().try_acquire_owned().expect("a slot"))
         .collect();
-    let response = test::call_service(&app, refusal("/export/csv")).await;
+    let response = web::call_service(&app, refusal("/export/csv")).await;
     assert_eq!(response.status().as_u16(), 503);
-    assert_eq!(response.headers()["retry-after"], "1");
-    let body: serde_json::Value = test::read_body_json(response).await;
+    assert_eq!(
+        response.headers().get("retry-after").expect("retry-after"),
+        "1"
+    );
+    let body: serde_json::Value = web::read_body_json(response).await;
     assert_eq!(body["errors"][0]["extensions"]["code"], "EXPORT_BUSY");
     drop(held);
-    let response = test::call_service(&app, refusal("/export/csv")).await;
+    let response = web::call_service(&app, refusal("/export/csv")).await;
     assert_eq!(response.status().as_u16(), 200);
 }
 on_both_databases!(export_over_http, actix);
