@@ -756,3 +756,100 @@ fn export_write_failure_has_its_code() {
     };
     assert_eq!(error.code(), "EXPORT_WRITE_FAILED");
 }
+
+const IMPORT_DOCUMENT: &str = r#"mutation($format: DocumentFormat!, $content: String!, $country: String, $expected: Int, $dry: Boolean! = false) {
+  importDocument(format: $format, content: $content, country: $country, expectedRevision: $expected, dryRun: $dry) {
+    changed replaced revision dryRun report { country { iso3 } year }
+  }
+}"#;
+
+/// `importDocument` with a token: the same files, checks and codes over the API, scoped by
+/// the token's countries, a bad file's place in `extensions`.
+async fn import_document_over_the_api(backend: Backend) {
+    use crate::support::writes::{error_code, execute_as, token};
+    use plangraph_domain::access::Role;
+    use serde_json::json;
+
+    let peru = peru_store(backend).await;
+    let store = &peru.store;
+    let csv = String::from_utf8(export(store, &everything(), Format::Csv).await).expect("UTF-8");
+    let json = String::from_utf8(export(store, &everything(), Format::Json).await).expect("UTF-8");
+    let editor = token(store, Role::Editor, &["PER"]).await;
+    let other = token(store, Role::Editor, &["COL"]).await;
+    let edited = csv.replacen(",37400,36.2,", ",37500,36.3,", 1).replacen(
+        ",37.4 K,36.2%,",
+        ",37.5 K,36.3%,",
+        1,
+    );
+    let vars = |format: &str, content: &str| json!({ "format": format, "content": content });
+
+    let anonymous = execute_as(store, None, IMPORT_DOCUMENT, vars("CSV", &edited)).await;
+    assert_eq!(error_code(&anonymous).as_deref(), Some("UNAUTHENTICATED"));
+    let elsewhere = execute_as(store, Some(&other), IMPORT_DOCUMENT, vars("CSV", &edited)).await;
+    assert_eq!(
+        error_code(&elsewhere).as_deref(),
+        Some("FORBIDDEN"),
+        "{elsewhere}"
+    );
+    let before = store_checksum(store).await;
+    let bad = execute_as(
+        store,
+        Some(&editor),
+        IMPORT_DOCUMENT,
+        vars("CSV", &csv.replacen(",EDU,", ",XYZ,", 1)),
+    )
+    .await;
+    assert_eq!(error_code(&bad).as_deref(), Some("EXCHANGE_UNKNOWN_SECTOR"));
+    assert_eq!(bad["errors"][0]["extensions"]["line"], 2);
+    assert_eq!(bad["errors"][0]["extensions"]["column"], 5);
+    let stale = execute_as(
+        store,
+        Some(&editor),
+        IMPORT_DOCUMENT,
+        json!({ "format": "CSV", "content": edited, "expected": 999 }),
+    )
+    .await;
+    assert_eq!(error_code(&stale).as_deref(), Some("CONFLICT"), "{stale}");
+    assert_eq!(before, store_checksum(store).await);
+
+    let dry = execute_as(
+        store,
+        Some(&editor),
+        IMPORT_DOCUMENT,
+        json!({ "format": "CSV", "content": edited, "dry": true }),
+    )
+    .await;
+    assert_eq!(dry["data"]["importDocument"][0]["dryRun"], true, "{dry}");
+    assert_eq!(
+        before,
+        store_checksum(store).await,
+        "a dry run writes nothing"
+    );
+    let done = execute_as(store, Some(&editor), IMPORT_DOCUMENT, vars("CSV", &edited)).await;
+    let result = &done["data"]["importDocument"][0];
+    assert_eq!(result["changed"], true, "{done}");
+    assert_eq!(result["report"]["country"]["iso3"], "PER");
+
+    // A whole report into an empty store, from the JSON an export wrote.
+    let empty = empty_store(backend).await;
+    let admin_there = token(&empty.store, Role::Admin, &[]).await;
+    let created = execute_as(
+        &empty.store,
+        Some(&admin_there),
+        IMPORT_DOCUMENT,
+        vars("JSON", &json),
+    )
+    .await;
+    let result = &created["data"]["importDocument"][0];
+    assert_eq!(
+        (result["changed"].clone(), result["replaced"].clone()),
+        (json!(true), json!(false)),
+        "{created}"
+    );
+    assert_eq!(
+        export(&empty.store, &everything(), Format::Json).await,
+        json.as_bytes(),
+        "the API's import gives back the same document"
+    );
+}
+on_both_databases!(import_document_over_the_api);

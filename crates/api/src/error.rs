@@ -13,6 +13,7 @@
 //! | the domain's edit codes | `INVALID_FIGURE`, `EMPTY_TEXT`, `TEXT_TOO_LONG`, `INVALID_URL`, `UNKNOWN_SECTOR`, `UNKNOWN_COUNTRY` |
 //! | the store's write codes | `INCOMPLETE_FIGURES`, `POSITION_OUT_OF_RANGE`, `DUPLICATE`, `SYNTHETIC_MISMATCH` (an import that would write published and generated data into one report) |
 //! | the importer's codes | `REPORT_*`, `IMPORT_*` (see the domain's parser and importer) |
+//! | the exchange codes | `EXCHANGE_*`: a JSON document or table refused (`extensions.line`, `extensions.column`) |
 //! | `INTERNAL` | the store failed; details are logged, never sent |
 //!
 //! Store messages can carry SQL or connection details, so they are logged and replaced by the
@@ -38,6 +39,8 @@ pub enum ApiError {
     TooManySubscriptions(usize),
     Edit(EditError),
     Import(ImportError),
+    /// A JSON document or table refused before anything was written.
+    Exchange(plangraph_exchange::ExchangeError),
     Write(WriteError),
     Internal {
         store_code: &'static str,
@@ -54,6 +57,7 @@ impl ApiError {
             Self::TooManySubscriptions(_) => "TOO_MANY_SUBSCRIPTIONS",
             Self::Edit(e) => e.code(),
             Self::Import(e) => e.code(),
+            Self::Exchange(e) => e.code(),
             Self::Write(WriteError::Store(_)) | Self::Internal { .. } => "INTERNAL",
             Self::Write(e) => e.code(),
         }
@@ -70,6 +74,7 @@ impl ApiError {
             ),
             Self::Edit(e) => e.to_string(),
             Self::Import(e) => e.to_string(),
+            Self::Exchange(e) => e.to_string(),
             Self::Write(WriteError::Store(_)) | Self::Internal { .. } => {
                 "internal error".to_owned()
             }
@@ -117,6 +122,12 @@ impl From<ApiError> for Error {
             match &err {
                 ApiError::Internal { store_code } => ext.set("storeCode", *store_code),
                 ApiError::Write(WriteError::Store(e)) => ext.set("storeCode", e.code()),
+                ApiError::Exchange(e) => {
+                    if let Some(at) = e.location {
+                        ext.set("line", at.line);
+                        ext.set("column", at.column);
+                    }
+                }
                 ApiError::Write(WriteError::Conflict { expected, current }) => {
                     ext.set("expectedRevision", *expected);
                     ext.set("currentRevision", *current);

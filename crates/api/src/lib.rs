@@ -9,6 +9,7 @@ mod auth;
 mod connection;
 mod enums;
 mod error;
+mod exchange_mutation;
 pub mod kept;
 pub mod limits;
 mod loaders;
@@ -52,7 +53,7 @@ pub enum Profile {
 /// both come from here, so they cannot drift apart (the profile changes no type). Only
 /// request-independent data (the store, the limits) is added afterwards.
 fn builder(profile: Profile) -> SchemaBuilder<Query, Mutation, Subscription> {
-    let builder = Schema::build(Query, Mutation, Subscription)
+    let builder = Schema::build(Query, Mutation::default(), Subscription)
         // An Apollo Federation v2 subgraph, subscriptions included so a gateway passes them on.
         .enable_federation()
         .enable_subscription_in_federation();

@@ -189,9 +189,9 @@ pub struct ImportWarning {
 
 /// What an import did or, on a dry run, would do.
 pub struct ImportResult {
-    outcome: WriteOutcome,
-    dry_run: bool,
-    warnings: Vec<ImportWarning>,
+    pub(crate) outcome: WriteOutcome,
+    pub(crate) dry_run: bool,
+    pub(crate) warnings: Vec<ImportWarning>,
 }
 
 #[Object]
@@ -270,7 +270,7 @@ fn truncated(text: &str) -> String {
     text.chars().take(64).collect()
 }
 
-fn expected(revision: i32) -> i64 {
+pub(crate) fn expected(revision: i32) -> i64 {
     i64::from(revision)
 }
 
@@ -337,14 +337,14 @@ fn organization_role(r: OrganizationRole) -> edit::OrganizationRole {
     }
 }
 
-fn store<'a>(ctx: &Context<'a>) -> Result<&'a Store, ApiError> {
+pub(crate) fn store<'a>(ctx: &Context<'a>) -> Result<&'a Store, ApiError> {
     ctx.data::<Store>().map_err(|_| ApiError::Internal {
         store_code: "STORE_MISSING",
     })
 }
 
 /// After a write, what the rest of the request reads must come from the store as it is now.
-fn renew_loaders(ctx: &Context<'_>) -> Result<(), ApiError> {
+pub(crate) fn renew_loaders(ctx: &Context<'_>) -> Result<(), ApiError> {
     let slot = ctx.data::<LoaderSlot>().map_err(|_| ApiError::Internal {
         store_code: "LOADERS_MISSING",
     })?;
@@ -355,7 +355,9 @@ fn renew_loaders(ctx: &Context<'_>) -> Result<(), ApiError> {
 /// Runs a resolver body whose errors are [`ApiError`]s, so every `?` keeps its stable code
 /// (a plain `?` into `async_graphql::Error` would turn a displayable error into a message
 /// without one).
-async fn api<T>(body: impl std::future::Future<Output = Result<T, ApiError>>) -> Result<T> {
+pub(crate) async fn api<T>(
+    body: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T> {
     body.await.map_err(Into::into)
 }
 
@@ -389,7 +391,7 @@ async fn report_edit(
 }
 
 /// A dry run's rows, served to the rest of the request as if stored.
-async fn serve_preview(ctx: &Context<'_>, rows: &ReportRows) -> Result<(), ApiError> {
+pub(crate) async fn serve_preview(ctx: &Context<'_>, rows: &ReportRows) -> Result<(), ApiError> {
     let loaders = fresh_loaders(store(ctx)?);
     let id = rows.report.id;
     loaders.feed_one(ReportById(id), rows.report.clone()).await;
@@ -433,11 +435,17 @@ async fn serve_preview(ctx: &Context<'_>, rows: &ReportRows) -> Result<(), ApiEr
     Ok(())
 }
 
+/// The root `Mutation`: the report and organisation writes below, and the document imports
+/// of [`crate::exchange_mutation`].
+#[derive(async_graphql::MergedObject, Debug, Default)]
+pub struct Mutation(ReportMutation, crate::exchange_mutation::ExchangeMutation);
+
+/// Writes to reports and organisations, one field each.
 #[derive(Debug, Default)]
-pub struct Mutation;
+pub struct ReportMutation;
 
 #[Object]
-impl Mutation {
+impl ReportMutation {
     /// Replaces report-wide totals; absent figures stay.
     async fn update_totals(
         &self,

@@ -439,6 +439,15 @@ pub async fn apply_table(
                 key: id.to_string(),
             }));
         };
+        if let Some(expected) = options
+            .expected_revision
+            .filter(|e| *e != stored.report.revision)
+        {
+            return Err(write_error(WriteError::Conflict {
+                expected,
+                current: stored.report.revision,
+            }));
+        }
         let mut doc = ReportDoc::from_rows(&stored, &refs);
         for row in &rows {
             let figures = SectorDoc {
