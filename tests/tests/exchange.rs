@@ -54,11 +54,39 @@ async fn import_table(
     Ok(())
 }
 
+/// Checks `document` against the published JSON Schema with Python's `jsonschema` (a
+/// validator written by others, so the schema file is held to what the exporter writes).
+fn conforms_to_the_published_schema(document: &[u8]) {
+    let dir = tempfile::tempdir().expect("a directory");
+    let path = dir.path().join("export.json");
+    std::fs::write(&path, document).expect("write");
+    let schema = crate::support::server::repo_root().join("crates/exchange/schema/report-v1.schema.json");
+    let python = std::env::var("PLANGRAPH_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let check = "import json, sys, jsonschema\n\
+schema = json.load(open(sys.argv[1]))\n\
+doc = json.load(open(sys.argv[2]))\n\
+jsonschema.Draft202012Validator.check_schema(schema)\n\
+jsonschema.validate(doc, schema, format_checker=jsonschema.FormatChecker())\n\
+for report in doc['reports']:\n    jsonschema.validate(report, schema)\n";
+    let out = std::process::Command::new(&python)
+        .args(["-c", check])
+        .arg(&schema)
+        .arg(&path)
+        .output()
+        .unwrap_or_else(|e| panic!("run {python} (PLANGRAPH_PYTHON) with jsonschema: {e}"));
+    assert!(
+        out.status.success(),
+        "the export does not conform to the published schema: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// JSON out of a store, into an empty one, out again: the same bytes, for the Peru report and
-/// for a generated data set (organisations and all).
+/// for a generated data set (organisations and all); both conform to the published schema.
 async fn json_round_trip_is_byte_equal(backend: Backend) {
     let peru = peru_store(backend).await;
     let first = export(&peru.store, &everything(), Format::Json).await;
+    conforms_to_the_published_schema(&first);
     let empty = empty_store(backend).await;
     let applied = import_json(&empty.store, &first, &ApplyOptions::default())
         .await
@@ -84,6 +112,7 @@ async fn json_round_trip_is_byte_equal(backend: Backend) {
         .await
         .expect("generate");
     let first = export(&generated.store, &everything(), Format::Json).await;
+    conforms_to_the_published_schema(&first);
     let text = String::from_utf8_lossy(&first);
     assert!(
         text.contains("\"synthetic\": true"),
