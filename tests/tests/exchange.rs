@@ -60,7 +60,8 @@ fn conforms_to_the_published_schema(document: &[u8]) {
     let dir = tempfile::tempdir().expect("a directory");
     let path = dir.path().join("export.json");
     std::fs::write(&path, document).expect("write");
-    let schema = crate::support::server::repo_root().join("crates/exchange/schema/report-v1.schema.json");
+    let schema =
+        crate::support::server::repo_root().join("crates/exchange/schema/report-v1.schema.json");
     let python = std::env::var("PLANGRAPH_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let check = "import json, sys, jsonschema\n\
 schema = json.load(open(sys.argv[1]))\n\
@@ -882,3 +883,87 @@ async fn import_document_over_the_api(backend: Backend) {
     );
 }
 on_both_databases!(import_document_over_the_api);
+
+/// One raw `GET` with an `Origin`; the status line and the lower-cased head.
+fn get_with_origin(addr: &str, path: &str, origin: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut text = Vec::new();
+    let _ = stream.read_to_end(&mut text);
+    let text = String::from_utf8_lossy(&text).to_lowercase();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// `GET /export` under `/graphql`'s rules in the production profile: the configured CORS
+/// origin only, the per-address rate (`RATE_LIMITED`), and `--exports false` turning it off.
+#[test]
+fn export_follows_the_cors_rate_and_profile_rules() {
+    use crate::support::server::Server;
+    let dir = tempfile::tempdir().expect("a directory");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("rules.db").display()
+    );
+    let server = Server::start_with(
+        &url,
+        &[
+            "--profile",
+            "production",
+            "--cors-origin",
+            "https://dashboard.example",
+            "--rate-per-address",
+            "1",
+        ],
+    );
+    let (status, head) = get_with_origin(
+        &server.addr,
+        "/export/csv?country=PER",
+        "https://dashboard.example",
+    );
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("access-control-allow-origin: https://dashboard.example"),
+        "{head}"
+    );
+    assert!(head.contains("nut,nutrition,,65000,29000,44.6,"), "{head}");
+    // Requests over the address's rate (1 a second, bursts of 2) are refused by code.
+    let mut limited = None;
+    for _ in 0..5 {
+        let (status, text) =
+            get_with_origin(&server.addr, "/export/csv", "https://dashboard.example");
+        if status == 429 {
+            limited = Some(text);
+            break;
+        }
+    }
+    let limited = limited.expect("the rate limit applies to exports");
+    assert!(
+        limited.contains("rate_limited") && limited.contains("retry-after"),
+        "{limited}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    let (status, head) = get_with_origin(&server.addr, "/export/csv", "https://elsewhere.example");
+    assert!(
+        !head.contains("access-control-allow-origin: https://elsewhere.example"),
+        "another origin is not allowed: {status} {head}"
+    );
+    drop(server);
+
+    let off = Server::start_with(&url, &["--exports", "false"]);
+    let (status, text) = get_with_origin(&off.addr, "/export/json", "https://dashboard.example");
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("exports are off"), "{text}");
+}
