@@ -967,3 +967,83 @@ fn export_follows_the_cors_rate_and_profile_rules() {
     assert_eq!(status, 404, "{text}");
     assert!(text.contains("exports are off"), "{text}");
 }
+
+/// A client that stops reading an export: after `--export-send-timeout-ms` the export is cut
+/// short (the chunked body never ends, so the file cannot pass for whole), its read and its
+/// slot come back, and the next exports run.
+#[test]
+fn an_export_nobody_reads_is_cut_short() {
+    use crate::support::server::Server;
+    let dir = tempfile::tempdir().expect("a directory");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("big.db").display());
+    let generated = plangraph(&url, &["generate", "--countries", "17", "--years", "6"]);
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let server = Server::start_with(
+        &url,
+        &[
+            "--export-send-timeout-ms",
+            "300",
+            "--max-concurrent-exports",
+            "1",
+            "--rate-per-address",
+            "0",
+        ],
+    );
+    // A small receive window set before connecting, then no reading for 2 s: several MB of
+    // JSON cannot all be sent meanwhile.
+    let client = r#"
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+s.connect((host, int(port)))
+s.sendall(b"GET /export/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+time.sleep(2)
+s.settimeout(20)
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+print(len(data), data.endswith(b"\r\n0\r\n\r\n"))
+"#;
+    let python = std::env::var("PLANGRAPH_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let out = std::process::Command::new(&python)
+        .args(["-c", client, &server.addr])
+        .output()
+        .expect("run the client");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{printed} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        printed.trim().ends_with("False"),
+        "the cut export must not end like a whole one: {printed}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.logs().contains("export cut short") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no cut logged: {}",
+            server.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The one slot is free again: whole exports follow.
+    for _ in 0..2 {
+        let (status, text) =
+            get_with_origin(&server.addr, "/export/csv?country=PER", "https://x.example");
+        assert_eq!(status, 200, "{text}");
+        assert!(
+            text.ends_with("\r\n0\r\n\r\n"),
+            "a whole export ends its chunked body"
+        );
+    }
+}

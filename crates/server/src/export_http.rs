@@ -183,7 +183,7 @@ pub async fn export(
                 Ok(Err(_)) => break,
                 Err(_) => {
                     tracing::info!(
-                        deadline_secs = deadline.as_secs(),
+                        deadline_ms = deadline.as_millis() as u64,
                         "export cut short: the client did not read it"
                     );
                     break;

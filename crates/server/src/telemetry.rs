@@ -75,10 +75,15 @@ impl<S: Subscriber> Layer<S> for MalformedRequests {
         if !is_malformed_request(event) {
             return true;
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("plangraph_malformed_requests_total").increment(1);
         let mut message = Message(String::new());
         event.record(&mut message);
+        // A response body the server itself ended (an export cut short when its client
+        // stopped reading, logged where it was cut): not a malformed request.
+        if message.0.contains("Response payload stream error") {
+            return false;
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("plangraph_malformed_requests_total").increment(1);
         // Full while the reporter waits out its interval: the count carries the rest.
         let _ = self.samples.try_send(message.0);
         false
