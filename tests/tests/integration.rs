@@ -15,6 +15,7 @@ mod concurrency;
 mod contract;
 mod doors;
 mod exchange;
+mod exchange_http;
 mod federation;
 mod feed_recovery;
 mod figures;

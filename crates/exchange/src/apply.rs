@@ -16,9 +16,9 @@ use plangraph_persistence::{
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::convert::References;
 use crate::document::{
-    COLLECTION_FORMAT, CollectionDoc, OrganizationDoc, REPORT_FORMAT, References, ReportDoc,
-    SectorDoc,
+    COLLECTION_FORMAT, CollectionDoc, OrganizationDoc, REPORT_FORMAT, ReportDoc, SectorDoc,
 };
 use crate::error::{ExchangeError, Location, Problem};
 use crate::table::{self, FigureRow, ReportKey};

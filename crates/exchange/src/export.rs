@@ -7,7 +7,8 @@ use std::fmt;
 use plangraph_persistence::{ReportQuery, Store, StoreError, WholeReports};
 use thiserror::Error;
 
-use crate::document::{COLLECTION_FORMAT, References, ReportDoc, VERSION};
+use crate::convert::References;
+use crate::document::{COLLECTION_FORMAT, ReportDoc, VERSION};
 use crate::table::{Flavour, TableWriter};
 use crate::workbook::WorkbookWriter;
 

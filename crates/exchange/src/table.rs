@@ -138,6 +138,9 @@ impl TableWriter {
     }
 }
 
+/// Reads a printed figure: its number and its printed form as kept.
+type ParseFigure<'a> = &'a dyn Fn(&str) -> Result<(u64, String), String>;
+
 /// Which report a row is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReportKey {
@@ -311,9 +314,7 @@ pub fn read(
             ));
         }
         // Each figure: its printed form decides; its number, when filled in, must agree.
-        let figure = |number: &str,
-                      printed: &str,
-                      parse: &dyn Fn(&str) -> Result<(u64, String), String>| {
+        let figure = |number: &str, printed: &str, parse: ParseFigure<'_>| {
             let text = cell(printed);
             let (value, printed_text) =
                 parse(text).map_err(|e| err(Problem::BadNumber, line, col(printed), e))?;
