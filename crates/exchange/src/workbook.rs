@@ -1,6 +1,7 @@
 //! The Excel workbook an analyst opens: one sheet per table (totals, sectors, shares, partner
 //! counts, sources), numbers as numeric cells, the printed forms beside them as text, the
-//! header frozen and filterable.
+//! header frozen and filterable. Rows are written a report at a time to temporary files
+//! (rust_xlsxwriter's constant-memory mode); the zip is assembled at the end.
 
 use rust_xlsxwriter::{Format, Workbook, XlsxError};
 
@@ -118,7 +119,10 @@ impl WorkbookWriter {
             } else {
                 columns
             };
-            let sheet = book.add_worksheet();
+            // Constant memory: each sheet's rows go to a temporary file as they are written
+            // (in row order, which is how a report at a time writes them), so a large
+            // export does not hold every cell until the end.
+            let sheet = book.add_worksheet_with_constant_memory()?;
             sheet.set_name(name)?;
             for (i, column) in columns.iter().enumerate() {
                 let col = u16::try_from(i).unwrap_or(u16::MAX);
