@@ -1,6 +1,6 @@
 //! Exports: a selection of reports written in one format, one report at a time, so memory stays
-//! that of one report whatever the selection (the workbook, a zip file, is the exception: its
-//! cells are kept until it is finished, a few hundred bytes per row).
+//! that of one report whatever the selection (the workbook's rows go to temporary files, and
+//! its zip, a few hundred KiB for a response, is assembled and given whole at the end).
 
 use std::fmt;
 
