@@ -381,9 +381,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             store,
             size,
         } => {
+            let single = files.len() == 1 && !std::path::Path::new(&files[0]).is_dir();
             let files = load::expand(&files)?;
-            let country = country.as_deref().map(r4v_country).transpose()?;
-            let store_handle = open_store(&store).await?;
             let options = load::LoadOptions {
                 flags: ImportFlags {
                     allow_removals,
@@ -395,6 +394,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 max_document_bytes,
                 database: redact(store.database_url.expose_secret()),
             };
+            if single {
+                // One file: checked before the store is opened (a refused file never creates
+                // it), its refusal the command's error.
+                return load::single(&files[0], &options, || open_store(&store)).await;
+            }
+            let store_handle = open_store(&store).await?;
             load::run(&store_handle, &files, &options).await
         }
         Command::Export {

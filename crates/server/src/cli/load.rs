@@ -157,6 +157,101 @@ pub async fn run(store: &Store, files: &[String], options: &LoadOptions) -> Resu
     Ok(())
 }
 
+/// One file, as `plangraph import FILE` always did: checked before `open` opens the store, a
+/// line per report on standard output, a refusal returned as the command's error.
+pub async fn single<F, Fut>(file: &str, options: &LoadOptions, open: F) -> Result<(), CliError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Store, CliError>>,
+{
+    let flags = options.flags;
+    let name = if file == "-" { "stdin" } else { file };
+    let bytes = read(file, flags.max_bytes.max(options.max_document_bytes))?;
+    let actor = Actor::local("plangraph import");
+    let apply_options = ApplyOptions {
+        country: options.country.clone(),
+        expected_revision: None,
+        allow_removals: flags.allow_removals,
+        dry_run: flags.dry_run,
+    };
+    let mut tally = Tally::default();
+    let lines = match detect(&bytes) {
+        InputKind::ReportText => {
+            if bytes.len() > flags.max_bytes {
+                return Err(importer::ImportError::TooLarge {
+                    limit: flags.max_bytes,
+                }
+                .into());
+            }
+            let prepared = prepare_import(&bytes, name, options.country.as_deref(), flags)?;
+            let store = open().await?;
+            let summary = store_import(&store, prepared, flags).await?;
+            for warning in &summary.warnings {
+                eprintln!("warning[{}]: {name}:{warning}", warning.check.code());
+            }
+            let mut lines = vec![format!(
+                "{} report {} ({} {}) into {}: revision {}, {} value(s) changed, {} warning(s)",
+                tally.count(&summary.outcome, flags.dry_run),
+                summary
+                    .report_id()
+                    .map_or_else(|| "(new)".to_owned(), |id| id.to_string()),
+                summary.country,
+                summary.year,
+                options.database,
+                summary.outcome.revision,
+                summary.outcome.fields.len(),
+                summary.warnings.len()
+            )];
+            if flags.dry_run {
+                lines.extend(
+                    summary
+                        .outcome
+                        .removals
+                        .iter()
+                        .map(|r| format!("  would remove {}", r.path)),
+                );
+            }
+            lines
+        }
+        InputKind::Json => {
+            let docs = apply::read_json(&bytes, name, options.country.as_deref())
+                .map_err(plangraph_exchange::ApplyError::from)?;
+            drop(bytes);
+            let store = open().await?;
+            let applied =
+                apply::apply_documents(&store, &actor, name, &docs, &apply_options).await?;
+            let mut lines = Vec::new();
+            outcome_lines(
+                &applied,
+                &format!("into {}", options.database),
+                flags.dry_run,
+                &mut tally,
+                &mut lines,
+            );
+            lines
+        }
+        InputKind::Table => {
+            let store = open().await?;
+            let reports =
+                apply::read_table(&store, &bytes, name, options.country.as_deref()).await?;
+            let applied = apply::apply_table(&store, &actor, name, reports, &apply_options).await?;
+            let mut lines = Vec::new();
+            outcome_lines(
+                &applied,
+                &format!("into {}", options.database),
+                flags.dry_run,
+                &mut tally,
+                &mut lines,
+            );
+            lines
+        }
+    };
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(())
+}
+
 /// Reads a file in bounded chunks, never past `limit`.
 fn read(file: &str, limit: usize) -> Result<Vec<u8>, CliError> {
     if file == "-" {
@@ -260,7 +355,13 @@ async fn load_one(
             let reports =
                 apply::read_table(store, &bytes, name, options.country.as_deref()).await?;
             let applied = apply::apply_table(store, &actor, name, reports, &apply_options).await?;
-            outcome_lines(&applied, name, flags.dry_run, tally, &mut lines);
+            outcome_lines(
+                &applied,
+                &format!("from {name}"),
+                flags.dry_run,
+                tally,
+                &mut lines,
+            );
         }
     }
     Ok(lines)
@@ -268,7 +369,7 @@ async fn load_one(
 
 fn outcome_lines(
     applied: &[apply::Applied],
-    name: &str,
+    place: &str,
     dry_run: bool,
     tally: &mut Tally,
     lines: &mut Vec<String>,
@@ -276,7 +377,7 @@ fn outcome_lines(
     for a in applied {
         let verb = tally.count(&a.outcome, dry_run);
         lines.push(format!(
-            "{verb} report {} ({}) from {name}: revision {}, {} value(s) changed",
+            "{verb} report {} ({}) {place}: revision {}, {} value(s) changed",
             a.outcome
                 .report_id
                 .map_or_else(|| "(new)".to_owned(), |id| id.to_string()),
