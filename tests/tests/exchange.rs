@@ -793,3 +793,221 @@ async fn import_document_over_the_api(backend: Backend) {
     );
 }
 on_both_databases!(import_document_over_the_api);
+
+/// A file is taken whole or not at all: a collection whose second report the token may not
+/// write, and a table whose later report fails its check, write nothing (not even the
+/// reports before the refused one); an editor cannot bring organisations the store lacks.
+async fn a_refused_file_writes_none_of_its_reports(backend: Backend) {
+    use crate::support::writes::{error_code, execute_as, token};
+    use plangraph_domain::access::Role;
+    use serde_json::json;
+
+    let store_test = empty_store(backend).await;
+    let store = &store_test.store;
+    let plan = Plan {
+        countries: 3,
+        years: 1,
+        last_year: 2024,
+        organizations: 10,
+        partners_per_report: 3,
+        donors_per_report: 1,
+        ..Plan::default()
+    };
+    plangraph_server::generate::generate(store, &plan)
+        .await
+        .expect("generate");
+    let json = String::from_utf8(export(store, &everything(), Format::Json).await).expect("UTF-8");
+    let csv = String::from_utf8(export(store, &everything(), Format::Csv).await).expect("UTF-8");
+    let editor = token(store, Role::Editor, &["ARG"]).await;
+    let before = store_checksum(store).await;
+    let changed = json.replace("(SYNTHETIC)\"", "(SYNTHETIC, edited)\"");
+    assert_ne!(changed, json);
+    let refused = execute_as(
+        store,
+        Some(&editor),
+        IMPORT_DOCUMENT,
+        json!({ "format": "JSON", "content": changed }),
+    )
+    .await;
+    assert_eq!(
+        error_code(&refused).as_deref(),
+        Some("FORBIDDEN"),
+        "{refused}"
+    );
+    // The table: the first report's row changed, a later report's row over what the API
+    // serves back (the check that runs when the report is rebuilt, not when the row is read).
+    let mut lines: Vec<String> = csv.lines().map(str::to_owned).collect();
+    let last = lines.len() - 1;
+    let huge = "99999999999999 K";
+    let cells: Vec<&str> = lines[last].split(',').collect();
+    let mut cells: Vec<String> = cells.iter().map(|c| (*c).to_owned()).collect();
+    cells[7] = "99999999999999000".into();
+    cells[13] = huge.into();
+    lines[last] = cells.join(",");
+    let edited_first = {
+        let mut c: Vec<String> = lines[1].split(',').map(str::to_owned).collect();
+        c[8] = "1".into();
+        c[14] = "1".into();
+        c.join(",")
+    };
+    lines[1] = edited_first;
+    let table = lines.join("\n") + "\n";
+    let error = import_table(store, table.as_bytes(), &ApplyOptions::default())
+        .await
+        .expect_err("a report over what the API serves back");
+    assert!(
+        error.code().starts_with("EXCHANGE_") || error.code() == "INVALID_FIGURE",
+        "{error}"
+    );
+    assert_eq!(
+        before,
+        store_checksum(store).await,
+        "no report of a refused file was written"
+    );
+}
+on_both_databases!(a_refused_file_writes_none_of_its_reports);
+
+/// `importDocument`s beyond the most that run at once are refused by code, not queued.
+#[tokio::test]
+async fn import_document_beyond_its_slots_is_import_busy() {
+    use crate::support::writes::{error_code, token};
+    use plangraph_domain::access::Role;
+
+    let peru = peru_store(Backend::Sqlite).await;
+    let admin = token(&peru.store, Role::Admin, &[]).await;
+    let api = plangraph_api::Api::new(peru.store.clone());
+    let held: Vec<_> = (0..plangraph_api::MAX_CONCURRENT_IMPORTS)
+        .map(|_| {
+            api.import_slots()
+                .clone()
+                .try_acquire_owned()
+                .expect("a slot")
+        })
+        .collect();
+    let csv =
+        String::from_utf8(export(&peru.store, &everything(), Format::Csv).await).expect("UTF-8");
+    let request = || {
+        async_graphql::Request::new(IMPORT_DOCUMENT)
+            .variables(async_graphql::Variables::from_json(
+                serde_json::json!({ "format": "CSV", "content": csv }),
+            ))
+            .data(plangraph_api::Credentials::from_authorization(Some(
+                &format!("Bearer {admin}"),
+            )))
+    };
+    let busy = serde_json::to_value(api.execute(request()).await).expect("JSON");
+    assert_eq!(error_code(&busy).as_deref(), Some("IMPORT_BUSY"), "{busy}");
+    drop(held);
+    let done = serde_json::to_value(api.execute(request()).await).expect("JSON");
+    assert!(done["errors"].is_null(), "{done}");
+}
+
+/// A JSON file may start with a byte-order mark; a table's percentage must be a finite,
+/// non-negative number that agrees with its printed form.
+async fn byte_order_marks_and_impossible_percentages(backend: Backend) {
+    let peru = peru_store(backend).await;
+    let store = &peru.store;
+    let json = export(store, &everything(), Format::Json).await;
+    let mut marked = b"\xef\xbb\xbf".to_vec();
+    marked.extend_from_slice(&json);
+    let applied = import_json(store, &marked, &ApplyOptions::default())
+        .await
+        .expect("a JSON file with a BOM");
+    assert!(applied[0].outcome.change.is_none());
+    let csv = String::from_utf8(export(store, &everything(), Format::Csv).await).expect("UTF-8");
+    for bad in ["NaN", "-36.2", "inf"] {
+        let file = csv.replacen(",37400,36.2,", &format!(",37400,{bad},"), 1);
+        let error = import_table(store, file.as_bytes(), &ApplyOptions::default())
+            .await
+            .expect_err(bad);
+        assert_eq!(error.code(), "EXCHANGE_VALUE_MISMATCH", "{bad}: {error}");
+    }
+}
+on_both_databases!(byte_order_marks_and_impossible_percentages);
+
+/// `plangraph export --output` never writes over the store, nor over a file without
+/// `--force`; a JSON document over `--max-document-bytes` is refused from its size, unread.
+#[test]
+fn export_targets_and_document_caps() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let db = dir.path().join("store.db");
+    let url = format!("sqlite://{}?mode=rwc", db.display());
+    assert!(plangraph(&url, &["migrate"]).status.success());
+    let out = plangraph(
+        &url,
+        &[
+            "export",
+            "--format",
+            "csv",
+            "--output",
+            db.to_str().expect("path"),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error[EXPORT_TARGET_IS_THE_STORE]"));
+    let wal = format!("{}-wal", db.display());
+    let out = plangraph(
+        &url,
+        &["export", "--format", "csv", "--force", "--output", &wal],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error[EXPORT_TARGET_IS_THE_STORE]"));
+    let target = dir.path().join("figures.csv");
+    std::fs::write(&target, "keep me").expect("write");
+    let out = plangraph(
+        &url,
+        &[
+            "export",
+            "--format",
+            "csv",
+            "--output",
+            target.to_str().expect("path"),
+        ],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error[EXPORT_TARGET_EXISTS]"));
+    assert_eq!(std::fs::read_to_string(&target).expect("read"), "keep me");
+    let out = plangraph(
+        &url,
+        &[
+            "export",
+            "--format",
+            "csv",
+            "--force",
+            "--output",
+            target.to_str().expect("path"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&target)
+            .expect("read")
+            .starts_with("country_code,")
+    );
+
+    let big = dir.path().join("big.json");
+    std::fs::write(
+        &big,
+        format!(
+            "{{\"format\": \"plangraph.reports\", \"pad\": \"{}\"}}",
+            "x".repeat(2_000)
+        ),
+    )
+    .expect("write");
+    let out = plangraph(
+        &url,
+        &[
+            "import",
+            big.to_str().expect("path"),
+            "--max-document-bytes",
+            "1000",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error[DOCUMENT_TOO_LARGE]") && stderr.contains("--max-document-bytes"),
+        "{stderr}"
+    );
+}

@@ -9,6 +9,7 @@
 //! | `CONFLICT` | a write based on a stale revision (`extensions.currentRevision`) |
 //! | `NOT_FOUND` | a write to a report, section, row or organisation that does not exist |
 //! | `TOO_MANY_SUBSCRIPTIONS` | a WebSocket connection over its subscription quota |
+//! | `IMPORT_BUSY` | `importDocument` while the most that run at once are running |
 //! | `IMPORT_WOULD_REMOVE` | a re-import that removes content (`extensions.removals`) |
 //! | the domain's edit codes | `INVALID_FIGURE`, `EMPTY_TEXT`, `TEXT_TOO_LONG`, `INVALID_URL`, `UNKNOWN_SECTOR`, `UNKNOWN_COUNTRY` |
 //! | the store's write codes | `INCOMPLETE_FIGURES`, `POSITION_OUT_OF_RANGE`, `DUPLICATE`, `SYNTHETIC_MISMATCH` (an import that would write published and generated data into one report) |
@@ -37,6 +38,8 @@ pub enum ApiError {
     NotFound(String),
     /// A connection already holds this many subscriptions.
     TooManySubscriptions(usize),
+    /// This many `importDocument`s are running already.
+    ImportBusy(usize),
     Edit(EditError),
     Import(ImportError),
     /// A JSON document or table refused before anything was written.
@@ -55,6 +58,7 @@ impl ApiError {
             Self::Unauthenticated(_) => "UNAUTHENTICATED",
             Self::NotFound(_) => "NOT_FOUND",
             Self::TooManySubscriptions(_) => "TOO_MANY_SUBSCRIPTIONS",
+            Self::ImportBusy(_) => "IMPORT_BUSY",
             Self::Edit(e) => e.code(),
             Self::Import(e) => e.code(),
             Self::Exchange(e) => e.code(),
@@ -69,6 +73,9 @@ impl ApiError {
         match self {
             Self::BadUserInput(m) | Self::Unauthenticated(m) | Self::NotFound(m) => m.clone(),
             Self::InvalidCursor(c) => format!("the cursor '{c}' was not issued by this server"),
+            Self::ImportBusy(max) => format!(
+                "{max} document imports are running, the most this server runs at once; try again shortly"
+            ),
             Self::TooManySubscriptions(max) => format!(
                 "this connection already holds {max} subscriptions; end one, or open another connection"
             ),

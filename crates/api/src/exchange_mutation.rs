@@ -27,6 +27,22 @@ pub enum DocumentFormat {
 #[derive(Debug, Default)]
 pub struct ExchangeMutation;
 
+/// `importDocument`s running at once: a file of up to the body limit is parsed and written,
+/// so many at once would hold many files' worth of memory and every write slot.
+pub const MAX_CONCURRENT_IMPORTS: usize = 2;
+
+/// The slots of [`MAX_CONCURRENT_IMPORTS`], one set per schema.
+#[derive(Debug, Clone)]
+pub struct ImportSlots(pub std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Default for ImportSlots {
+    fn default() -> Self {
+        Self(std::sync::Arc::new(tokio::sync::Semaphore::new(
+            MAX_CONCURRENT_IMPORTS,
+        )))
+    }
+}
+
 impl From<ApplyError> for ApiError {
     fn from(error: ApplyError) -> Self {
         match error {
@@ -61,6 +77,16 @@ impl ExchangeMutation {
     ) -> Result<Vec<ImportResult>> {
         api(async move {
             let actor = auth::actor(ctx).await?;
+            let _slot = match ctx.data_opt::<ImportSlots>() {
+                Some(slots) => Some(
+                    slots
+                        .0
+                        .clone()
+                        .try_acquire_owned()
+                        .map_err(|_| ApiError::ImportBusy(MAX_CONCURRENT_IMPORTS))?,
+                ),
+                None => None,
+            };
             let limits = ctx.data_opt::<WriteLimits>().copied().unwrap_or_default();
             if content.len() > limits.max_report_bytes {
                 return Err(ApiError::BadUserInput(format!(

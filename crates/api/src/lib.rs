@@ -29,6 +29,7 @@ pub use auth::Credentials;
 pub use connection::{DEFAULT_PAGE, MAX_PAGE};
 pub use enums::*;
 pub use error::ApiError;
+pub use exchange_mutation::MAX_CONCURRENT_IMPORTS;
 pub use limits::QueryLimits;
 pub use loaders::StoreLoader;
 pub use mutation::{MAX_LIST, Mutation, WriteLimits};
@@ -68,6 +69,7 @@ fn builder(profile: Profile) -> SchemaBuilder<Query, Mutation, Subscription> {
 pub struct Api {
     schema: PlangraphSchema,
     pipeline: pipeline::Pipeline,
+    imports: exchange_mutation::ImportSlots,
 }
 
 impl std::fmt::Debug for Api {
@@ -100,16 +102,28 @@ impl Api {
         let pipeline = pipeline::Pipeline::new(store.clone(), query, profile);
         // What resolvers read; the pipeline holds the rest. Queries, mutations and subscription
         // events take turns in the same slots.
+        let imports = exchange_mutation::ImportSlots::default();
         let schema = builder(profile)
             .data(store)
             .data(limits)
             .data(pipeline.slots().clone())
+            .data(imports.clone())
             .finish();
-        Self { schema, pipeline }
+        Self {
+            schema,
+            pipeline,
+            imports,
+        }
     }
 
     pub fn store(&self) -> &Store {
         self.pipeline.store()
+    }
+
+    /// The slots `importDocument` runs in (each holds a whole file while it is checked and
+    /// written); more at once are refused with `IMPORT_BUSY`.
+    pub fn import_slots(&self) -> &std::sync::Arc<tokio::sync::Semaphore> {
+        &self.imports.0
     }
 
     /// The query limits the schema serves with.

@@ -10,8 +10,8 @@ use plangraph_domain::edit::{NewOrganization, OrganizationRole, Text};
 use plangraph_domain::reference;
 use plangraph_persistence::entities::organization;
 use plangraph_persistence::{
-    CountryRef, ImportOptions, ReportImport, ReportQuery, Store, StoreError, WriteError,
-    WriteOutcome, WriteRequest,
+    CountryRef, ImportOptions, ReportImport, Store, StoreError, WriteError, WriteOutcome,
+    WriteRequest,
 };
 use serde::Deserialize;
 use thiserror::Error;
@@ -75,6 +75,8 @@ pub fn read_json(
     struct Head {
         format: Option<String>,
     }
+    // A byte-order mark some editors write: not part of the JSON.
+    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
     let head: Head =
         serde_json::from_slice(bytes).map_err(|e| ExchangeError::from_json(source_name, &e))?;
     let docs = match head.format.as_deref() {
@@ -159,6 +161,25 @@ pub async fn apply_documents(
     docs: &[ReportDoc],
     options: &ApplyOptions,
 ) -> Result<Vec<Applied>, ApplyError> {
+    // A file of several reports is taken whole or not at all: each report first goes through
+    // the write path as a dry run (authorisation, revision, removal consent, synthetic data),
+    // and only when every one passes are they written. (A write landing between the two passes
+    // can still refuse a later report: each report stays its own transaction.)
+    if docs.len() > 1 && !options.dry_run {
+        let trial = ApplyOptions {
+            dry_run: true,
+            ..options.clone()
+        };
+        for doc in docs {
+            let tried = apply_document(store, actor, source_name, doc, &trial).await?;
+            if !tried.outcome.removals.is_empty() && !options.allow_removals {
+                return Err(ApplyError::Write {
+                    report: tried.report,
+                    error: WriteError::WouldRemove(tried.outcome.removals),
+                });
+            }
+        }
+    }
     let mut applied = Vec::with_capacity(docs.len());
     for doc in docs {
         applied.push(apply_document(store, actor, source_name, doc, options).await?);
@@ -204,6 +225,13 @@ pub async fn apply_document(
         synthetic: doc.synthetic,
         organizations,
     };
+    if !missing.is_empty() && !actor.may_change_organizations() {
+        return Err(write_error(WriteError::Forbidden(format!(
+            "the document links {} organisation(s) this store does not hold, and adding organisations is an admin's (first: {})",
+            missing.len(),
+            missing[0].1.name
+        ))));
+    }
     if !missing.is_empty() {
         // Organisations are created only for a report the store will take: try it first.
         let trial = ImportOptions {
@@ -362,56 +390,104 @@ fn new_organization(org: &OrganizationDoc) -> Result<NewOrganization, String> {
     })
 }
 
-/// Reads a table and checks every row against the store: each names a stored report. Nothing
-/// is written.
+/// Reads a table and checks every row against the store: each names a stored report (refused
+/// at the first row that does not). Nothing is written.
 pub async fn read_table(
     store: &Store,
     bytes: &[u8],
     source_name: &str,
     country: Option<&str>,
 ) -> Result<BTreeMap<ReportKey, (i32, Vec<FigureRow>)>, ApplyError> {
-    let rows = table::read(bytes, source_name, country)?;
+    let stored: HashMap<ReportKey, i32> = store
+        .report_keys()
+        .await?
+        .into_iter()
+        .filter_map(|(iso3, year, kind, id)| {
+            Some((
+                ReportKey {
+                    iso3,
+                    year,
+                    kind: table::kind_of(&kind)?,
+                },
+                id,
+            ))
+        })
+        .collect();
+    let rows = table::read(bytes, source_name, country, Some(&stored))?;
     let mut reports: BTreeMap<ReportKey, (i32, Vec<FigureRow>)> = BTreeMap::new();
     for row in rows {
-        if let Some(entry) = reports.get_mut(&row.report) {
-            entry.1.push(row);
-            continue;
-        }
-        let found = store
-            .reports_page(
-                &ReportQuery {
-                    country_iso3: Some(row.report.iso3.clone()),
-                    year: Some(row.report.year),
-                    kind: Some(row.report.kind.to_owned()),
-                    ..ReportQuery::default()
-                },
-                None,
-                1,
-            )
-            .await?;
-        let Some(report) = found.first() else {
-            return Err(ExchangeError::new(
-                Problem::UnknownReport,
-                source_name,
-                Some(Location {
-                    line: row.line,
-                    column: 1,
-                }),
-                format!(
-                    "no {} {} {} report is stored (a table carries figures for stored reports; import the report first)",
-                    row.report.iso3, row.report.year, row.report.kind
-                ),
-            )
-            .into());
-        };
-        reports.insert(row.report.clone(), (report.id, vec![row]));
+        let id = stored.get(&row.report).copied().unwrap_or_default();
+        reports
+            .entry(row.report.clone())
+            .or_insert_with(|| (id, Vec::new()))
+            .1
+            .push(row);
     }
     Ok(reports)
 }
 
+/// One report of a table, ready to write: the stored report with the table's figures.
+struct TableReport {
+    label: String,
+    document: plangraph_domain::report::ReportDocument,
+    country: &'static reference::CountryDef,
+    stored: plangraph_persistence::ReportRows,
+}
+
+impl TableReport {
+    fn import(&self) -> ReportImport<'_> {
+        ReportImport {
+            document: &self.document,
+            country: CountryRef::from_reference(self.country),
+            source_name: self.stored.report.source_name.clone(),
+            source_sha256: self.stored.report.source_sha256.clone(),
+            synthetic: self.stored.report.synthetic,
+            organizations: self
+                .stored
+                .organizations
+                .iter()
+                .map(|(link, o)| {
+                    (
+                        o.id,
+                        if link.role == "DONOR" {
+                            OrganizationRole::Donor
+                        } else {
+                            OrganizationRole::Partner
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One table report through the write path, expecting the revision it was read at.
+async fn write_table_report(
+    store: &Store,
+    actor: &Actor,
+    report: &TableReport,
+    allow_removals: bool,
+    dry_run: bool,
+) -> Result<WriteOutcome, WriteError> {
+    store
+        .write(
+            actor,
+            WriteRequest::Import {
+                import: report.import(),
+                options: ImportOptions {
+                    expected_revision: Some(report.stored.report.revision),
+                    allow_removals,
+                    dry_run,
+                },
+            },
+        )
+        .await
+}
+
 /// Writes a table's figures: each report re-written with its rows' sectors replaced (or added,
-/// after the printed ones), everything else as stored; one write per report, expecting the
-/// revision the store had when its rows were read.
+/// after the printed ones), everything else as stored. Every report is built and checked
+/// first, then (for several) tried as a dry run, and only then written, one write per report
+/// expecting the revision its rows were read at: a refused table writes nothing.
 pub async fn apply_table(
     store: &Store,
     actor: &Actor,
@@ -419,34 +495,34 @@ pub async fn apply_table(
     reports: BTreeMap<ReportKey, (i32, Vec<FigureRow>)>,
     options: &ApplyOptions,
 ) -> Result<Vec<Applied>, ApplyError> {
-    let mut applied = Vec::with_capacity(reports.len());
+    let reader = store.whole_reports().await?;
+    let refs = References {
+        sectors: reader.sectors().await?,
+        platforms: reader.platforms().await?,
+    };
+    let mut prepared = Vec::with_capacity(reports.len());
     for (key, (id, rows)) in reports {
         let label = format!("{} {} {}", key.iso3, key.year, key.kind);
-        let write_error = |error| ApplyError::Write {
-            report: label.clone(),
-            error,
-        };
-        let reader = store.whole_reports().await?;
-        let refs = References {
-            sectors: reader.sectors().await?,
-            platforms: reader.platforms().await?,
-        };
-        let stored = reader.report(id).await?;
-        reader.finish().await?;
-        let Some(stored) = stored else {
-            return Err(write_error(WriteError::NotFound {
-                what: "report",
-                key: id.to_string(),
-            }));
+        let Some(stored) = reader.report(id).await? else {
+            return Err(ApplyError::Write {
+                report: label,
+                error: WriteError::NotFound {
+                    what: "report",
+                    key: id.to_string(),
+                },
+            });
         };
         if let Some(expected) = options
             .expected_revision
             .filter(|e| *e != stored.report.revision)
         {
-            return Err(write_error(WriteError::Conflict {
-                expected,
-                current: stored.report.revision,
-            }));
+            return Err(ApplyError::Write {
+                report: label,
+                error: WriteError::Conflict {
+                    expected,
+                    current: stored.report.revision,
+                },
+            });
         }
         let mut doc = ReportDoc::from_rows(&stored, &refs);
         for row in &rows {
@@ -474,8 +550,17 @@ pub async fn apply_table(
                 None => doc.sectors.push(figures),
             }
         }
+        let first_line = rows.first().map_or(0, |r| r.line);
         let document = doc.to_domain().map_err(|(problem, message)| {
-            ExchangeError::new(problem, source_name, None, format!("{label}: {message}"))
+            ExchangeError::new(
+                problem,
+                source_name,
+                Some(Location {
+                    line: first_line,
+                    column: 1,
+                }),
+                format!("{label}: {message}"),
+            )
         })?;
         let country = reference::country_by_iso3(&key.iso3).ok_or_else(|| {
             ExchangeError::new(
@@ -485,43 +570,40 @@ pub async fn apply_table(
                 format!("'{}' is not an R4V country code", key.iso3),
             )
         })?;
-        let organizations = stored
-            .organizations
-            .iter()
-            .map(|(link, o)| {
-                (
-                    o.id,
-                    if link.role == "DONOR" {
-                        OrganizationRole::Donor
-                    } else {
-                        OrganizationRole::Partner
-                    },
-                )
-            })
-            .collect();
-        let outcome = store
-            .write(
-                actor,
-                WriteRequest::Import {
-                    import: ReportImport {
-                        document: &document,
-                        country: CountryRef::from_reference(country),
-                        source_name: stored.report.source_name.clone(),
-                        source_sha256: stored.report.source_sha256.clone(),
-                        synthetic: stored.report.synthetic,
-                        organizations,
-                    },
-                    options: ImportOptions {
-                        expected_revision: Some(stored.report.revision),
-                        allow_removals: options.allow_removals,
-                        dry_run: options.dry_run,
-                    },
-                },
-            )
-            .await
-            .map_err(write_error)?;
+        prepared.push(TableReport {
+            label,
+            document,
+            country,
+            stored,
+        });
+    }
+    reader.finish().await?;
+    if prepared.len() > 1 && !options.dry_run {
+        for report in &prepared {
+            write_table_report(store, actor, report, options.allow_removals, true)
+                .await
+                .map_err(|error| ApplyError::Write {
+                    report: report.label.clone(),
+                    error,
+                })?;
+        }
+    }
+    let mut applied = Vec::with_capacity(prepared.len());
+    for report in &prepared {
+        let outcome = write_table_report(
+            store,
+            actor,
+            report,
+            options.allow_removals,
+            options.dry_run,
+        )
+        .await
+        .map_err(|error| ApplyError::Write {
+            report: report.label.clone(),
+            error,
+        })?;
         applied.push(Applied {
-            report: label,
+            report: report.label.clone(),
             outcome,
         });
     }

@@ -99,7 +99,7 @@ impl Selection {
 pub enum ExportError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("report {0} is not stored")]
+    #[error("report {0} is not stored, or not among the reports the other parameters select")]
     NotFound(i32),
     #[error("writing the {format} export: {message}")]
     Write { format: Format, message: String },

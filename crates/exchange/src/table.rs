@@ -163,12 +163,22 @@ pub struct FigureRow {
     pub funded_percent: Pct,
 }
 
+/// The kind's text as the table writes it, if it is one.
+pub fn kind_of(text: &str) -> Option<&'static str> {
+    ["END_YEAR", "MID_YEAR", "PLAN"]
+        .into_iter()
+        .find(|k| *k == text)
+}
+
 /// Reads a table (CSV or HXL, told apart by its second row) into rows, checking every cell;
-/// `country`, when given, is the only country rows may be of.
+/// `country`, when given, is the only country rows may be of, and `stored`, when given, holds
+/// the reports rows may name (a row of any other is refused at its line, before the rest of
+/// the file is read).
 pub fn read(
     input: impl Read,
     source_name: &str,
     country: Option<&str>,
+    stored: Option<&HashMap<ReportKey, i32>>,
 ) -> Result<Vec<FigureRow>, ExchangeError> {
     let err = |problem, line: u64, column: usize, message: String| {
         ExchangeError::new(
@@ -275,18 +285,16 @@ pub fn read(
                 format!("'{}' is not a year", cell("year")),
             )
         })?;
-        let kind = match cell("report_kind") {
-            "END_YEAR" => "END_YEAR",
-            "MID_YEAR" => "MID_YEAR",
-            "PLAN" => "PLAN",
-            other => {
-                return Err(err(
-                    Problem::BadValue,
-                    line,
-                    col("report_kind"),
-                    format!("'{other}' is not a report kind (END_YEAR, MID_YEAR or PLAN)"),
-                ));
-            }
+        let Some(kind) = kind_of(cell("report_kind")) else {
+            return Err(err(
+                Problem::BadValue,
+                line,
+                col("report_kind"),
+                format!(
+                    "'{}' is not a report kind (END_YEAR, MID_YEAR or PLAN)",
+                    cell("report_kind")
+                ),
+            ));
         };
         let code = cell("sector_code");
         let Some(sector) = reference::SECTORS.iter().find(|s| s.code == code) else {
@@ -302,6 +310,16 @@ pub fn read(
             year,
             kind,
         };
+        if stored.is_some_and(|known| !known.contains_key(&report)) {
+            return Err(err(
+                Problem::UnknownReport,
+                line,
+                0,
+                format!(
+                    "no {iso3} {year} {kind} report is stored (a table carries figures for stored reports; import the report first)"
+                ),
+            ));
+        }
         if let Some(first) = seen.insert((report.clone(), sector.code), line) {
             return Err(err(
                 Problem::DuplicateRow,
@@ -369,7 +387,10 @@ pub fn read(
             let given = cell(number);
             if !given.is_empty() {
                 match given.parse::<f64>() {
-                    Ok(g) if (g * 100.0).round() as u64 == parsed.hundredths() => {}
+                    Ok(g)
+                        if g.is_finite()
+                            && g >= 0.0
+                            && (g * 100.0).round() as u64 == parsed.hundredths() => {}
                     Ok(_) => {
                         return Err(err(
                             Problem::ValueMismatch,

@@ -182,6 +182,25 @@ impl Store {
         cond
     }
 
+    /// Every report's natural key and id: (country code, year, kind, id); two statements.
+    pub async fn report_keys(&self) -> Result<Vec<(String, i32, String, i32)>, StoreError> {
+        let countries: std::collections::HashMap<i32, String> = country::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c.iso3))
+            .collect();
+        Ok(report::Entity::find()
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .filter_map(|r| {
+                let iso3 = countries.get(&r.country_id?)?.clone();
+                Some((iso3, r.year, r.kind, r.id))
+            })
+            .collect())
+    }
+
     /// One page of reports by id, after `after` (exclusive), at most `limit`.
     pub async fn reports_page(
         &self,

@@ -240,9 +240,13 @@ pub enum Command {
         /// Reports of this year.
         #[arg(long)]
         year: Option<i32>,
-        /// The file to write (standard output by default; required for xlsx).
+        /// The file to write (standard output by default; required for xlsx). An existing file
+        /// is refused unless --force; the store itself always is.
         #[arg(long, short)]
         output: Option<std::path::PathBuf>,
+        /// Write over an existing --output file.
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -408,8 +412,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             country,
             year,
             output,
+            force,
             store,
         } => {
+            if let Some(path) = &output {
+                let store_file = export::sqlite_file(store.database_url.expose_secret());
+                export::check_output(path, store_file.as_deref(), force)?;
+            }
             let selection = plangraph_exchange::Selection {
                 report_id: report,
                 country_iso3: country.as_deref().map(r4v_country).transpose()?,

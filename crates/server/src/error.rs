@@ -43,6 +43,14 @@ pub enum CliError {
     /// A file of `plangraph export --output` or `import` could not be read or written.
     #[error("{path}: {error}")]
     File { path: String, error: std::io::Error },
+    /// `plangraph export --output` would write over a file (or over the store itself).
+    #[error("{}", export_target_message(.path, *.is_store))]
+    ExportTarget { path: String, is_store: bool },
+    /// A JSON document or table over `--max-document-bytes`; refused unread past the cap.
+    #[error(
+        "{source_name} is larger than the limit of {limit} bytes for a JSON document or table; nothing was read past it (raise it with --max-document-bytes or PLANGRAPH_MAX_DOCUMENT_BYTES)"
+    )]
+    DocumentTooLarge { source_name: String, limit: usize },
     /// `plangraph import` refused some of its files (each named above the summary); the
     /// others were loaded.
     #[error("{rejected} of {files} file(s) were rejected (see above); the others were loaded")]
@@ -50,6 +58,14 @@ pub enum CliError {
     /// `plangraph backup` or `restore` refused or failed; a refused restore changed nothing.
     #[error(transparent)]
     Backup(#[from] BackupError),
+}
+
+fn export_target_message(path: &str, is_store: bool) -> String {
+    if is_store {
+        format!("{path} is the store (or one of its journal files): an export never writes over it")
+    } else {
+        format!("{path} exists; nothing was written (--force writes over it)")
+    }
 }
 
 impl From<WriteError> for CliError {
@@ -78,6 +94,9 @@ impl CliError {
             Self::Exchange(e) => e.code(),
             Self::File { .. } => "IO_ERROR",
             Self::Rejected { .. } => "IMPORT_REJECTED",
+            Self::DocumentTooLarge { .. } => "DOCUMENT_TOO_LARGE",
+            Self::ExportTarget { is_store: true, .. } => "EXPORT_TARGET_IS_THE_STORE",
+            Self::ExportTarget { .. } => "EXPORT_TARGET_EXISTS",
             Self::Backup(e) => e.code(),
         }
     }

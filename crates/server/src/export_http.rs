@@ -71,7 +71,13 @@ fn selection(http: &HttpRequest) -> Result<Selection, String> {
     let mut selection = Selection::default();
     let pairs = web::Query::<Vec<(String, String)>>::from_query(http.query_string())
         .map_err(|e| format!("the query string does not parse: {e}"))?;
+    let mut seen = std::collections::HashSet::new();
     for (key, value) in pairs.into_inner() {
+        if !seen.insert(key.clone()) {
+            return Err(format!(
+                "'{key}' is given twice; an export takes one of each"
+            ));
+        }
         match key.as_str() {
             "country" => {
                 let def = plangraph_domain::edit::country(&value).map_err(|e| e.to_string())?;

@@ -2,12 +2,61 @@
 //! a time.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use plangraph_exchange::{Export, Format, Selection};
 use plangraph_persistence::Store;
 
 use crate::error::CliError;
+
+/// The SQLite file a `sqlite:` URL names (`None` for Postgres or an in-memory store).
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// `path` with its directory resolved (the file itself need not exist).
+fn resolved(path: &Path) -> PathBuf {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path.file_name().map(PathBuf::from).unwrap_or_default();
+    std::fs::canonicalize(dir).map_or_else(|_| path.to_path_buf(), |d| d.join(name))
+}
+
+/// Refuses an output that is the store itself (or its journal files), always, and one that
+/// exists unless `force`: an export never destroys a file by a typo.
+pub fn check_output(output: &Path, store_file: Option<&Path>, force: bool) -> Result<(), CliError> {
+    let target = resolved(output);
+    if let Some(store) = store_file.map(resolved) {
+        let store_text = store.as_os_str().to_string_lossy().into_owned();
+        let is_store = [
+            String::new(),
+            "-wal".into(),
+            "-shm".into(),
+            "-journal".into(),
+        ]
+        .iter()
+        .any(|suffix| target == PathBuf::from(format!("{store_text}{suffix}")));
+        if is_store {
+            return Err(CliError::ExportTarget {
+                path: output.display().to_string(),
+                is_store: true,
+            });
+        }
+    }
+    if output.exists() && !force {
+        return Err(CliError::ExportTarget {
+            path: output.display().to_string(),
+            is_store: false,
+        });
+    }
+    Ok(())
+}
 
 /// Writes the export to `output` (created beside, then renamed into place, so a cut export
 /// never looks whole), or to standard output when there is none.

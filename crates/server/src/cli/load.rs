@@ -2,7 +2,7 @@
 //! it writes and each report its own transaction, so one bad file leaves the others loaded.
 //! A progress bar on a terminal, a plain line per file otherwise (logs, CI), and a summary.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -166,7 +166,7 @@ where
 {
     let flags = options.flags;
     let name = if file == "-" { "stdin" } else { file };
-    let bytes = read(file, flags.max_bytes.max(options.max_document_bytes))?;
+    let (kind, bytes) = read(file, options)?;
     let actor = Actor::local("plangraph import");
     let apply_options = ApplyOptions {
         country: options.country.clone(),
@@ -175,14 +175,8 @@ where
         dry_run: flags.dry_run,
     };
     let mut tally = Tally::default();
-    let lines = match detect(&bytes) {
+    let lines = match kind {
         InputKind::ReportText => {
-            if bytes.len() > flags.max_bytes {
-                return Err(importer::ImportError::TooLarge {
-                    limit: flags.max_bytes,
-                }
-                .into());
-            }
             let prepared = prepare_import(&bytes, name, options.country.as_deref(), flags)?;
             let store = open().await?;
             let summary = store_import(&store, prepared, flags).await?;
@@ -252,20 +246,55 @@ where
     Ok(())
 }
 
-/// Reads a file in bounded chunks, never past `limit`.
-fn read(file: &str, limit: usize) -> Result<Vec<u8>, CliError> {
-    if file == "-" {
-        return Ok(importer::read_capped(
-            std::io::stdin().lock(),
+/// The first bytes read to tell a file's kind (report text, JSON, table) before its cap applies.
+const SNIFF: usize = 64 * 1024;
+
+/// Reads a file whose kind decides its cap: a report text `max_report_bytes`, a JSON document
+/// or table `max_document_bytes`. A regular file over its cap is refused from its size
+/// without being read; any input (standard input, a pipe) is never read past the cap.
+fn read(file: &str, options: &LoadOptions) -> Result<(InputKind, Vec<u8>), CliError> {
+    let name = if file == "-" { "stdin" } else { file };
+    let io = |error| {
+        CliError::from(importer::ImportError::Io {
+            source_name: name.to_owned(),
+            error,
+        })
+    };
+    let mut source: Box<dyn Read> = if file == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::fs::File::open(file).map_err(io)?)
+    };
+    let size = (file != "-")
+        .then(|| std::fs::metadata(file).ok())
+        .flatten()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len());
+    let mut head = Vec::with_capacity(SNIFF);
+    (&mut source)
+        .take(SNIFF as u64)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    let kind = detect(&head);
+    let limit = match kind {
+        InputKind::ReportText => options.flags.max_bytes,
+        InputKind::Json | InputKind::Table => options.max_document_bytes,
+    };
+    let too_large = || match kind {
+        InputKind::ReportText => CliError::from(importer::ImportError::TooLarge { limit }),
+        InputKind::Json | InputKind::Table => CliError::DocumentTooLarge {
+            source_name: name.to_owned(),
             limit,
-            "stdin",
-        )?);
+        },
+    };
+    if size.is_some_and(|len| len > limit as u64) || head.len() > limit {
+        return Err(too_large());
     }
-    let handle = std::fs::File::open(file).map_err(|error| importer::ImportError::Io {
-        source_name: file.to_owned(),
-        error,
-    })?;
-    Ok(importer::read_capped(handle, limit, file)?)
+    match importer::read_capped(std::io::Cursor::new(head).chain(source), limit, name) {
+        Ok(bytes) => Ok((kind, bytes)),
+        Err(importer::ImportError::TooLarge { .. }) => Err(too_large()),
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// One file: its lines for the log.
@@ -276,8 +305,7 @@ async fn load_one(
     tally: &mut Tally,
 ) -> Result<Vec<String>, CliError> {
     let flags = options.flags;
-    let limit = flags.max_bytes.max(options.max_document_bytes);
-    let bytes = read(file, limit)?;
+    let (kind, bytes) = read(file, options)?;
     let name = if file == "-" { "stdin" } else { file };
     let actor = Actor::local("plangraph import");
     let apply_options = ApplyOptions {
@@ -287,14 +315,8 @@ async fn load_one(
         dry_run: flags.dry_run,
     };
     let mut lines = Vec::new();
-    match detect(&bytes) {
+    match kind {
         InputKind::ReportText => {
-            if bytes.len() > flags.max_bytes {
-                return Err(importer::ImportError::TooLarge {
-                    limit: flags.max_bytes,
-                }
-                .into());
-            }
             let prepared = prepare_import(&bytes, name, options.country.as_deref(), flags)?;
             let summary = store_import(store, prepared, flags).await?;
             for warning in &summary.warnings {
@@ -326,30 +348,16 @@ async fn load_one(
             let docs = apply::read_json(&bytes, name, options.country.as_deref())
                 .map_err(plangraph_exchange::ApplyError::from)?;
             drop(bytes);
-            // Each report its own write: one the store refuses leaves the others loaded.
-            for doc in &docs {
-                match apply::apply_document(store, &actor, name, doc, &apply_options).await {
-                    Ok(applied) => {
-                        outcome_lines(
-                            std::slice::from_ref(&applied),
-                            name,
-                            flags.dry_run,
-                            tally,
-                            &mut lines,
-                        );
-                    }
-                    Err(error) => {
-                        let error = CliError::from(error);
-                        lines.push(format!(
-                            "rejected a report of {name}: error[{}]: {error}",
-                            error.code()
-                        ));
-                        tally
-                            .rejected
-                            .push((name.to_owned(), error.code().to_owned()));
-                    }
-                }
-            }
+            // The file whole or not at all, as `apply_documents` takes it.
+            let applied =
+                apply::apply_documents(store, &actor, name, &docs, &apply_options).await?;
+            outcome_lines(
+                &applied,
+                &format!("from {name}"),
+                flags.dry_run,
+                tally,
+                &mut lines,
+            );
         }
         InputKind::Table => {
             let reports =
