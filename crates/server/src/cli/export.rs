@@ -41,7 +41,7 @@ pub fn check_output(output: &Path, store_file: Option<&Path>, force: bool) -> Re
             "-journal".into(),
         ]
         .iter()
-        .any(|suffix| target == PathBuf::from(format!("{store_text}{suffix}")));
+        .any(|suffix| target.as_os_str() == format!("{store_text}{suffix}").as_str());
         if is_store {
             return Err(CliError::ExportTarget {
                 path: output.display().to_string(),
