@@ -394,15 +394,39 @@ fn known_sector<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     }
 }
 
+/// The sectors of a report, read one at a time: a sector twice is refused where it appears
+/// again (its line and column), without reading the rest of the list.
 fn unique_sectors<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<SectorDoc>, D::Error> {
-    let rows = Vec::<SectorDoc>::deserialize(d)?;
-    let mut seen = HashSet::new();
-    for (i, row) in rows.iter().enumerate() {
-        if !seen.insert(row.code.as_str()) {
-            return Err(serde::de::Error::custom(Problem::DuplicateRow.tag(
-                format!("sector {} appears twice (again as sectors[{i}])", row.code),
-            )));
+    struct Unique;
+
+    impl<'de> serde::de::Visitor<'de> for Unique {
+        type Value = Vec<SectorDoc>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a list of sectors")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut rows: Vec<SectorDoc> = Vec::new();
+            let mut seen = HashSet::new();
+            while let Some(row) = seq.next_element::<SectorDoc>()? {
+                if !seen.insert(row.code.clone()) {
+                    return Err(serde::de::Error::custom(Problem::DuplicateRow.tag(
+                        format!(
+                            "sector {} appears twice (again as sectors[{}])",
+                            row.code,
+                            rows.len()
+                        ),
+                    )));
+                }
+                rows.push(row);
+            }
+            Ok(rows)
         }
     }
-    Ok(rows)
+
+    d.deserialize_seq(Unique)
 }
