@@ -98,3 +98,66 @@ async fn entities_batch_per_type_in_representation_order(backend: Backend) {
     );
 }
 on_both_databases!(entities_batch_per_type_in_representation_order);
+
+/// `--sdl-needs-token`: the federation SDL only for callers with a valid token (through a
+/// fragment too); off by default, as gateways fetch it anonymously.
+async fn the_service_sdl_can_require_a_token(backend: Backend) {
+    use crate::support::writes::token;
+    use plangraph_api::{Credentials, QueryLimits, WriteLimits};
+    use plangraph_domain::access::Role;
+
+    let (test, _) = counted_store(backend).await;
+    let store = test.store.clone();
+    let secret = token(&store, Role::Editor, &["PER"]).await;
+    let ask = |api: Api, query: &'static str, secret: Option<String>| async move {
+        let credentials =
+            Credentials::from_authorization(secret.map(|s| format!("Bearer {s}")).as_deref());
+        serde_json::to_value(api.execute(Request::new(query).data(credentials)).await).unwrap()
+    };
+    let plain = r#"{ _service { sdl } }"#;
+    let spread = r#"query { ...F } fragment F on Query { _service { sdl } }"#;
+    let open = Api::with_all_limits(
+        store.clone(),
+        WriteLimits::default(),
+        QueryLimits::default(),
+    );
+    let answer = ask(open, plain, None).await;
+    assert!(
+        answer["data"]["_service"]["sdl"]
+            .as_str()
+            .is_some_and(|s| s.contains("@key"))
+    );
+    let guarded = || {
+        Api::with_all_limits(
+            store.clone(),
+            WriteLimits::default(),
+            QueryLimits {
+                service_sdl_needs_token: true,
+                ..QueryLimits::default()
+            },
+        )
+    };
+    for query in [plain, spread] {
+        let anonymous = ask(guarded(), query, None).await;
+        assert_eq!(
+            error_code(&anonymous).as_deref(),
+            Some("UNAUTHENTICATED"),
+            "{anonymous}"
+        );
+        let wrong = ask(guarded(), query, Some("pg_not-a-token".into())).await;
+        assert_eq!(
+            error_code(&wrong).as_deref(),
+            Some("UNAUTHENTICATED"),
+            "{wrong}"
+        );
+        let with_token = ask(guarded(), query, Some(secret.clone())).await;
+        assert!(
+            with_token["data"]["_service"]["sdl"].as_str().is_some(),
+            "{with_token}"
+        );
+    }
+    // Everything else stays anonymous.
+    let other = ask(guarded(), r#"{ countries { iso3 } }"#, None).await;
+    assert!(other["errors"].is_null(), "{other}");
+}
+on_both_databases!(the_service_sdl_can_require_a_token);

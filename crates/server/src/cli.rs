@@ -126,6 +126,10 @@ pub struct QueryLimitArgs {
     /// loads only what is not kept; 0 keeps none.
     #[arg(long, env = "PLANGRAPH_ROW_CACHE_BYTES", default_value_t = DEFAULT_ROW_CACHE_BYTES)]
     pub row_cache_bytes: usize,
+    /// Answer the federation SDL (`{ _service { sdl } }`) only to callers with a valid token.
+    /// Off by default: gateways fetch it anonymously (give the gateway a token when on).
+    #[arg(long, env = "PLANGRAPH_SDL_NEEDS_TOKEN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub sdl_needs_token: bool,
     /// Milliseconds a request may wait for an execution slot plus, for a query, run; a
     /// mutation that started is never cut short.
     #[arg(long, env = "PLANGRAPH_QUERY_TIMEOUT_MS", default_value_t = 10_000)]
@@ -153,6 +157,7 @@ impl QueryLimitArgs {
             history_bytes_per_request: self.history_bytes_per_request,
             response_cache_bytes: self.response_cache_bytes,
             row_cache_bytes: self.row_cache_bytes,
+            service_sdl_needs_token: self.sdl_needs_token,
             ..QueryLimits::default()
         }
     }

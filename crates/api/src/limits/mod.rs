@@ -122,6 +122,9 @@ pub struct QueryLimits {
     /// Bytes of recorded history one request may read (every `history` page of the request
     /// together); pages past it come back cut short, with `hasNextPage`.
     pub history_bytes_per_request: usize,
+    /// Answer the federation SDL (`{ _service { sdl } }`) only to callers with a valid token
+    /// (`UNAUTHENTICATED` otherwise). Off by default: gateways fetch it anonymously.
+    pub service_sdl_needs_token: bool,
 }
 
 /// The default number of execution slots: four per core, at least eight.
@@ -156,6 +159,7 @@ impl Default for QueryLimits {
             response_cache_bytes: 0,
             row_cache_bytes: 0,
             history_bytes_per_request: 16 * 1024 * 1024,
+            service_sdl_needs_token: false,
         }
     }
 }

@@ -43,7 +43,7 @@ use crate::loaders::{LoaderScope, LoaderSlot};
 pub use finish::new_request_id;
 use finish::{Seen, record, store_failure, timed_out, with_code};
 pub use operation::operation_type;
-use operation::{schema_env, subscription_root_fields};
+use operation::{schema_env, selects_root_field, subscription_root_fields};
 pub use slots::{EventSlot, ExecutionSlots};
 
 /// How a request reached the schema, attached by the transport as request data: a metrics
@@ -364,10 +364,15 @@ impl Pipeline {
         }
         seen.variables = request.variables.clone();
         // In production the schema is mapped only for callers with a valid token, over any
-        // transport (a socket's token is in its session).
-        if self.profile == Profile::Production
-            && !has_valid_token(&self.store, &request, session).await
-        {
+        // transport (a socket's token is in its session); so is the federation SDL when the
+        // server says so. One look-up of the token for both.
+        let valid_token =
+            if self.profile == Profile::Production || self.limits.service_sdl_needs_token {
+                Some(has_valid_token(&self.store, &request, session).await)
+            } else {
+                None
+            };
+        if self.profile == Profile::Production && valid_token == Some(false) {
             request = request.disable_introspection();
         }
         let over_get = request_data::<Transport>(&request) == Some(&Transport::HttpGet);
@@ -383,6 +388,17 @@ impl Pipeline {
         }
         let ty = operation_type(document, name);
         seen.ty = ty;
+        if valid_token == Some(false)
+            && self.limits.service_sdl_needs_token
+            && ty == Some(OperationType::Query)
+            && selects_root_field(document, name, "_service")
+        {
+            let error = ServerError::new(
+                "this server answers the federation SDL (`_service`) to callers with a token only",
+                None,
+            );
+            return refuse(seen, with_code(error, "UNAUTHENTICATED"));
+        }
         if over_get && ty == Some(OperationType::Mutation) {
             let error = ServerError::new(
                 "mutations are not allowed over GET; send them with POST",

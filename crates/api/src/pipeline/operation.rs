@@ -57,6 +57,40 @@ pub fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<Op
 
 /// The root fields a subscription operation selects, fragments included (a fragment nested
 /// deeper than the document has fragments is a cycle, which validation refuses anyway).
+/// Whether the operation selects `field` at its root (through fragments too).
+pub(crate) fn selects_root_field(
+    doc: &ExecutableDocument,
+    name: Option<&str>,
+    field: &str,
+) -> bool {
+    fn find(doc: &ExecutableDocument, set: &SelectionSet, field: &str, budget: usize) -> bool {
+        budget > 0
+            && set.items.iter().any(|item| match &item.node {
+                Selection::Field(f) => f.node.name.node == field,
+                Selection::InlineFragment(inline) => {
+                    find(doc, &inline.node.selection_set.node, field, budget - 1)
+                }
+                Selection::FragmentSpread(spread) => doc
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .is_some_and(|f| find(doc, &f.node.selection_set.node, field, budget - 1)),
+            })
+    }
+    let operation = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) => ops.values().next(),
+    };
+    operation.is_some_and(|op| {
+        find(
+            doc,
+            &op.node.selection_set.node,
+            field,
+            doc.fragments.len() + 1,
+        )
+    })
+}
+
 pub(crate) fn subscription_root_fields(doc: &ExecutableDocument, name: Option<&str>) -> usize {
     fn count(doc: &ExecutableDocument, set: &SelectionSet, budget: usize) -> usize {
         if budget == 0 {
