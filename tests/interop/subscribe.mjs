@@ -3,7 +3,7 @@
 //
 // Usage:
 //   node subscribe.mjs --url ws://127.0.0.1:PORT/graphql
-//                      --protocol graphql-transport-ws|graphql-ws
+//                      --protocol graphql-transport-ws|graphql-ws|graphql-sse
 //                      --query 'subscription { ... }'
 //                      [--variables JSON] [--operation-name NAME] [--token SECRET]
 //                      [--count N] [--timeout-ms MS]
@@ -11,6 +11,7 @@
 // --protocol graphql-transport-ws uses graphql-ws's createClient (the current protocol);
 // --protocol graphql-ws uses subscriptions-transport-ws's SubscriptionClient (the legacy
 // Apollo protocol, WebSocket subprotocol "graphql-ws"). Both use `ws` as the WebSocket.
+// --protocol graphql-sse uses graphql-sse's createClient over HTTP (--url http://…/graphql).
 // With --token, connectionParams are exactly { "Authorization": "Bearer SECRET" }.
 //
 // stdout, one JSON object per line:
@@ -67,7 +68,7 @@ if (args.help) {
 }
 if (!args.url) die('--url is required');
 if (!args.query) die('--query is required');
-if (!['graphql-transport-ws', 'graphql-ws'].includes(args.protocol)) {
+if (!['graphql-transport-ws', 'graphql-ws', 'graphql-sse'].includes(args.protocol)) {
   die(`unknown --protocol ${JSON.stringify(args.protocol)}`);
 }
 let variables;
@@ -219,6 +220,30 @@ async function runGraphqlTransportWs() {
   unsubscribe = client.subscribe(request, { next: onNext, error: onError, complete: onComplete });
 }
 
+// GraphQL over Server-Sent Events (graphql-sse's createClient, distinct connections mode):
+// --url is the HTTP URL of /graphql; --token goes in the `Authorization` header. "connected"
+// is printed once the server has answered the stream's request with 200.
+async function runGraphqlSse() {
+  const { createClient } = await import('graphql-sse');
+  const client = createClient({
+    url: args.url,
+    singleConnection: false,
+    retryAttempts: 0,
+    headers: connectionParams,
+    fetchFn: async (input, init) => {
+      const response = await fetch(input, init);
+      if (!finished && response.ok) emit({ type: 'connected' });
+      return response;
+    },
+  });
+  let unsubscribe = () => {};
+  cleanup = async () => {
+    unsubscribe();
+    client.dispose();
+  };
+  unsubscribe = client.subscribe(request, { next: onNext, error: onError, complete: onComplete });
+}
+
 async function runLegacyGraphqlWs() {
   const { SubscriptionClient } = await import('subscriptions-transport-ws');
   let closedResolve;
@@ -288,6 +313,7 @@ async function runLegacyGraphqlWs() {
 
 try {
   if (args.protocol === 'graphql-transport-ws') await runGraphqlTransportWs();
+  else if (args.protocol === 'graphql-sse') await runGraphqlSse();
   else await runLegacyGraphqlWs();
 } catch (e) {
   onError(e);

@@ -32,6 +32,7 @@ mod profile;
 mod rate_limits;
 mod schema;
 mod sockets;
+mod sse;
 mod statements;
 mod store_bounds;
 mod subscriptions;

@@ -7,14 +7,15 @@
 //! | 400 | `BAD_REQUEST` | a body that is not JSON, parameters of the wrong shape, no `query`, a batch |
 //! | 400 | `CSRF_PREVENTED` | a GET with a query, or a form or text POST, without a preflight header |
 //! | 405 | `METHOD_NOT_ALLOWED` | a mutation over GET (the schema's pipeline decides) |
-//! | 406 | `NOT_ACCEPTABLE` | `Accept` names neither JSON media type |
+//! | 406 | `NOT_ACCEPTABLE` | `Accept` names neither JSON media type nor `text/event-stream` |
 //! | 413 | `PAYLOAD_TOO_LARGE` | a body over the limit (never read past it) |
 //! | 429 | `RATE_LIMITED` | over the client address's or the token's rate (with `Retry-After`) |
 //! | 415 | `UNSUPPORTED_MEDIA_TYPE` | a POST that is not JSON, plain text (JSON) or a form |
 //!
 //! With `application/graphql-response+json` a request the schema refused before executing it
 //! (parse, validation, limits) is a 400 without `data`; with `application/json` it is a 200, as
-//! the specification asks for that media type.
+//! the specification asks for that media type. With `text/event-stream` the answer is a
+//! GraphQL-over-SSE stream ([`crate::sse`]): queries, mutations and subscriptions alike.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -33,13 +34,16 @@ pub enum Media {
     GraphqlResponse,
     /// `application/json`: the default, for clients that name nothing or anything.
     Json,
+    /// `text/event-stream`: the answer as Server-Sent Events ([`crate::sse`]); a request
+    /// refused before it reaches the schema is still answered in JSON.
+    EventStream,
 }
 
 impl Media {
     fn content_type(self) -> &'static str {
         match self {
             Self::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
-            Self::Json => "application/json; charset=utf-8",
+            Self::Json | Self::EventStream => "application/json; charset=utf-8",
         }
     }
 }
@@ -61,6 +65,7 @@ pub fn negotiate(accept: Option<&str>) -> Option<Media> {
         let media = match range.as_str() {
             "application/graphql-response+json" => Media::GraphqlResponse,
             "application/json" | "application/*" | "*/*" => Media::Json,
+            "text/event-stream" => Media::EventStream,
             _ => continue,
         };
         if quality <= 0.0 {
@@ -165,6 +170,9 @@ async fn respond(
     http: &HttpRequest,
     get: bool,
 ) -> HttpResponse {
+    if media == Media::EventStream {
+        return crate::sse::respond(state, build(params, http, get));
+    }
     match state.api.answer(build(params, http, get)).await {
         Answer::Written { body, fresh } => cached(
             reply(media, StatusCode::OK, body),

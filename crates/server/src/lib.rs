@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod request_id;
 pub mod sockets;
+pub mod sse;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
