@@ -54,7 +54,7 @@ fn peer(port: u16) -> Process {
 }
 
 /// Hive Gateway composing `services` on `port`, once it listens.
-fn gateway(port: u16, services: &[(&str, String)]) -> Process {
+fn gateway(port: u16, config: &str, services: &[(&str, String)]) -> Process {
     let interop = interop_clients();
     let mut command = Command::new("node");
     command
@@ -62,7 +62,7 @@ fn gateway(port: u16, services: &[(&str, String)]) -> Process {
         .args([
             "supergraph",
             "-c",
-            "gateway.config.ts",
+            config,
             "-h",
             "127.0.0.1",
             "-p",
@@ -162,6 +162,7 @@ mod plangraph_composes_behind_hive_gateway {
         let started = Instant::now();
         let _gateway = gateway(
             port,
+            "gateway.config.ts",
             &[
                 ("plangraph", plangraph_url.clone()),
                 ("peer", format!("http://127.0.0.1:{peer_port}/")),
@@ -244,5 +245,57 @@ mod plangraph_composes_behind_hive_gateway {
         let change = &event["payload"]["data"]["figuresChanged"];
         assert_eq!(change["revision"], revision + 1, "{event}");
         assert_eq!(change["figures"][0]["peopleReached"], 40_100, "{event}");
+
+        // The gateway's default subscription transport, GraphQL over SSE (no `ws` entry in its
+        // configuration): a subscriber through it receives, within a second, a change written
+        // to plangraph directly.
+        let sse_port = free_port();
+        let _sse_gateway = gateway(
+            sse_port,
+            "gateway.sse.config.ts",
+            &[
+                ("plangraph", plangraph_url.clone()),
+                ("peer", format!("http://127.0.0.1:{peer_port}/")),
+            ],
+        );
+        let mut over_sse = Subscriber::start(&[
+            "--url",
+            &format!("ws://127.0.0.1:{sse_port}/graphql"),
+            "--protocol",
+            "graphql-transport-ws",
+            "--query",
+            &format!(
+                r#"subscription {{ figuresChanged(reportId: "1", sectorCode: "EDU", afterRevision: {}) {{ revision figures {{ peopleReached }} }} }}"#,
+                revision + 1
+            ),
+            "--count",
+            "1",
+            "--timeout-ms",
+            "30000",
+        ]);
+        over_sse.expect_line("connected", Duration::from_secs(30));
+        // `afterRevision` is the revision before the write: if the gateway's stream to
+        // plangraph opens after the write, the change is replayed, never missed.
+        let sent = Instant::now();
+        let written = query(
+            &plangraph.addr,
+            &format!(
+                r#"mutation {{ setSectorFigures(reportId: "1", expectedRevision: {}, sectorCode: "EDU", figures: {{ peopleReached: "40.2 K" }}) {{ revision }} }}"#,
+                revision + 1
+            ),
+            Some(&token),
+        );
+        assert_eq!(written["setSectorFigures"]["revision"], revision + 2);
+        let event = over_sse.expect_line("next", Duration::from_secs(30));
+        let took = sent.elapsed();
+        let event: Value = serde_json::from_str(&event).unwrap();
+        let change = &event["payload"]["data"]["figuresChanged"];
+        assert_eq!(change["revision"], revision + 2, "{event}");
+        assert_eq!(change["figures"][0]["peopleReached"], 40_200, "{event}");
+        assert!(
+            took < Duration::from_secs(1),
+            "the change took {took:?} through the gateway"
+        );
+        println!("a direct change reached a subscriber through hive-gateway over SSE in {took:?}");
     }
 }
