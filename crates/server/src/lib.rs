@@ -3,7 +3,8 @@
 //!
 //! Layers, each depending only on those above it: the settings and shared parts
 //! ([`rate_limit`], [`client`], [`sockets`], [`metrics`]), the state every
-//! handler shares ([`state`]), the transports ([`graphql_http`], [`websocket`]), the routes
+//! handler shares ([`state`]), the transports ([`graphql_http`] with [`media`] and [`sse`],
+//! [`websocket`]), the routes
 //! ([`app`]), start-up ([`startup`]) and the command line ([`cli`]).
 
 pub mod app;
@@ -15,6 +16,7 @@ pub mod export_http;
 pub mod generate;
 pub mod graphql_http;
 pub mod import;
+pub mod media;
 pub mod metrics;
 pub mod rate_limit;
 pub mod request_id;
