@@ -2,10 +2,10 @@
 //! the store and the schema together and holds no rules of its own.
 //!
 //! Layers, each depending only on those above it: the settings and shared parts
-//! ([`rate_limit`], [`client`], [`sockets`], [`metrics`]), the state every
-//! handler shares ([`state`]), the transports ([`graphql_http`] with [`media`] and [`sse`],
-//! [`websocket`]), the routes
-//! ([`app`]), start-up ([`startup`]) and the command line ([`cli`]).
+//! ([`rate_limit`], [`client`], [`sockets`], [`metrics`]), the state every handler shares
+//! ([`state`]), the transports ([`graphql_http`] with [`media`] and [`sse`], [`websocket`],
+//! [`export_http`]), the routes ([`app`]), start-up ([`startup`]) and the command line
+//! ([`cli`]).
 
 pub mod app;
 pub mod cli;

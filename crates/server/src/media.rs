@@ -52,4 +52,3 @@ pub fn negotiate(accept: Option<&str>) -> Option<Media> {
     }
     best.map(|(_, _, media)| media)
 }
-
