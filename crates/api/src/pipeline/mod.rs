@@ -9,21 +9,23 @@
 //! - reads the store's version once, when anything kept can serve it ([`crate::kept`]): an
 //!   anonymous query is answered from the kept answers at that version when it can be (one
 //!   computes, the others wait), and a query's loaders read the kept rows at that version;
-//! - attaches a [`LoaderSlot`]: the request's DataLoader (a subscription swaps in a loader of
-//!   each event's own, see [`LoaderSlot::set`]), with the request's history budget;
+//! - attaches a `LoaderSlot`: the request's DataLoader (a subscription swaps in a loader of
+//!   each event's own, see `LoaderSlot::set`), with the request's history budget;
 //! - refuses a mutation that arrived over HTTP GET ([`Transport::HttpGet`]);
 //! - holds an execution slot and the time budget while a query or mutation executes (over HTTP
 //!   or a WebSocket), and runs each WebSocket operation in a task of its own;
 //! - gives request errors (parse, validation, limits) their stable codes, bounds the answer's
 //!   size, and puts every response, and every subscription event, in selection order;
 //! - logs within a span that names the request's id, and counts it in the metrics.
+//!
+//! The checks before execution are `prepare.rs`'s; the finishing of answers `finish.rs`'s.
 
 mod finish;
 mod operation;
+mod prepare;
 mod slots;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 
 use async_graphql::futures_util::StreamExt;
 use async_graphql::futures_util::stream::{self, BoxStream};
@@ -31,19 +33,17 @@ use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, Request, Response, SchemaEnv, ServerError};
 use bytes::Bytes;
 use plangraph_persistence::{Store, Version};
-use secrecy::ExposeSecret;
 use tracing::Instrument;
 
 use crate::auth::Credentials;
 use crate::kept::{AnswerKey, Computed, Kept};
-use crate::limits::{self, QueryLimits};
+use crate::limits::QueryLimits;
 use crate::{PlangraphSchema, Profile};
 
-use crate::loaders::{LoaderScope, LoaderSlot};
 pub use finish::new_request_id;
 use finish::{Seen, record, store_failure, timed_out, with_code};
 pub use operation::operation_type;
-use operation::{schema_env, selects_root_field, subscription_root_fields};
+use operation::schema_env;
 pub use slots::{EventSlot, ExecutionSlots};
 
 /// How a request reached the schema, attached by the transport as request data: a metrics
@@ -340,105 +340,6 @@ impl Pipeline {
         }
     }
 
-    /// Checks a request and attaches what it runs with; an error is the answer, finished.
-    async fn prepare(
-        &self,
-        mut request: Request,
-        session: Option<&Data>,
-        mut seen: Seen,
-        version: Option<Version>,
-    ) -> Result<Prepared, Refused> {
-        let refuse =
-            |seen, error: ServerError| Err(Box::new((seen, Response::from_errors(vec![error]))));
-        let Some(env) = &self.env else {
-            let error = ServerError::new("the schema's registry is unavailable", None);
-            return refuse(seen, with_code(error, "INTERNAL"));
-        };
-        // The text first, before anything parses it: async-graphql's value parser recurses
-        // without a bound, and our own walks must never meet a document that could make them.
-        if let Err(error) = limits::check_text(&request.query, &self.limits) {
-            return refuse(seen, error.into());
-        }
-        if let Err(error) = limits::check_variables(&request.variables, &self.limits) {
-            return refuse(seen, error.into());
-        }
-        seen.variables = request.variables.clone();
-        // In production the schema is mapped only for callers with a valid token, over any
-        // transport (a socket's token is in its session); so is the federation SDL when the
-        // server says so. One look-up of the token for both.
-        let valid_token =
-            if self.profile == Profile::Production || self.limits.service_sdl_needs_token {
-                Some(has_valid_token(&self.store, &request, session).await)
-            } else {
-                None
-            };
-        if self.profile == Profile::Production && valid_token == Some(false) {
-            request = request.disable_introspection();
-        }
-        let over_get = request_data::<Transport>(&request) == Some(&Transport::HttpGet);
-        let document = match request.parsed_query() {
-            Ok(document) => document,
-            Err(error) => return refuse(seen, with_code(error, "GRAPHQL_PARSE_FAILED")),
-        };
-        let name = seen.operation_name.as_deref();
-        if let Err(error) =
-            limits::check_document(document, name, &env.registry, &seen.variables, &self.limits)
-        {
-            return refuse(seen, error.into());
-        }
-        let ty = operation_type(document, name);
-        seen.ty = ty;
-        if valid_token == Some(false)
-            && self.limits.service_sdl_needs_token
-            && ty == Some(OperationType::Query)
-            && selects_root_field(document, name, "_service")
-        {
-            let error = ServerError::new(
-                "this server answers the federation SDL (`_service`) to callers with a token only",
-                None,
-            );
-            return refuse(seen, with_code(error, "UNAUTHENTICATED"));
-        }
-        if over_get && ty == Some(OperationType::Mutation) {
-            let error = ServerError::new(
-                "mutations are not allowed over GET; send them with POST",
-                None,
-            );
-            return refuse(seen, with_code(error, "METHOD_NOT_ALLOWED"));
-        }
-        if ty == Some(OperationType::Subscription) && subscription_root_fields(document, name) != 1
-        {
-            // GraphQL §5.2.3.1: one root field, so one source stream, one event at a time (the
-            // loader of each event is the request's while that event resolves).
-            let error = ServerError::new("a subscription selects exactly one root field", None);
-            return refuse(seen, with_code(error, "GRAPHQL_VALIDATION_FAILED"));
-        }
-        seen.document = Some(document.clone());
-        // Kept rows serve queries only: a mutation's reads before its write would gain nothing,
-        // and each subscription event reads through loaders of its own.
-        let kept = if ty == Some(OperationType::Query) && self.kept.keeps_rows() {
-            let version = match version {
-                Some(version) => version,
-                None => match self.version().await {
-                    Ok(version) => version,
-                    Err(response) => return Err(Box::new((seen, response))),
-                },
-            };
-            Some((self.kept.clone(), version))
-        } else {
-            None
-        };
-        let scope = LoaderScope {
-            request_id: seen.request_id.clone(),
-            kept,
-            history_budget: Some(Arc::new(AtomicI64::new(
-                i64::try_from(self.limits.history_bytes_per_request).unwrap_or(i64::MAX),
-            ))),
-        };
-        let request = request.data(LoaderSlot::scoped(&self.store, scope));
-        Ok(Prepared { request, seen })
-    }
-
     /// Runs a prepared query or mutation in an execution slot, within the request's budget.
     async fn run(
         &self,
@@ -582,17 +483,6 @@ fn credentials(request: &Request, session: Option<&Data>) -> Credentials {
         })
         .cloned()
         .unwrap_or_default()
-}
-
-/// Does the request carry a token the store knows (and has not revoked)?
-async fn has_valid_token(store: &Store, request: &Request, session: Option<&Data>) -> bool {
-    let Credentials::Bearer(secret) = credentials(request, session) else {
-        return false;
-    };
-    matches!(
-        store.actor_for_secret(secret.expose_secret()).await,
-        Ok(Some(_))
-    )
 }
 
 /// The answer to a request the store failed before it could execute, with a request id.
