@@ -223,3 +223,73 @@ fn rate_limits_and_shutdown_end_streams_cleanly() {
     let got = parse_events(&rest);
     assert_eq!(got.last().map(|e| e.0.as_str()), Some("complete"), "{rest}");
 }
+
+/// A client that stops reading its event stream: once an event waits longer than
+/// `--ws-send-timeout-ms`, the stream is dropped and its connection place comes back.
+#[test]
+fn a_stream_nobody_reads_is_dropped() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let url = store_url(&dir);
+    let generated =
+        crate::support::server::plangraph(&url, &["generate", "--countries", "17", "--years", "6"]);
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let server = Server::start_with(
+        &url,
+        &[
+            "--ws-send-timeout-ms",
+            "300",
+            "--max-websockets",
+            "1",
+            "--rate-per-address",
+            "0",
+        ],
+    );
+    // Every change replayed, each with a report's narrative twenty times over: megabytes the
+    // client never reads, through a small receive window set before connecting.
+    let client = r#"
+import json, socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+fields = " ".join(f"a{i}: report {{ sections {{ paragraphs }} }}" for i in range(20))
+body = json.dumps({"query": "subscription { reportChanged(afterRevision: 0) { revision " + fields + " } }"}).encode()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+s.connect((host, int(port)))
+s.sendall(b"POST /graphql HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+time.sleep(4)
+s.close()
+"#;
+    let python = std::env::var("PLANGRAPH_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    let out = std::process::Command::new(&python)
+        .args(["-c", client, &server.addr])
+        .output()
+        .expect("run the client");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !server.logs().contains("event stream dropped") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no drop logged: {}",
+            server.logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The one connection place is free again.
+    let (reader, head) = open_stream(
+        &server.addr,
+        &json!({ "query": "{ countries { iso3 } }" }),
+        None,
+    );
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert_eq!(
+        events(reader).last().map(|e| e.0.clone()),
+        Some("complete".to_owned())
+    );
+}

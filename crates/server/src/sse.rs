@@ -8,7 +8,7 @@
 //!
 //! Each stream takes a place among the open connections (the WebSocket limit, shared), sends a
 //! comment every [`KEEP_ALIVE`] so proxies keep it open, gives up on a client that has not
-//! taken an event within the sockets' send deadline (no test covers that path yet), and ends
+//! taken an event within the sockets' send deadline, and ends
 //! with `complete` when the server shuts down.
 
 use std::time::Duration;
