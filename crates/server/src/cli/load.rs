@@ -164,84 +164,17 @@ where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<Store, CliError>>,
 {
-    let flags = options.flags;
-    let name = if file == "-" { "stdin" } else { file };
     let (kind, bytes) = read(file, options)?;
-    let actor = Actor::local("plangraph import");
-    let apply_options = ApplyOptions {
-        country: options.country.clone(),
-        expected_revision: None,
-        allow_removals: flags.allow_removals,
-        dry_run: flags.dry_run,
-    };
+    let place = format!("into {}", options.database);
     let mut tally = Tally::default();
-    let lines = match kind {
-        InputKind::ReportText => {
-            let prepared = prepare_import(&bytes, name, options.country.as_deref(), flags)?;
-            let store = open().await?;
-            let summary = store_import(&store, prepared, flags).await?;
-            for warning in &summary.warnings {
-                eprintln!("warning[{}]: {name}:{warning}", warning.check.code());
-            }
-            let mut lines = vec![format!(
-                "{} report {} ({} {}) into {}: revision {}, {} value(s) changed, {} warning(s)",
-                tally.count(&summary.outcome, flags.dry_run),
-                summary
-                    .report_id()
-                    .map_or_else(|| "(new)".to_owned(), |id| id.to_string()),
-                summary.country,
-                summary.year,
-                options.database,
-                summary.outcome.revision,
-                summary.outcome.fields.len(),
-                summary.warnings.len()
-            )];
-            if flags.dry_run {
-                lines.extend(
-                    summary
-                        .outcome
-                        .removals
-                        .iter()
-                        .map(|r| format!("  would remove {}", r.path)),
-                );
-            }
-            lines
-        }
-        InputKind::Json => {
-            let docs = apply::read_json(&bytes, name, options.country.as_deref())
-                .map_err(plangraph_exchange::ApplyError::from)?;
-            drop(bytes);
-            let store = open().await?;
-            let applied =
-                apply::apply_documents(&store, &actor, name, &docs, &apply_options).await?;
-            let mut lines = Vec::new();
-            outcome_lines(
-                &applied,
-                &format!("into {}", options.database),
-                flags.dry_run,
-                &mut tally,
-                &mut lines,
-            );
-            lines
-        }
-        InputKind::Table => {
-            let store = open().await?;
-            let reports =
-                apply::read_table(&store, &bytes, name, options.country.as_deref()).await?;
-            let applied = apply::apply_table(&store, &actor, name, reports, &apply_options).await?;
-            let mut lines = Vec::new();
-            outcome_lines(
-                &applied,
-                &format!("into {}", options.database),
-                flags.dry_run,
-                &mut tally,
-                &mut lines,
-            );
-            lines
-        }
-    };
+    let lines = import(file, kind, bytes, options, &place, open, &mut tally).await?;
     for line in lines {
-        println!("{line}");
+        // Warnings go to standard error, the reports' lines to standard output.
+        if line.starts_with("warning[") {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
     Ok(())
 }
@@ -297,15 +230,45 @@ fn read(file: &str, options: &LoadOptions) -> Result<(InputKind, Vec<u8>), CliEr
     }
 }
 
-/// One file: its lines for the log.
+/// One file of a bulk load: its lines for the log.
 async fn load_one(
     store: &Store,
     file: &str,
     options: &LoadOptions,
     tally: &mut Tally,
 ) -> Result<Vec<String>, CliError> {
-    let flags = options.flags;
     let (kind, bytes) = read(file, options)?;
+    let name = if file == "-" { "stdin" } else { file };
+    let place = format!("from {name}");
+    import(
+        file,
+        kind,
+        bytes,
+        options,
+        &place,
+        || async { Ok(store.clone()) },
+        tally,
+    )
+    .await
+}
+
+/// Checks and writes one file of `kind`, the store opened (by `open`) only once a report text
+/// or JSON document has passed its checks; the lines to print (warnings first), each report's
+/// outcome said to have gone `place`.
+async fn import<F, Fut>(
+    file: &str,
+    kind: InputKind,
+    bytes: Vec<u8>,
+    options: &LoadOptions,
+    place: &str,
+    open: F,
+    tally: &mut Tally,
+) -> Result<Vec<String>, CliError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Store, CliError>>,
+{
+    let flags = options.flags;
     let name = if file == "-" { "stdin" } else { file };
     let actor = Actor::local("plangraph import");
     let apply_options = ApplyOptions {
@@ -318,7 +281,8 @@ async fn load_one(
     match kind {
         InputKind::ReportText => {
             let prepared = prepare_import(&bytes, name, options.country.as_deref(), flags)?;
-            let summary = store_import(store, prepared, flags).await?;
+            let store = open().await?;
+            let summary = store_import(&store, prepared, flags).await?;
             for warning in &summary.warnings {
                 lines.push(format!(
                     "warning[{}]: {name}:{warning}",
@@ -328,7 +292,7 @@ async fn load_one(
             tally.warnings += summary.warnings.len();
             let verb = tally.count(&summary.outcome, flags.dry_run);
             lines.push(format!(
-                "{verb} report {} ({} {}) from {name}: revision {}, {} value(s) changed, {} warning(s)",
+                "{verb} report {} ({} {}) {place}: revision {}, {} value(s) changed, {} warning(s)",
                 summary
                     .report_id()
                     .map_or_else(|| "(new)".to_owned(), |id| id.to_string()),
@@ -348,28 +312,18 @@ async fn load_one(
             let docs = apply::read_json(&bytes, name, options.country.as_deref())
                 .map_err(plangraph_exchange::ApplyError::from)?;
             drop(bytes);
+            let store = open().await?;
             // The file whole or not at all, as `apply_documents` takes it.
             let applied =
-                apply::apply_documents(store, &actor, name, &docs, &apply_options).await?;
-            outcome_lines(
-                &applied,
-                &format!("from {name}"),
-                flags.dry_run,
-                tally,
-                &mut lines,
-            );
+                apply::apply_documents(&store, &actor, name, &docs, &apply_options).await?;
+            outcome_lines(&applied, place, flags.dry_run, tally, &mut lines);
         }
         InputKind::Table => {
+            let store = open().await?;
             let reports =
-                apply::read_table(store, &bytes, name, options.country.as_deref()).await?;
-            let applied = apply::apply_table(store, &actor, name, reports, &apply_options).await?;
-            outcome_lines(
-                &applied,
-                &format!("from {name}"),
-                flags.dry_run,
-                tally,
-                &mut lines,
-            );
+                apply::read_table(&store, &bytes, name, options.country.as_deref()).await?;
+            let applied = apply::apply_table(&store, &actor, name, reports, &apply_options).await?;
+            outcome_lines(&applied, place, flags.dry_run, tally, &mut lines);
         }
     }
     Ok(lines)
