@@ -60,19 +60,13 @@ fn conforms_to_the_published_schema(document: &[u8]) {
     std::fs::write(&path, document).expect("write");
     let schema =
         crate::support::server::repo_root().join("crates/exchange/schema/report-v1.schema.json");
-    let python = std::env::var("PLANGRAPH_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     let check = "import json, sys, jsonschema\n\
 schema = json.load(open(sys.argv[1]))\n\
 doc = json.load(open(sys.argv[2]))\n\
 jsonschema.Draft202012Validator.check_schema(schema)\n\
 jsonschema.validate(doc, schema, format_checker=jsonschema.FormatChecker())\n\
 for report in doc['reports']:\n    jsonschema.validate(report, schema)\n";
-    let out = std::process::Command::new(&python)
-        .args(["-c", check])
-        .arg(&schema)
-        .arg(&path)
-        .output()
-        .unwrap_or_else(|e| panic!("run {python} (PLANGRAPH_PYTHON) with jsonschema: {e}"));
+    let out = crate::support::server::python(check, &[schema.as_os_str(), path.as_os_str()]);
     assert!(
         out.status.success(),
         "the export does not conform to the published schema: {}",

@@ -233,11 +233,7 @@ while True:
     data += chunk
 print(len(data), data.endswith(b"\r\n0\r\n\r\n"))
 "#;
-    let python = std::env::var("PLANGRAPH_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let out = std::process::Command::new(&python)
-        .args(["-c", client, &server.addr])
-        .output()
-        .expect("run the client");
+    let out = crate::support::server::python(client, &[server.addr.as_ref()]);
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -262,11 +262,7 @@ s.sendall(b"POST /graphql HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nCo
 time.sleep(4)
 s.close()
 "#;
-    let python = std::env::var("PLANGRAPH_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    let out = std::process::Command::new(&python)
-        .args(["-c", client, &server.addr])
-        .output()
-        .expect("run the client");
+    let out = crate::support::server::python(client, &[server.addr.as_ref()]);
     assert!(
         out.status.success(),
         "{}",

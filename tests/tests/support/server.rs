@@ -522,3 +522,15 @@ impl Drop for Subscriber {
         let _ = self.child.wait();
     }
 }
+
+/// Runs a Python script (`python3`, or `PLANGRAPH_PYTHON`, the one `.ci/run` picks when the
+/// first `python3` lacks `jsonschema`) with `args`, to completion.
+pub fn python(script: &str, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let python = std::env::var("PLANGRAPH_PYTHON").unwrap_or_else(|_| "python3".to_owned());
+    Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python} (PLANGRAPH_PYTHON): {e}"))
+}
