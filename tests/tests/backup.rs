@@ -442,15 +442,7 @@ async fn a_restore_brings_back_the_backup_with_a_new_epoch() {
         "the restored store has a new epoch"
     );
     // Equal but for the epoch.
-    store
-        .connection()
-        .execute_unprepared(&format!(
-            "UPDATE store_revision SET epoch = {} WHERE id = 1",
-            at_backup.epoch
-        ))
-        .await
-        .expect("set the epoch back for the comparison");
-    assert_eq!(store_checksum(&store).await, checksum);
+    assert_eq!(checksum_at_epoch(&store, at_backup.epoch).await, checksum);
     // Writes go on from the backup's revision.
     let outcome = store
         .write(&admin(), count_edit(9, at_backup.revision))
@@ -470,23 +462,25 @@ async fn a_restore_brings_back_the_backup_with_a_new_epoch() {
         data(&fresh, PERU).await["country"]["report"]["revision"],
         at_backup.revision
     );
-    fresh
+    assert_eq!(checksum_at_epoch(&fresh, at_backup.epoch).await, checksum);
+}
+
+/// The store's checksum with its epoch set to `epoch`: a restore draws a new one, and the rest
+/// must equal the backup's.
+async fn checksum_at_epoch(store: &Store, epoch: i64) -> String {
+    store
         .connection()
         .execute_unprepared(&format!(
-            "UPDATE store_revision SET epoch = {} WHERE id = 1",
-            at_backup.epoch
+            "UPDATE store_revision SET epoch = {epoch} WHERE id = 1"
         ))
         .await
         .expect("set the epoch back for the comparison");
-    assert_eq!(store_checksum(&fresh).await, checksum);
+    store_checksum(store).await
 }
 
-/// `PG_BIN`, as the test cluster finds it.
+/// A Postgres tool where the test cluster finds its binaries.
 fn pg_bin(tool: &str) -> PathBuf {
-    std::env::var_os("PG_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
-        .join(tool)
+    crate::support::postgres::bin_dir().join(tool)
 }
 
 fn run(program: &Path, args: &[&str]) {

@@ -36,7 +36,8 @@ static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 static NEXT_CLUSTER: AtomicU32 = AtomicU32::new(0);
 
-fn bin_dir() -> PathBuf {
+/// Where the Postgres 15 binaries are: `PG_BIN`, or Debian's directory.
+pub fn bin_dir() -> PathBuf {
     std::env::var_os("PG_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/usr/lib/postgresql/15/bin"))
