@@ -812,7 +812,18 @@ async fn a_refused_file_writes_none_of_its_reports(backend: Backend) {
         .expect("generate");
     let json = String::from_utf8(export(store, &everything(), Format::Json).await).expect("UTF-8");
     let csv = String::from_utf8(export(store, &everything(), Format::Csv).await).expect("UTF-8");
-    let editor = token(store, Role::Editor, &["ARG"]).await;
+    // An editor of the first report's country: the file's first report is theirs to write,
+    // a later one is not.
+    let first: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let first_country = first["reports"][0]["country"]["iso3"]
+        .as_str()
+        .expect("a country")
+        .to_owned();
+    assert_ne!(
+        first["reports"][1]["country"]["iso3"], first_country,
+        "the second report is another country's"
+    );
+    let editor = token(store, Role::Editor, &[&first_country]).await;
     let before = store_checksum(store).await;
     let changed = json.replace("(SYNTHETIC)\"", "(SYNTHETIC, edited)\"");
     assert_ne!(changed, json);
@@ -827,6 +838,38 @@ async fn a_refused_file_writes_none_of_its_reports(backend: Backend) {
         error_code(&refused).as_deref(),
         Some("FORBIDDEN"),
         "{refused}"
+    );
+    assert_eq!(
+        before,
+        store_checksum(store).await,
+        "the JSON's first report was not written"
+    );
+    // The same with a table: the first report's row and the last (another country's) changed.
+    let mut rows: Vec<String> = csv.lines().map(str::to_owned).collect();
+    let last_row = rows.len() - 1;
+    for i in [1, last_row] {
+        let mut c: Vec<String> = rows[i].split(',').map(str::to_owned).collect();
+        c[8] = "1".into();
+        c[14] = "1".into();
+        rows[i] = c.join(",");
+    }
+    assert!(rows[1].starts_with(&first_country) && !rows[last_row].starts_with(&first_country));
+    let refused = execute_as(
+        store,
+        Some(&editor),
+        IMPORT_DOCUMENT,
+        json!({ "format": "CSV", "content": rows.join("\n") + "\n" }),
+    )
+    .await;
+    assert_eq!(
+        error_code(&refused).as_deref(),
+        Some("FORBIDDEN"),
+        "{refused}"
+    );
+    assert_eq!(
+        before,
+        store_checksum(store).await,
+        "the table's first report was not written"
     );
     // The table: the first report's row changed, a later report's row over what the API
     // serves back (the check that runs when the report is rebuilt, not when the row is read).
