@@ -3,7 +3,8 @@
 //
 // Usage:
 //   node subscribe.mjs --url ws://127.0.0.1:PORT/graphql
-//                      --protocol graphql-transport-ws|graphql-ws|graphql-sse
+//                      --protocol graphql-transport-ws|graphql-ws|graphql-sse|
+//                                 graphql-sse-single|multipart
 //                      --query 'subscription { ... }'
 //                      [--variables JSON] [--operation-name NAME] [--token SECRET]
 //                      [--count N] [--timeout-ms MS]
@@ -11,7 +12,10 @@
 // --protocol graphql-transport-ws uses graphql-ws's createClient (the current protocol);
 // --protocol graphql-ws uses subscriptions-transport-ws's SubscriptionClient (the legacy
 // Apollo protocol, WebSocket subprotocol "graphql-ws"). Both use `ws` as the WebSocket.
-// --protocol graphql-sse uses graphql-sse's createClient over HTTP (--url http://…/graphql).
+// --protocol graphql-sse uses graphql-sse's createClient over HTTP (--url http://…/graphql),
+// in its distinct connections mode; graphql-sse-single in its single connection mode.
+// --protocol multipart uses Apollo Client's HttpLink: multipart HTTP subscriptions
+// (Accept: multipart/mixed;subscriptionSpec=1.0). Over HTTP, --token goes in `Authorization`.
 // With --token, connectionParams are exactly { "Authorization": "Bearer SECRET" }.
 //
 // stdout, one JSON object per line:
@@ -68,7 +72,11 @@ if (args.help) {
 }
 if (!args.url) die('--url is required');
 if (!args.query) die('--query is required');
-if (!['graphql-transport-ws', 'graphql-ws', 'graphql-sse'].includes(args.protocol)) {
+if (
+  !['graphql-transport-ws', 'graphql-ws', 'graphql-sse', 'graphql-sse-single', 'multipart'].includes(
+    args.protocol,
+  )
+) {
   die(`unknown --protocol ${JSON.stringify(args.protocol)}`);
 }
 let variables;
@@ -220,19 +228,22 @@ async function runGraphqlTransportWs() {
   unsubscribe = client.subscribe(request, { next: onNext, error: onError, complete: onComplete });
 }
 
-// GraphQL over Server-Sent Events (graphql-sse's createClient, distinct connections mode):
-// --url is the HTTP URL of /graphql; --token goes in the `Authorization` header. "connected"
-// is printed once the server has answered the stream's request with 200.
-async function runGraphqlSse() {
+// GraphQL over Server-Sent Events (graphql-sse's createClient): --url is the HTTP URL of
+// /graphql; --token goes in the `Authorization` header. "connected" is printed once the server
+// has answered the stream's request with 200 (distinct connections mode), or accepted the
+// operation with 202 (single connection mode, after the reservation and its stream).
+async function runGraphqlSse(singleConnection) {
   const { createClient } = await import('graphql-sse');
   const client = createClient({
     url: args.url,
-    singleConnection: false,
+    singleConnection,
     retryAttempts: 0,
     headers: connectionParams,
     fetchFn: async (input, init) => {
       const response = await fetch(input, init);
-      if (!finished && response.ok) emit({ type: 'connected' });
+      const method = init?.method ?? 'GET';
+      const operation = singleConnection ? method === 'POST' : true;
+      if (!finished && response.ok && operation) emit({ type: 'connected' });
       return response;
     },
   });
@@ -242,6 +253,42 @@ async function runGraphqlSse() {
     client.dispose();
   };
   unsubscribe = client.subscribe(request, { next: onNext, error: onError, complete: onComplete });
+}
+
+// Multipart HTTP subscriptions through Apollo Client (HttpLink, no cache): "connected" is
+// printed once the server has answered the request with a multipart 200.
+async function runMultipart() {
+  const { ApolloClient, InMemoryCache, HttpLink, gql } = await import('@apollo/client');
+  const client = new ApolloClient({
+    link: new HttpLink({
+      uri: args.url,
+      headers: connectionParams ?? {},
+      fetch: async (input, init) => {
+        const response = await fetch(input, init);
+        const type = response.headers.get('content-type') ?? '';
+        if (!finished && response.ok && type.startsWith('multipart/mixed')) {
+          emit({ type: 'connected' });
+        }
+        return response;
+      },
+    }),
+    cache: new InMemoryCache(),
+  });
+  const subscription = client
+    .subscribe({ query: gql(args.query), variables: request.variables, fetchPolicy: 'no-cache' })
+    .subscribe({
+      next: (result) => {
+        // Apollo Client 4 hands GraphQL errors over as `error` (CombinedGraphQLErrors)
+        if (result.error) onError(result.error.errors ?? serialiseError(result.error));
+        else onNext({ data: result.data });
+      },
+      error: (err) => onError(err.errors ?? serialiseError(err)),
+      complete: onComplete,
+    });
+  cleanup = async () => {
+    subscription.unsubscribe();
+    client.stop();
+  };
 }
 
 async function runLegacyGraphqlWs() {
@@ -313,7 +360,9 @@ async function runLegacyGraphqlWs() {
 
 try {
   if (args.protocol === 'graphql-transport-ws') await runGraphqlTransportWs();
-  else if (args.protocol === 'graphql-sse') await runGraphqlSse();
+  else if (args.protocol === 'graphql-sse') await runGraphqlSse(false);
+  else if (args.protocol === 'graphql-sse-single') await runGraphqlSse(true);
+  else if (args.protocol === 'multipart') await runMultipart();
   else await runLegacyGraphqlWs();
 } catch (e) {
   onError(e);

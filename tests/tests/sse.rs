@@ -3,43 +3,32 @@
 //! and limits come as `next` events; the `Authorization` header's token writes; the rate limit
 //! answers before a stream opens; shutdown completes open streams.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::server::{Server, Subscriber, admin_token, post_json};
+use crate::support::server::{Server, Subscriber, admin_token, open_request, post_json};
 
-fn store_url(dir: &tempfile::TempDir) -> String {
+pub fn store_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}?mode=rwc", dir.path().join("sse.db").display())
 }
 
 /// Opens an event stream: POSTs `body` with `Accept: text/event-stream`; the reader after the
-/// response head, and the head.
+/// response head, and the head (lowercased).
 fn open_stream(addr: &str, body: &Value, token: Option<&str>) -> (BufReader<TcpStream>, String) {
-    let mut stream = TcpStream::connect(addr).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let body = body.to_string();
-    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut reader = BufReader::new(stream);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        head.push_str(&line.to_ascii_lowercase());
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![
+        ("Accept", "text/event-stream"),
+        ("Content-Type", "application/json"),
+    ];
+    if let Some(auth) = &auth {
+        headers.push(("Authorization", auth));
     }
-    (reader, head)
+    let (reader, head) = open_request(addr, "POST", "/graphql", &headers, Some(&body.to_string()))
+        .expect("open a stream");
+    (reader, head.to_ascii_lowercase())
 }
 
 /// The events read until the stream ends: (event name, data), chunk framing left out.
@@ -49,7 +38,7 @@ fn events(mut reader: BufReader<TcpStream>) -> Vec<(String, String)> {
     parse_events(&text)
 }
 
-fn parse_events(text: &str) -> Vec<(String, String)> {
+pub fn parse_events(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut name = None;
     for line in text.lines() {
@@ -123,6 +112,12 @@ fn queries_refusals_and_writes_over_sse() {
 /// `afterRevision` that loses nothing.
 #[test]
 fn the_graphql_sse_client_receives_changes_and_resumes() {
+    receives_changes_and_resumes("graphql-sse");
+}
+
+/// A real client over HTTP (`protocol`, as `subscribe.mjs` names it) receives a change within
+/// a second, and a resume from `afterRevision` loses nothing.
+pub fn receives_changes_and_resumes(protocol: &str) {
     let dir = tempfile::tempdir().expect("a directory");
     let url = store_url(&dir);
     let server = Server::start_with(&url, &["--rate-per-address", "0"]);
@@ -132,7 +127,7 @@ fn the_graphql_sse_client_receives_changes_and_resumes() {
         "--url",
         &http,
         "--protocol",
-        "graphql-sse",
+        protocol,
         "--query",
         r#"subscription { reportChanged(reportId: "1") { revision } }"#,
         "--count",
@@ -165,7 +160,7 @@ fn the_graphql_sse_client_receives_changes_and_resumes() {
     );
     assert!(received < Duration::from_secs(1), "took {received:?}");
     let (code, _) = live.finish(Duration::from_secs(10));
-    assert_eq!(code, Some(0), "{}", live.transcript());
+    assert_eq!(code, Some(0), "{protocol}: {}", live.transcript());
 
     // A stream dropped after revision `second` resumes from it: the change made meanwhile
     // arrives, nothing before it again.
@@ -174,7 +169,7 @@ fn the_graphql_sse_client_receives_changes_and_resumes() {
         "--url",
         &http,
         "--protocol",
-        "graphql-sse",
+        protocol,
         "--query",
         &format!(
             r#"subscription {{ reportChanged(reportId: "1", afterRevision: {second}) {{ revision }} }}"#
@@ -269,7 +264,7 @@ s.close()
         String::from_utf8_lossy(&out.stderr)
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !server.logs().contains("event stream dropped") {
+    while !server.logs().contains("stream dropped") {
         assert!(
             std::time::Instant::now() < deadline,
             "no drop logged: {}",

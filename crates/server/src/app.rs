@@ -1,4 +1,5 @@
-//! The HTTP surface: `/graphql` (POST, GET, GraphiQL, WebSocket subscriptions in both the
+//! The HTTP surface: `/graphql` (POST, GET, GraphiQL, SSE and multipart streams, PUT and
+//! DELETE of the SSE single connection mode, WebSocket subscriptions in both the
 //! `graphql-transport-ws` and the legacy `graphql-ws` protocol), `/export/{format}`,
 //! `/healthz`, `/readyz`, `/metrics`. Routes only: the transports are [`crate::graphql_http`] and
 //! [`crate::websocket`], what they share is [`crate::state`].
@@ -10,6 +11,7 @@ use serde_json::json;
 
 use crate::graphql_http;
 use crate::state::AppState;
+use crate::stream::reservations;
 use crate::websocket;
 
 /// Registers the routes; used by the server and by in-process tests alike.
@@ -24,6 +26,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                     .to(websocket::upgrade),
             )
             .route("/graphql", web::get().to(graphql_http::get))
+            .route("/graphql", web::put().to(reservations::reserve))
+            .route("/graphql", web::delete().to(reservations::stop))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
@@ -96,7 +100,7 @@ async fn metrics(state: web::Data<AppState>, http: HttpRequest) -> HttpResponse 
 /// CORS for the configured origins: none configured, no CORS headers (same-origin only).
 pub fn cors(origins: &[String]) -> actix_cors::Cors {
     let mut cors = actix_cors::Cors::default()
-        .allowed_methods(["GET", "POST"])
+        .allowed_methods(["GET", "POST", "PUT", "DELETE"])
         .allowed_headers([
             actix_web::http::header::CONTENT_TYPE,
             actix_web::http::header::AUTHORIZATION,
@@ -105,6 +109,7 @@ pub fn cors(origins: &[String]) -> actix_cors::Cors {
         .allowed_header("apollo-require-preflight")
         .allowed_header("x-apollo-operation-name")
         .allowed_header(crate::request_id::HEADER)
+        .allowed_header(reservations::TOKEN_HEADER)
         .expose_headers([crate::request_id::HEADER])
         .max_age(3600);
     for origin in origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()) {

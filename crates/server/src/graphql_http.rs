@@ -15,7 +15,10 @@
 //! With `application/graphql-response+json` a request the schema refused before executing it
 //! (parse, validation, limits) is a 400 without `data`; with `application/json` it is a 200, as
 //! the specification asks for that media type. With `text/event-stream` the answer is a
-//! GraphQL-over-SSE stream ([`crate::sse`]): queries, mutations and subscriptions alike.
+//! GraphQL-over-SSE stream, with `multipart/mixed;subscriptionSpec="1.0"` a multipart one
+//! ([`crate::stream`]): queries, mutations and subscriptions alike. A request that carries an
+//! SSE reservation token belongs to the single connection mode
+//! ([`crate::stream::reservations`]).
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -27,6 +30,7 @@ use serde_json::{Map, Value, json};
 pub use crate::media::{Media, negotiate};
 use crate::state::AppState;
 pub use crate::state::{DEFAULT_MAX_BODY_BYTES, HttpLimits};
+use crate::stream::{self, Framing, reservations};
 
 /// An error the transport answers itself, before the schema sees the request.
 fn refuse(media: Media, status: StatusCode, code: &str, message: &str) -> HttpResponse {
@@ -119,8 +123,29 @@ async fn respond(
     http: &HttpRequest,
     get: bool,
 ) -> HttpResponse {
-    if media == Media::EventStream {
-        return crate::sse::respond(state, build(params, http, get));
+    if let Some(token) = reservations::token_of(http) {
+        if media == Media::EventStream {
+            return reservations::connect(state, &token);
+        }
+        let operation_id = params
+            .extensions
+            .as_ref()
+            .and_then(|e| e.get("operationId"))
+            .and_then(|id| match id {
+                Value::String(id) => Some(id.clone()),
+                Value::Number(id) => Some(id.to_string()),
+                _ => None,
+            });
+        return reservations::execute(state, &token, operation_id, build(params, http, get));
+    }
+    match media {
+        Media::EventStream => {
+            return stream::respond(state, build(params, http, get), Framing::Sse);
+        }
+        Media::Multipart => {
+            return stream::respond(state, build(params, http, get), Framing::Multipart);
+        }
+        Media::GraphqlResponse | Media::Json => {}
     }
     match state.api.answer(build(params, http, get)).await {
         Answer::Written { body, fresh } => cached(
@@ -351,7 +376,7 @@ pub async fn post(
             Media::Json,
             StatusCode::NOT_ACCEPTABLE,
             "NOT_ACCEPTABLE",
-            "answers are application/graphql-response+json or application/json; Accept names neither",
+            "answers are application/graphql-response+json, application/json, text/event-stream or multipart/mixed;subscriptionSpec=\"1.0\"; Accept names none of them",
         );
     };
     let content_type = header_value(&http, header::CONTENT_TYPE);
@@ -464,9 +489,15 @@ pub async fn get(state: web::Data<AppState>, http: HttpRequest) -> HttpResponse 
             Media::Json,
             StatusCode::NOT_ACCEPTABLE,
             "NOT_ACCEPTABLE",
-            "answers are application/graphql-response+json or application/json; Accept names neither",
+            "answers are application/graphql-response+json, application/json, text/event-stream or multipart/mixed;subscriptionSpec=\"1.0\"; Accept names none of them",
         );
     };
+    // The stream of a single-connection reservation: the token is the whole request.
+    if media == Media::EventStream
+        && let Some(token) = reservations::token_of(&http)
+    {
+        return reservations::connect(&state, &token);
+    }
     // An event stream over GET is what `EventSource` opens, which cannot send a preflight
     // header; it is let through, since plangraph authenticates only by the `Authorization`
     // header (never cookies), which a page on another site cannot attach, and a mutation over

@@ -3,7 +3,7 @@
 //!
 //! Layers, each depending only on those above it: the settings and shared parts
 //! ([`rate_limit`], [`client`], [`sockets`], [`metrics`]), the state every handler shares
-//! ([`state`]), the transports ([`graphql_http`] with [`media`] and [`sse`], [`websocket`],
+//! ([`state`]), the transports ([`graphql_http`] with [`media`] and [`stream`], [`websocket`],
 //! [`export_http`]), the routes ([`app`]), start-up ([`startup`]) and the command line
 //! ([`cli`]).
 
@@ -21,9 +21,9 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod request_id;
 pub mod sockets;
-pub mod sse;
 pub mod startup;
 pub mod state;
+pub mod stream;
 pub mod telemetry;
 pub mod token;
 pub mod watch;

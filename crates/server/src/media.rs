@@ -1,5 +1,7 @@
 //! The media type a GraphQL answer is written in, from the request's `Accept`: the two JSON
-//! types of the GraphQL-over-HTTP specification, or an event stream ([`crate::sse`]).
+//! types of the GraphQL-over-HTTP specification, an event stream, or a multipart stream
+//! ([`crate::stream`]). A `multipart/mixed` without `subscriptionSpec="1.0"` (the incremental
+//! delivery of `@defer`, which the schema does not use) is not taken.
 
 /// The media type answers are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -8,16 +10,19 @@ pub enum Media {
     GraphqlResponse,
     /// `application/json`: the default, for clients that name nothing or anything.
     Json,
-    /// `text/event-stream`: the answer as Server-Sent Events ([`crate::sse`]); a request
+    /// `text/event-stream`: the answer as Server-Sent Events ([`crate::stream`]); a request
     /// refused before it reaches the schema is still answered in JSON.
     EventStream,
+    /// `multipart/mixed;subscriptionSpec="1.0"`: Apollo's multipart subscription protocol
+    /// ([`crate::stream`]); refusals before the schema are JSON, as for the event stream.
+    Multipart,
 }
 
 impl Media {
     pub(crate) fn content_type(self) -> &'static str {
         match self {
             Self::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
-            Self::Json | Self::EventStream => "application/json; charset=utf-8",
+            Self::Json | Self::EventStream | Self::Multipart => "application/json; charset=utf-8",
         }
     }
 }
@@ -30,16 +35,30 @@ pub fn negotiate(accept: Option<&str>) -> Option<Media> {
     };
     let mut best: Option<(f32, usize, Media)> = None;
     for (position, item) in accept.split(',').enumerate() {
-        let mut parts = item.split(';').map(str::trim);
-        let range = parts.next().unwrap_or_default().to_ascii_lowercase();
-        let quality = parts
-            .filter_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
-            .find_map(|q| q.parse::<f32>().ok())
+        let range = item
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        let parameter = |name: &str| {
+            item.split(';').skip(1).find_map(|p| {
+                let (key, value) = p.split_once('=')?;
+                key.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| value.trim().trim_matches('"').to_owned())
+            })
+        };
+        let quality = parameter("q")
+            .and_then(|q| q.parse::<f32>().ok())
             .unwrap_or(1.0);
         let media = match range.as_str() {
             "application/graphql-response+json" => Media::GraphqlResponse,
             "application/json" | "application/*" | "*/*" => Media::Json,
             "text/event-stream" => Media::EventStream,
+            "multipart/mixed" if parameter("subscriptionSpec").as_deref() == Some("1.0") => {
+                Media::Multipart
+            }
             _ => continue,
         };
         if quality <= 0.0 {

@@ -166,7 +166,7 @@ fn describe() {
     // The server's own.
     describe_gauge!(
         "plangraph_websockets_open",
-        "WebSocket connections open now (each holds one of --max-websockets places)"
+        "Streaming connections open now: WebSockets, SSE and multipart streams, SSE reservations (each holds one of --max-websockets places)"
     );
     describe_counter!(
         "plangraph_websocket_closes_total",

@@ -28,6 +28,8 @@ pub struct SocketLimits {
     /// Operations refused by the rate limits in a row after which the socket is closed with
     /// 4429.
     pub max_refusals: u32,
+    /// How often an HTTP stream (SSE, multipart) with nothing to say sends a heartbeat.
+    pub stream_heartbeat: Duration,
 }
 
 impl Default for SocketLimits {
@@ -40,6 +42,7 @@ impl Default for SocketLimits {
             silent_for: Duration::from_secs(90),
             send_timeout: Duration::from_secs(10),
             max_refusals: 10,
+            stream_heartbeat: crate::stream::DEFAULT_HEARTBEAT,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::export_http::ExportAccess;
 use crate::metrics::MetricsAccess;
 use crate::rate_limit::{DEFAULT_PER_ADDRESS, DEFAULT_PER_TOKEN, Rate, RateLimits};
 use crate::sockets::{SocketLimits, Sockets};
+use crate::stream::reservations::Reservations;
 
 /// Limits and rules of the HTTP transport.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +54,8 @@ pub struct AppState {
     pub socket_limits: SocketLimits,
     /// The open sockets, and the signal that closes them at shutdown.
     pub sockets: Arc<Sockets>,
+    /// The reserved SSE streams of the single connection mode.
+    pub reservations: Arc<Reservations>,
     /// Who may read `GET /metrics`.
     pub metrics: Arc<MetricsAccess>,
     /// `GET /export/{format}`: on or off, and how many at once.
@@ -103,6 +106,7 @@ impl AppState {
                 ..SocketLimits::default()
             },
             sockets: Arc::new(Sockets::default()),
+            reservations: Arc::new(Reservations::default()),
             metrics: Arc::new(MetricsAccess::default()),
             exports: Arc::new(ExportAccess::default()),
         }

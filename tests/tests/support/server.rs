@@ -328,35 +328,37 @@ pub fn post_json_with_head(
     body: &Value,
     token: Option<&str>,
 ) -> std::io::Result<(u16, String, Value)> {
-    let socket = addr
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other(format!("{addr} resolves to nothing")))?;
-    let mut stream = TcpStream::connect_timeout(&socket, HTTP_TIMEOUT)?;
-    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
-    stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
-    let body = body.to_string();
-    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Accept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{auth}\r\n{body}",
-        body.len()
-    )?;
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json"),
+    ];
+    if let Some(auth) = &auth {
+        headers.push(("Authorization", auth));
+    }
+    let (status, head, text) = http_request(addr, "POST", path, &headers, Some(&body.to_string()))?;
+    let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, head, json))
+}
+
+/// One HTTP/1.1 request on a connection of its own (closed after it): the status, the head
+/// (status line and headers) and the body, de-chunked.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<(u16, String, String)> {
+    let (mut reader, head) = open_request(addr, method, path, headers, body)?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    reader.read_to_end(&mut raw)?;
     let invalid = |what: &str| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("{what}: {}", String::from_utf8_lossy(&raw)),
+            format!("{what}: {head}{}", String::from_utf8_lossy(&raw)),
         )
     };
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| invalid("no end of headers"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut payload = raw[split + 4..].to_vec();
     let status = head
         .split_whitespace()
         .nth(1)
@@ -367,11 +369,63 @@ pub fn post_json_with_head(
         line.starts_with("transfer-encoding:") && line.contains("chunked")
     });
     if chunked {
-        payload = dechunk(&payload).ok_or_else(|| invalid("bad chunked body"))?;
+        raw = dechunk(&raw).ok_or_else(|| invalid("bad chunked body"))?;
     }
-    let text = String::from_utf8_lossy(&payload).into_owned();
-    let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Ok((status, head, json))
+    Ok((status, head, String::from_utf8_lossy(&raw).into_owned()))
+}
+
+/// Sends one request and reads its head: the reader is left at the start of the body (raw,
+/// chunk framing included), for streams read as they come.
+pub fn open_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<(BufReader<TcpStream>, String)> {
+    let socket = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{addr} resolves to nothing")))?;
+    let mut stream = TcpStream::connect_timeout(&socket, HTTP_TIMEOUT)?;
+    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
+    stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    let body = body.unwrap_or_default();
+    if !body.is_empty() || method != "GET" {
+        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes())?;
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    Ok((reader, head))
+}
+
+/// Reads one chunk of a `Transfer-Encoding: chunked` body as it comes: its data, or `None` at
+/// the last chunk, the end of the connection or the read timeout.
+pub fn read_chunk(reader: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let size = usize::from_str_radix(line.split(';').next()?.trim(), 16).ok()?;
+    if size == 0 {
+        return None;
+    }
+    let mut data = vec![0; size + 2];
+    reader.read_exact(&mut data).ok()?;
+    data.truncate(size);
+    Some(data)
 }
 
 /// Decodes a `Transfer-Encoding: chunked` body.

@@ -158,6 +158,9 @@ pub struct SocketArgs {
     /// then dropped, counted as a 1008 close, and its place freed).
     #[arg(long, env = "PLANGRAPH_WS_SEND_TIMEOUT_MS", default_value_t = 10_000)]
     pub ws_send_timeout_ms: u64,
+    /// How often an SSE or multipart stream with nothing to say sends a heartbeat.
+    #[arg(long, env = "PLANGRAPH_STREAM_HEARTBEAT_MS", default_value_t = 10_000)]
+    pub stream_heartbeat_ms: u64,
 }
 
 impl SocketArgs {
@@ -168,6 +171,7 @@ impl SocketArgs {
             ping_every: Duration::from_millis(self.ws_ping_interval_ms.max(1)),
             silent_for: Duration::from_millis(self.ws_silence_timeout_ms),
             send_timeout: Duration::from_millis(self.ws_send_timeout_ms.max(1)),
+            stream_heartbeat: Duration::from_millis(self.stream_heartbeat_ms.max(1)),
             ..SocketLimits::default()
         }
     }
