@@ -5,6 +5,7 @@
 //! and reports a conflicting one as an error.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -53,26 +54,42 @@ fn peer(port: u16) -> Process {
     Process(child)
 }
 
-/// Hive Gateway composing `services` on `port`, once it listens.
-fn gateway(port: u16, config: &str, services: &[(&str, String)]) -> Process {
+/// Where a gateway gets its supergraph.
+enum Supergraph<'a> {
+    /// Composed by the gateway at start-up from these subgraphs (`--dev-service`).
+    Services(&'a [(&'a str, String)]),
+    /// A supergraph file (composed by `compose.mjs --out`).
+    File(&'a Path),
+}
+
+/// Hive Gateway on `port`, once it listens: with `config` (a file in tests/interop/gateway),
+/// or with none at all, the plain `hive-gateway supergraph FILE`, run from a directory that
+/// holds no configuration file either.
+fn gateway(port: u16, config: Option<&str>, supergraph: Supergraph<'_>) -> Process {
     let interop = interop_clients();
     let mut command = Command::new("node");
-    command
-        .arg(interop.join("node_modules/@graphql-hive/gateway/dist/bin.js"))
-        .args([
-            "supergraph",
-            "-c",
-            config,
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ]);
-    for (name, url) in services {
-        command.args(["--dev-service", &format!("{name}={url}")]);
+    command.arg(interop.join("node_modules/@graphql-hive/gateway/dist/bin.js"));
+    command.arg("supergraph");
+    match supergraph {
+        Supergraph::Services(services) => {
+            for (name, url) in services {
+                command.args(["--dev-service", &format!("{name}={url}")]);
+            }
+            command.current_dir(interop.join("gateway"));
+        }
+        Supergraph::File(file) => {
+            command
+                .arg(file)
+                .current_dir(file.parent().expect("the file's directory"));
+        }
     }
+    if let Some(config) = config {
+        command
+            .args(["-c", config])
+            .current_dir(interop.join("gateway"));
+    }
+    command.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
     let mut child = command
-        .current_dir(interop.join("gateway"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -162,11 +179,11 @@ mod plangraph_composes_behind_hive_gateway {
         let started = Instant::now();
         let _gateway = gateway(
             port,
-            "gateway.config.ts",
-            &[
+            Some("gateway.config.ts"),
+            Supergraph::Services(&[
                 ("plangraph", plangraph_url.clone()),
                 ("peer", format!("http://127.0.0.1:{peer_port}/")),
-            ],
+            ]),
         );
         println!("hive-gateway up in {:?}", started.elapsed());
         let through = format!("127.0.0.1:{port}");
@@ -246,17 +263,54 @@ mod plangraph_composes_behind_hive_gateway {
         assert_eq!(change["revision"], revision + 1, "{event}");
         assert_eq!(change["figures"][0]["peopleReached"], 40_100, "{event}");
 
-        // The gateway's default subscription transport, GraphQL over SSE (no `ws` entry in its
-        // configuration): a subscriber through it receives, within a second, a change written
-        // to plangraph directly.
-        let sse_port = free_port();
-        let _sse_gateway = gateway(
-            sse_port,
-            "gateway.sse.config.ts",
+        // Hive Gateway with no configuration at all: `hive-gateway supergraph FILE`, the file
+        // composed by the pinned composition library. It answers the same, and reaches
+        // plangraph's subscriptions by its default transport, GraphQL over SSE.
+        let dir = tempfile::tempdir().expect("a directory");
+        let supergraph = dir.path().join("supergraph.graphql");
+        let composed = node_script(
+            "compose.mjs",
             &[
-                ("plangraph", plangraph_url.clone()),
-                ("peer", format!("http://127.0.0.1:{peer_port}/")),
+                "--plangraph",
+                &plangraph_url,
+                "--peer",
+                &format!("http://127.0.0.1:{peer_port}/"),
+                "--out",
+                supergraph.to_str().expect("a UTF-8 path"),
             ],
+        );
+        assert_eq!(composed["ok"], true, "{composed}");
+        let sse_port = free_port();
+        let _plain_gateway = gateway(sse_port, None, Supergraph::File(&supergraph));
+        let plain = format!("127.0.0.1:{sse_port}");
+        let direct = query(&plangraph.addr, NESTED, None);
+        assert!(
+            numbers_as_floats(&query(&plain, NESTED, None)) == numbers_as_floats(&direct),
+            "the unconfigured gateway's answer differs from plangraph's"
+        );
+        let joined_plain = query(
+            &plain,
+            r#"{ country(iso3: "PER") { iso3 name peerLabel report(year: 2023) { id title
+                 peerProgrammes { name sector { code name parent { code } } } totals { peopleReached } } } }"#,
+            None,
+        );
+        assert_eq!(
+            joined_plain, joined,
+            "the join differs between the two gateways"
+        );
+        // Without configuration the gateway passes no client header on: a write with a token
+        // arrives without it and is refused, as it should be. Writes through Hive Gateway need
+        // the header propagation of gateway.config.ts (above).
+        let (_, refused) = post_json(
+            &plain,
+            "/graphql",
+            &json!({ "query": format!(r#"mutation {{ setSectorFigures(reportId: "1", expectedRevision: {}, sectorCode: "EDU", figures: {{ peopleReached: "40.2 K" }}) {{ revision }} }}"#, revision + 1) }),
+            Some(&token),
+        )
+        .expect("an answer");
+        assert_eq!(
+            refused["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+            "{refused}"
         );
         let mut over_sse = Subscriber::start(&[
             "--url",
