@@ -1,21 +1,29 @@
 #!/usr/bin/env python3
-"""The nested dashboard query through Hive Gateway and directly, side by side, in one run.
+"""plangraph directly, behind Hive Router and behind Hive Gateway, side by side in one run.
 
-Usage (after `cargo build --release -p plangraph-server`, `npm ci` in tests/interop, and
-`apt-get install wrk`):
+Usage (after `cargo build --release -p plangraph-server`, `npm ci` in tests/interop,
+`apt-get install wrk`, and Hive Router built as `.ci/run` builds it):
 
     python3 bench/gateway.py [SECONDS]
 
 Starts a throwaway Postgres 15 cluster (PG_BIN, default /usr/lib/postgresql/15/bin) with
 pg_stat_statements, plangraph on it (release build, rate limits off), the test peer subgraph
-(tests/interop/peer-subgraph.mjs) and Hive Gateway composing both. Then:
+(tests/interop/peer-subgraph.mjs), composes the supergraph with the pinned
+@theguild/federation-composition (tests/interop/compose.mjs), and serves it with Hive Router
+(PLANGRAPH_HIVE_ROUTER, default ~/.cache/plangraph/hive-router-0.3.10/bin/hive_router, with
+tests/interop/router/router.config.yaml) and with Hive Gateway as it ships (`hive-gateway
+supergraph FILE`, no configuration). Then, for two queries:
 
-1. SQL statements per request: 50 sequential requests directly and 50 through the gateway,
-   counted by pg_stat_statements (reset before each batch; plangraph's own statements only);
-2. throughput and latency: `wrk` POSTs bench/nested.graphql for SECONDS (default 10) on 4
-   connections, directly and through the gateway.
+- the nested dashboard query (bench/nested.graphql): directly, through each gateway;
+- a join (the peer's programmes with plangraph's sectors, through plangraph's `_entities`):
+  through each gateway only (plangraph alone cannot answer the peer's fields);
 
-Every answer is checked for GraphQL errors before measuring. Talks to 127.0.0.1 only.
+1. SQL statements per request: 50 sequential requests, counted by pg_stat_statements;
+2. `wrk` for SECONDS (default 10) at 16 and 64 connections: requests/s, p50, p99;
+3. the peak resident memory (VmHWM) of plangraph, the router and the gateway at the end.
+
+Every answer is checked for GraphQL errors (and the gateways' dashboard answers against the
+direct one) before measuring. Talks to 127.0.0.1 only.
 """
 import json
 import os
@@ -28,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -35,6 +44,12 @@ BINARY = ROOT / "target" / "release" / "plangraph"
 INTEROP = ROOT / "tests" / "interop"
 PG_BIN = pathlib.Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 NESTED = (ROOT / "bench" / "nested.graphql").read_text()
+JOIN = ("{ country(iso3: \"PER\") { iso3 name peerLabel report(year: 2023) { id "
+        "peerProgrammes { name sector { code name parent { code } } } } } }")
+HIVE_ROUTER = pathlib.Path(os.environ.get(
+    "PLANGRAPH_HIVE_ROUTER",
+    pathlib.Path(os.environ.get("PLANGRAPH_CACHE", pathlib.Path.home() / ".cache" / "plangraph"))
+    / "hive-router-0.3.10" / "bin" / "hive_router"))
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 
 
@@ -79,10 +94,11 @@ def psql(port: int, workdir: str, sql: str) -> str:
     return out.stdout.strip()
 
 
-def statements_per_request(addr: str, port: int, workdir: str, requests: int = 50) -> float:
+def statements_per_request(addr: str, query: str, port: int, workdir: str,
+                           requests: int = 50) -> float:
     psql(port, workdir, "SELECT pg_stat_statements_reset()")
     for _ in range(requests):
-        post(addr, NESTED)
+        post(addr, query)
     # plangraph's statements only: not the reset, not this count.
     calls = psql(
         port, workdir,
@@ -93,30 +109,61 @@ def statements_per_request(addr: str, port: int, workdir: str, requests: int = 5
     return int(calls) / requests
 
 
-def wrk(addr: str, workdir: str) -> tuple[float, float]:
-    script = pathlib.Path(workdir) / "nested.lua"
+def milliseconds(value: str, unit: str) -> float:
+    return float(value) / 1000 if unit == "us" else float(value) * 1000 if unit == "s" else float(value)
+
+
+def wrk(addr: str, query: str, connections: int, workdir: str) -> tuple[float, float, float]:
+    script = pathlib.Path(workdir) / "query.lua"
     script.write_text(
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = {json.dumps(json.dumps({'query': NESTED}))}\n"
+        f"wrk.body = {json.dumps(json.dumps({'query': query}))}\n"
     )
     out = subprocess.run(
-        ["wrk", "--latency", "-t", "1", "-c", "4", "-d", f"{SECONDS}s", "-s", str(script),
-         f"http://{addr}/graphql"],
-        capture_output=True, text=True, timeout=SECONDS + 30, check=True,
+        ["wrk", "--latency", "-t", "2", "-c", str(connections), "-d", f"{SECONDS}s",
+         "-s", str(script), f"http://{addr}/graphql"],
+        capture_output=True, text=True, timeout=SECONDS + 60, check=True,
     ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    match = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-    value, unit = float(match.group(1)), match.group(2)
-    p99 = value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
     if "Non-2xx" in out:
-        sys.exit(f"wrk saw non-2xx answers:\n{out}")
-    return rate, p99
+        sys.exit(f"wrk saw non-2xx answers from {addr}:\n{out}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = milliseconds(*re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups())
+    p99 = milliseconds(*re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups())
+    return rate, p50, p99
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def answers(addr: str, attempts: int = 600) -> None:
+    for _ in range(attempts):
+        try:
+            post(addr, "{ __typename }")
+            return
+        except (OSError, urllib.error.URLError):
+            time.sleep(0.1)
+    sys.exit(f"nothing answers on {addr}")
+
+
+def numbers_as_floats(value):
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, list):
+        return [numbers_as_floats(v) for v in value]
+    return {k: numbers_as_floats(v) for k, v in value.items()}
 
 
 def main() -> None:
     for need, hint in [(BINARY, "cargo build --release -p plangraph-server"),
-                       (INTEROP / "node_modules", "(cd tests/interop && npm ci)")]:
+                       (INTEROP / "node_modules", "(cd tests/interop && npm ci)"),
+                       (HIVE_ROUTER, "build Hive Router as .ci/run does")]:
         if not need.exists():
             sys.exit(f"first: {hint}")
     workdir = tempfile.mkdtemp(prefix="plangraph-gateway-")
@@ -145,28 +192,66 @@ def main() -> None:
                                 cwd=INTEROP, stdout=subprocess.PIPE, text=True)
         processes.append(peer)
         wait_for(peer, r'("listening")', peer.stdout)
+        supergraph = pathlib.Path(workdir) / "supergraph.graphql"
+        composed = subprocess.run(
+            ["node", str(INTEROP / "compose.mjs"), "--plangraph", f"http://{direct}/graphql",
+             "--peer", f"http://127.0.0.1:{peer_port}/", "--out", str(supergraph)],
+            cwd=INTEROP, capture_output=True, text=True, timeout=120, check=True)
+        if not json.loads(composed.stdout.strip().splitlines()[-1])["ok"]:
+            sys.exit(f"composition failed: {composed.stdout}")
+
+        router_port = free_port()
+        router = subprocess.Popen(
+            [str(HIVE_ROUTER)], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, ROUTER_CONFIG_FILE_PATH=str(INTEROP / "router" / "router.config.yaml"),
+                     SUPERGRAPH_FILE_PATH=str(supergraph), HOST="127.0.0.1",
+                     PORT=str(router_port), LOG_LEVEL="warn"))
+        processes.append(router)
         gateway_port = free_port()
         gateway = subprocess.Popen(
             ["node", str(INTEROP / "node_modules/@graphql-hive/gateway/dist/bin.js"), "supergraph",
-             "-c", "gateway.config.ts", "-h", "127.0.0.1", "-p", str(gateway_port),
-             "--dev-service", f"plangraph=http://{direct}/graphql",
-             "--dev-service", f"peer=http://127.0.0.1:{peer_port}/"],
-            cwd=INTEROP / "gateway", stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             str(supergraph), "-h", "127.0.0.1", "-p", str(gateway_port)],
+            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         processes.append(gateway)
         wait_for(gateway, r"(Listening on)", gateway.stdout)
-        through = f"127.0.0.1:{gateway_port}"
+        targets = {
+            "directly": (direct, server),
+            "Hive Router": (f"127.0.0.1:{router_port}", router),
+            "Hive Gateway": (f"127.0.0.1:{gateway_port}", gateway),
+        }
+        for addr, _ in targets.values():
+            answers(addr)
+        reference = numbers_as_floats(post(direct, NESTED)["data"])
+        for name, (addr, _) in targets.items():
+            if numbers_as_floats(post(addr, NESTED)["data"]) != reference:
+                sys.exit(f"{name} answers the dashboard differently from plangraph")
+            if name != "directly":
+                post(addr, JOIN)
 
-        post(direct, NESTED)
-        post(through, NESTED)
-        direct_statements = statements_per_request(direct, port, workdir)
-        gateway_statements = statements_per_request(through, port, workdir)
-        direct_rate, direct_p99 = wrk(direct, workdir)
-        gateway_rate, gateway_p99 = wrk(through, workdir)
-        print(f"nested dashboard query, release build, Postgres 15, wrk -c 4 -d {SECONDS}s")
-        print(f"  directly:             {direct_rate:7.0f} req/s, p99 {direct_p99:6.2f} ms, "
-              f"{direct_statements:.1f} SQL statements per request")
-        print(f"  through Hive Gateway: {gateway_rate:7.0f} req/s, p99 {gateway_p99:6.2f} ms, "
-              f"{gateway_statements:.1f} SQL statements per request")
+        print(f"release build, Postgres 15, wrk -t 2 -d {SECONDS}s, rate limits off; "
+              "plangraph's response cache on (as shipped)")
+        rates = {}
+        for label, query in [("dashboard", NESTED), ("join", JOIN)]:
+            print(f"\n{label} query")
+            print(f"  {'':14} {'SQL/req':>8} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+            for name, (addr, _) in targets.items():
+                if label == "join" and name == "directly":
+                    continue
+                statements = statements_per_request(addr, query, port, workdir)
+                for connections in (16, 64):
+                    rate, p50, p99 = wrk(addr, query, connections, workdir)
+                    rates[(label, name, connections)] = rate
+                    print(f"  {name:14} {statements:8.1f} {connections:5} {rate:9.0f} "
+                          f"{p50:8.2f} {p99:8.2f}")
+        print("\npeak resident memory (VmHWM)")
+        for name, process in [("plangraph", server), ("Hive Router", router),
+                              ("Hive Gateway", gateway), ("peer subgraph", peer)]:
+            print(f"  {name:14} {peak_rss_mib(process.pid):7.1f} MiB")
+        for connections in (16, 64):
+            ratio = rates[("dashboard", "Hive Router", connections)] / \
+                rates[("dashboard", "directly", connections)]
+            print(f"dashboard through Hive Router ÷ directly at {connections} connections: "
+                  f"{ratio:.2f}× (goal ≥ 0.7×)")
     finally:
         for process in processes:
             process.kill()

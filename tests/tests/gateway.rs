@@ -2,7 +2,9 @@
 //! tests/interop) composes plangraph and a small test subgraph at run time; queries that join
 //! both answer, for every field plangraph owns, exactly what plangraph answers directly; a
 //! subscription passes through; `@theguild/federation-composition` composes the two subgraphs,
-//! and reports a conflicting one as an error.
+//! and reports a conflicting one as an error. Then Hive Gateway with no configuration at all
+//! (`hive-gateway supergraph FILE`) answers the same and reaches plangraph's subscriptions over
+//! SSE, its default. Hive Router is in [`crate::router`].
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -14,10 +16,10 @@ use serde_json::{Value, json};
 use crate::support::server::{Server, Subscriber, admin_token, interop_clients, post_json};
 use crate::support::{Backend, database_url};
 
-const NESTED: &str = include_str!("../../bench/nested.graphql");
+pub const NESTED: &str = include_str!("../../bench/nested.graphql");
 
 /// A child process killed when dropped.
-struct Process(Child);
+pub struct Process(pub Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -26,7 +28,7 @@ impl Drop for Process {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -34,7 +36,7 @@ fn free_port() -> u16 {
 }
 
 /// The test subgraph on `port`, once it serves.
-fn peer(port: u16) -> Process {
+pub fn peer(port: u16) -> Process {
     let interop = interop_clients();
     let mut child = Command::new("node")
         .arg(interop.join("peer-subgraph.mjs"))
@@ -112,7 +114,7 @@ fn gateway(port: u16, config: Option<&str>, supergraph: Supergraph<'_>) -> Proce
     Process(child)
 }
 
-fn query(addr: &str, query: &str, token: Option<&str>) -> Value {
+pub fn query(addr: &str, query: &str, token: Option<&str>) -> Value {
     let (status, body) =
         post_json(addr, "/graphql", &json!({ "query": query }), token).expect("an answer");
     assert_eq!(status, 200, "{body}");
@@ -122,7 +124,7 @@ fn query(addr: &str, query: &str, token: Option<&str>) -> Value {
 
 /// JSON numbers carry no integer/float distinction (`6720000.0` and `6720000` are one number;
 /// the gateway, in JavaScript, writes the latter): compare every number as a float.
-fn numbers_as_floats(value: &Value) -> Value {
+pub fn numbers_as_floats(value: &Value) -> Value {
     match value {
         Value::Number(n) => n
             .as_f64()
@@ -138,7 +140,7 @@ fn numbers_as_floats(value: &Value) -> Value {
     }
 }
 
-fn node_script(script: &str, args: &[&str]) -> Value {
+pub fn node_script(script: &str, args: &[&str]) -> Value {
     let interop = interop_clients();
     let out = Command::new("node")
         .arg(interop.join(script))

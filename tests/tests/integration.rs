@@ -31,6 +31,7 @@ mod observability;
 mod outage;
 mod profile;
 mod rate_limits;
+mod router;
 mod schema;
 mod sockets;
 mod sse;
