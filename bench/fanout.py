@@ -1,20 +1,23 @@
 #!/usr/bin/env python3
-"""Fan-out: how long one committed change takes to reach 1,000 WebSocket subscribers, and what
-the serving processes weigh before and after.
+"""Fan-out: how long one committed change takes to reach 1,000 subscribers, over WebSocket,
+GraphQL over SSE and multipart HTTP, and what the serving processes weigh before and after.
 
 Usage (after `cargo build --release -p plangraph-server` and `npm ci` in tests/interop):
 
     python3 bench/fanout.py [SUBSCRIBERS]
 
-Two runs, each printed as one table row:
+Four runs, each printed as one table row:
 
-1. one `plangraph serve` on a fresh SQLite file (the embedded default, in-process broker);
-2. two `plangraph serve` processes sharing one Postgres database (a throwaway Postgres 15
+1.-3. one `plangraph serve` on a fresh SQLite file (the embedded default, in-process broker),
+   with the subscribers on WebSocket (graphql-transport-ws), on SSE streams (distinct
+   connections mode) and on multipart HTTP streams (Apollo's protocol), each its own TCP
+   connection;
+4. two `plangraph serve` processes sharing one Postgres database (a throwaway Postgres 15
    cluster this script starts from PG_BIN, default /usr/lib/postgresql/15/bin), subscribers
    split between them, the change made through the first (LISTEN/NOTIFY carries it to the
    second).
 
-Subscribers are real graphql-transport-ws connections opened by tests/interop/fanout.mjs (Node).
+Subscribers are opened by tests/interop/fanout.mjs (Node), one connection each.
 Each subscribes to `figuresChanged` for the Peru report's Education row and selects the new
 value, so every event is resolved against the store (one DataLoader per event and process). The
 change is one `setSectorFigures` mutation over HTTP; latency runs from just before it is sent to
@@ -106,16 +109,18 @@ def admin_token(url: str, workdir: str) -> str:
     return out.stdout.strip()
 
 
-def run(label: str, servers: list[tuple[subprocess.Popen, str]], token: str) -> dict:
+def run(label: str, servers: list[tuple[subprocess.Popen, str]], token: str,
+        protocol: str = "graphql-transport-ws") -> dict:
     writer = servers[0][1]
     # Warm each process (first query, pools) before weighing it.
     for _, addr in servers:
         post(addr, '{ report(id: "1") { revision sector(code: "EDU") { peopleReached } } }')
     before = [rss_mib(p.pid) for p, _ in servers]
-    urls = ",".join(f"ws://{addr}/graphql" for _, addr in servers)
+    scheme = "ws" if protocol.startswith("graphql") else "http"
+    urls = ",".join(f"{scheme}://{addr}/graphql" for _, addr in servers)
     fleet = subprocess.Popen(
         ["node", str(FANOUT), "--urls", urls, "--subscribers", str(SUBSCRIBERS),
-         "--query", SUBSCRIPTION, "--timeout-ms", "60000"],
+         "--query", SUBSCRIPTION, "--timeout-ms", "60000", "--protocol", protocol],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -148,12 +153,12 @@ def run(label: str, servers: list[tuple[subprocess.Popen, str]], token: str) -> 
     }
 
 
-def sqlite_run() -> dict:
+def sqlite_run(protocol: str, transport: str) -> dict:
     workdir = tempfile.mkdtemp(prefix="plangraph-fanout-")
     url = f"sqlite://{workdir}/plangraph.db?mode=rwc"
     server = start_server(workdir, url)
     try:
-        return run("1 process, SQLite", [server], admin_token(url, workdir))
+        return run(f"1 process, SQLite, {transport}", [server], admin_token(url, workdir), protocol)
     finally:
         server[0].kill()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -186,7 +191,7 @@ def postgres_run() -> dict:
         # The first process migrates and loads the Peru report; the second finds it there.
         servers.append(start_server(workdir, url))
         servers.append(start_server(workdir, url))
-        return run("2 processes, one Postgres", servers, admin_token(url, workdir))
+        return run("2 processes, one Postgres, WebSocket", servers, admin_token(url, workdir))
     finally:
         for server, _ in servers:
             server.kill()
@@ -202,8 +207,13 @@ def main() -> None:
         sys.exit("build first: cargo build --release -p plangraph-server")
     if not (ROOT / "tests" / "interop" / "node_modules").exists():
         sys.exit("install the clients first: (cd tests/interop && npm ci)")
-    rows = [sqlite_run(), postgres_run()]
-    print(f"fan-out of one change to {SUBSCRIBERS} graphql-transport-ws subscribers")
+    rows = [
+        sqlite_run("graphql-transport-ws", "WebSocket"),
+        sqlite_run("sse", "SSE"),
+        sqlite_run("multipart", "multipart"),
+        postgres_run(),
+    ]
+    print(f"fan-out of one change to {SUBSCRIBERS} subscribers")
     print("| setup | first event | p50 | p95 | last event | RSS idle | RSS subscribed | RSS after |")
     print("|---|---|---|---|---|---|---|---|")
     for row in rows:

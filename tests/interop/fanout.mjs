@@ -5,7 +5,7 @@
 // Usage:
 //   node fanout.mjs --urls ws://H:P1/graphql[,ws://H:P2/graphql...] --subscribers N
 //                   --query 'subscription { ... }' [--variables JSON] [--operation-name NAME]
-//                   [--protocol graphql-transport-ws|graphql-ws] [--token SECRET]
+//                   [--protocol graphql-transport-ws|graphql-ws|sse|multipart] [--token SECRET]
 //                   [--timeout-ms 60000] [--batch 100] [--retries 5] [--settle-ms 500]
 //
 // Each subscriber is its own `ws` socket speaking the protocol as the real clients do:
@@ -13,7 +13,13 @@
 //                         complete, answering `ping` with `pong`;
 //   graphql-ws (legacy):  connection_init -> connection_ack -> start{id} -> data... / error /
 //                         complete, ignoring `ka`.
-// With --token, the connection_init payload is exactly { "Authorization": "Bearer SECRET" }.
+//   sse:                  a POST with Accept: text/event-stream (GraphQL over SSE, distinct
+//                         connections mode) on a connection of its own; `event: next`...
+//   multipart:            a POST with Accept: multipart/mixed;subscriptionSpec="1.0" (Apollo's
+//                         multipart subscriptions) on a connection of its own; payload parts...
+//                         (for these two, --urls are http:// URLs and "acknowledged" is the 200)
+// With --token, the connection_init payload is exactly { "Authorization": "Bearer SECRET" }
+// (over HTTP, the Authorization header).
 // Sockets are opened --batch at a time (at most that many handshakes in flight, which keeps
 // loopback accept queues from overflowing); a subscriber whose socket fails or closes before
 // connection_ack is retried up to --retries times.
@@ -44,12 +50,13 @@
 
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
+import http from 'node:http';
 import WebSocket from 'ws';
 
 const USAGE =
   'usage: node fanout.mjs --urls ws://H:P1/graphql[,ws://H:P2/graphql] --subscribers N ' +
   "--query 'subscription { ... }' [--variables JSON] [--operation-name NAME] " +
-  '[--protocol graphql-transport-ws|graphql-ws] [--token SECRET] [--timeout-ms 60000] ' +
+  '[--protocol graphql-transport-ws|graphql-ws|sse|multipart] [--token SECRET] [--timeout-ms 60000] ' +
   '[--batch 100] [--retries 5] [--settle-ms 500]';
 
 function die(message) {
@@ -100,8 +107,11 @@ const batch = positiveInt('batch');
 const retries = positiveInt('retries', 0);
 const settleMs = positiveInt('settle-ms', 0);
 const protocol = args.protocol;
-if (!['graphql-transport-ws', 'graphql-ws'].includes(protocol)) die(`unknown --protocol ${JSON.stringify(protocol)}`);
+if (!['graphql-transport-ws', 'graphql-ws', 'sse', 'multipart'].includes(protocol)) {
+  die(`unknown --protocol ${JSON.stringify(protocol)}`);
+}
 const legacy = protocol === 'graphql-ws';
+const overHttp = protocol === 'sse' || protocol === 'multipart';
 let variables;
 if (args.variables !== undefined) {
   try {
@@ -250,11 +260,97 @@ function connectOnce(sub) {
   });
 }
 
+// Opens one HTTP stream (SSE or multipart) and resolves once the server answered 200; the first
+// result in the body is the subscriber's first event. `sub.ws` gets the two methods the rest of
+// the fleet calls on a socket.
+function connectHttpOnce(sub) {
+  return new Promise((resolve, reject) => {
+    const url = new URL(sub.url);
+    const body = JSON.stringify(payload);
+    const headers = {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      accept: protocol === 'sse' ? 'text/event-stream' : 'multipart/mixed;subscriptionSpec="1.0"',
+    };
+    if (args.token !== undefined) headers.authorization = `Bearer ${args.token}`;
+    let settled = false;
+    const req = http.request({
+      host: url.hostname,
+      port: url.port,
+      path: url.pathname,
+      method: 'POST',
+      agent: false,
+      headers,
+    });
+    const timer = setTimeout(() => req.destroy(new Error('no answer in time')), HANDSHAKE_TIMEOUT_MS);
+    const ended = (message) => {
+      if (sub.ws?.req === req && sub.firstAt === null && phase !== 'done') {
+        sub.ended ??= { message };
+        check();
+      }
+    };
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      if (!settled) {
+        settled = true;
+        reject(err);
+      } else ended(`stream failed: ${err.message}`);
+    });
+    req.on('response', (res) => {
+      clearTimeout(timer);
+      if (res.statusCode !== 200) {
+        res.resume();
+        settled = true;
+        return reject(new Error(`answered ${res.statusCode}`));
+      }
+      settled = true;
+      sub.ws = {
+        req,
+        readyState: WebSocket.OPEN,
+        close: () => req.destroy(),
+        terminate: () => req.destroy(),
+        once: (_event, done) => req.once('close', done),
+      };
+      sub.ready = true;
+      resolve();
+      // SSE: `event: next` then its `data:` line; multipart: a part whose body has `payload`
+      const marker =
+        protocol === 'sse' ? /event: next\ndata: (.*)\n/ : /\r\n\r\n(\{"payload".*)\r\n--graphql/;
+      let buffer = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => {
+        const t = now(); // before parsing: parsing is client cost, not latency
+        if (sub.firstAt !== null) return;
+        buffer += chunk;
+        const match = buffer.match(marker);
+        if (match) {
+          let result;
+          try {
+            result = JSON.parse(match[1]);
+          } catch {
+            result = {};
+          }
+          if (protocol === 'multipart') result = result.payload;
+          sub.firstAt = t;
+          sub.firstHadErrors = Array.isArray(result?.errors) && result.errors.length > 0;
+          buffer = '';
+          check();
+        } else if (buffer.length > 1 << 20) {
+          buffer = buffer.slice(-65536);
+        }
+      });
+      res.on('end', () => ended('the stream ended before the first event'));
+      res.on('error', (err) => ended(`stream failed: ${err.message}`));
+    });
+    req.end(body);
+  });
+}
+
 async function connect(sub) {
   for (let attempt = 0; ; attempt++) {
     if (now() > deadline) throw new Error('set-up timed out');
     try {
-      return await connectOnce(sub);
+      return await (overHttp ? connectHttpOnce(sub) : connectOnce(sub));
     } catch (err) {
       lastFailure = err;
       if (sub.ended || attempt >= retries) throw err;

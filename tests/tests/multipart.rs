@@ -190,3 +190,46 @@ fn multipart_heartbeats_and_a_clean_end_at_shutdown() {
 fn apollo_client_receives_changes_over_multipart_and_resumes() {
     receives_changes_and_resumes("multipart");
 }
+
+/// Once shutdown has begun, a request that still reaches the server (a keep-alive connection in
+/// the moment before it closes) gets no new stream, reservation or socket: 503 `SHUTTING_DOWN`.
+/// In-process, since over TCP the server closes such connections as it stops.
+#[actix_web::test]
+async fn no_new_stream_once_shutdown_began() {
+    use actix_web::{App, test};
+    use plangraph_server::{AppState, configure};
+
+    let store = crate::support::peru_store(crate::support::Backend::Sqlite).await;
+    let state = AppState::new(store.store.clone());
+    state.sockets.shut_down();
+    let app = test::init_service(App::new().configure(configure(state))).await;
+    let subscription =
+        json!({ "query": r#"subscription { reportChanged(reportId: "1") { revision } }"# });
+    let requests = [
+        test::TestRequest::post()
+            .uri("/graphql")
+            .insert_header(("accept", "text/event-stream"))
+            .set_json(&subscription),
+        test::TestRequest::post()
+            .uri("/graphql")
+            .insert_header(("accept", ACCEPT))
+            .set_json(&subscription),
+        test::TestRequest::put().uri("/graphql"),
+        test::TestRequest::get()
+            .uri("/graphql")
+            .insert_header(("upgrade", "websocket"))
+            .insert_header(("connection", "upgrade"))
+            .insert_header(("sec-websocket-version", "13"))
+            .insert_header(("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="))
+            .insert_header(("sec-websocket-protocol", "graphql-transport-ws")),
+    ];
+    for request in requests {
+        let response = test::call_service(&app, request.to_request()).await;
+        assert_eq!(response.status(), 503);
+        let body: Value = test::read_body_json(response).await;
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "SHUTTING_DOWN",
+            "{body}"
+        );
+    }
+}

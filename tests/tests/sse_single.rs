@@ -178,6 +178,12 @@ fn single_connection_mode_runs_operations_on_one_stream() {
         (400, "OPERATION_ID_MISSING"),
         "{body}"
     );
+    let (status, body) = post(addr, &token, Some(&"x".repeat(129)), "{ __typename }", None);
+    assert_eq!(
+        (status, code_of(&body).as_str()),
+        (400, "BAD_REQUEST"),
+        "{body}"
+    );
     assert_eq!(post(addr, &token, Some("s1"), SUBSCRIPTION, None).0, 202);
     let (status, body) = post(addr, &token, Some("s1"), SUBSCRIPTION, None);
     assert_eq!(

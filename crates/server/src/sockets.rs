@@ -71,7 +71,9 @@ impl Sockets {
 
     /// Closes every open socket with 1001 (going away); new ones are refused from then on.
     pub fn shut_down(&self) {
-        let _ = self.shutdown.send(true);
+        // `send_replace`, not `send`: `send` stores nothing when no socket is listening, and
+        // the flag must hold for the connections that come after.
+        self.shutdown.send_replace(true);
     }
 
     /// Whether [`Sockets::shut_down`] was called.

@@ -14,6 +14,7 @@
 //! | 404 | `STREAM_NOT_FOUND` | the token names no reservation (never made, expired, or its stream ended) |
 //! | 409 | `STREAM_ALREADY_OPEN` | a second stream for one reservation |
 //! | 400 | `OPERATION_ID_MISSING` | a POST or DELETE without an operation id |
+//! | 400 | `BAD_REQUEST` | an operation id over [`MAX_OPERATION_ID`] bytes |
 //! | 409 | `OPERATION_EXISTS` | a POST whose operation id runs already on this stream |
 //! | 409 | `TOO_MANY_OPERATIONS` | more than [`MAX_OPERATIONS`] operations on one stream |
 //!
@@ -52,6 +53,9 @@ pub const RESERVATION_TTL: Duration = Duration::from_secs(30);
 pub const MAX_OPERATIONS: usize = plangraph_api::MAX_SUBSCRIPTIONS_PER_SOCKET;
 /// Events of a stream waiting to be written (before it opens, or while the client reads).
 pub const QUEUE: usize = 16;
+/// The longest operation id (clients send UUIDs); a longer one is `BAD_REQUEST`, so that a
+/// stream's operations cannot hold megabytes of ids.
+pub const MAX_OPERATION_ID: usize = 128;
 
 /// The reservations of this process, by token.
 #[derive(Debug, Default)]
@@ -262,6 +266,13 @@ pub fn execute(
     let Some(id) = operation_id.filter(|id| !id.is_empty()) else {
         return operation_id_missing();
     };
+    if id.len() > MAX_OPERATION_ID {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "BAD_REQUEST",
+            &format!("an operation id is at most {MAX_OPERATION_ID} bytes"),
+        );
+    }
     let mut operations = lock(&reservation.operations);
     if operations.contains_key(&id) {
         return refuse(
