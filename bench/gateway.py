@@ -20,6 +20,9 @@ supergraph FILE`, no configuration). Then, for two queries:
 
 1. SQL statements per request: 50 sequential requests, counted by pg_stat_statements;
 2. `wrk` for SECONDS (default 10) at 16 and 64 connections: requests/s, p50, p99;
+   then the dashboard again, directly and through Hive Router, with plangraph's response
+   and row caches off (restarted on the same port);
+   and the CPU time plangraph and the gateway each spent per request during the run;
 3. the peak resident memory (VmHWM) of plangraph, the router and the gateway at the end.
 
 Every answer is checked for GraphQL errors (and the gateways' dashboard answers against the
@@ -133,6 +136,12 @@ def wrk(addr: str, query: str, connections: int, workdir: str) -> tuple[float, f
     return rate, p50, p99
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used so far."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -181,12 +190,20 @@ def main() -> None:
     try:
         psql(port, workdir, "CREATE EXTENSION pg_stat_statements")
         url = f"postgres://postgres@127.0.0.1:{port}/postgres"
-        server = subprocess.Popen(
-            [str(BINARY), "serve", "--listen", "127.0.0.1:0", "--rate-per-address", "0",
-             "--rate-per-token", "0"],
-            cwd=workdir, env=dict(os.environ, DATABASE_URL=url), stderr=subprocess.PIPE, text=True)
-        processes.append(server)
-        direct = wait_for(server, r"listening on http://([0-9.:]+)/graphql", server.stderr)
+        plangraph_port = free_port()
+
+        def serve(*extra: str) -> subprocess.Popen:
+            process = subprocess.Popen(
+                [str(BINARY), "serve", "--listen", f"127.0.0.1:{plangraph_port}",
+                 "--rate-per-address", "0", "--rate-per-token", "0", *extra],
+                cwd=workdir, env=dict(os.environ, DATABASE_URL=url), stderr=subprocess.PIPE,
+                text=True)
+            processes.append(process)
+            wait_for(process, r"listening on http://([0-9.:]+)/graphql", process.stderr)
+            return process
+
+        server = serve()
+        direct = f"127.0.0.1:{plangraph_port}"
         peer_port = free_port()
         peer = subprocess.Popen(["node", str(INTEROP / "peer-subgraph.mjs"), "--port", str(peer_port)],
                                 cwd=INTEROP, stdout=subprocess.PIPE, text=True)
@@ -233,16 +250,22 @@ def main() -> None:
         rates = {}
         for label, query in [("dashboard", NESTED), ("join", JOIN)]:
             print(f"\n{label} query")
-            print(f"  {'':14} {'SQL/req':>8} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-            for name, (addr, _) in targets.items():
+            print(f"  {'':14} {'SQL/req':>8} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+                  f" {'plangraph CPU µs/req':>21} {'gateway CPU µs/req':>19}")
+            for name, (addr, process) in targets.items():
                 if label == "join" and name == "directly":
                     continue
                 statements = statements_per_request(addr, query, port, workdir)
                 for connections in (16, 64):
+                    cpu = (cpu_seconds(server.pid), cpu_seconds(process.pid))
                     rate, p50, p99 = wrk(addr, query, connections, workdir)
+                    requests = rate * SECONDS
+                    own = (cpu_seconds(server.pid) - cpu[0]) / requests * 1e6
+                    gateway_cpu = ("" if process is server else
+                                   f"{(cpu_seconds(process.pid) - cpu[1]) / requests * 1e6:19.0f}")
                     rates[(label, name, connections)] = rate
                     print(f"  {name:14} {statements:8.1f} {connections:5} {rate:9.0f} "
-                          f"{p50:8.2f} {p99:8.2f}")
+                          f"{p50:8.2f} {p99:8.2f} {own:21.0f} {gateway_cpu}")
         print("\npeak resident memory (VmHWM)")
         for name, process in [("plangraph", server), ("Hive Router", router),
                               ("Hive Gateway", gateway), ("peer subgraph", peer)]:
@@ -252,6 +275,38 @@ def main() -> None:
                 rates[("dashboard", "directly", connections)]
             print(f"dashboard through Hive Router ÷ directly at {connections} connections: "
                   f"{ratio:.2f}× (goal ≥ 0.7×)")
+
+        # The same with plangraph's caches off (the engine alone answers every request), on the
+        # same port, so the router reconnects to the restarted process by itself.
+        server.kill()
+        server.wait()
+        server = serve("--response-cache-bytes", "0", "--row-cache-bytes", "0")
+        answers(direct)
+        answers(targets["Hive Router"][0])
+        print("\ndashboard query, plangraph's response and row caches off")
+        print(f"  {'':14} {'SQL/req':>8} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}"
+              f" {'plangraph CPU µs/req':>21} {'gateway CPU µs/req':>19}")
+        for name in ("directly", "Hive Router"):
+            addr, process = targets[name]
+            process = server if name == "directly" else process
+            if numbers_as_floats(post(addr, NESTED)["data"]) != reference:
+                sys.exit(f"{name} answers the dashboard differently with caches off")
+            statements = statements_per_request(addr, NESTED, port, workdir)
+            for connections in (16, 64):
+                cpu = (cpu_seconds(server.pid), cpu_seconds(process.pid))
+                rate, p50, p99 = wrk(addr, NESTED, connections, workdir)
+                requests = rate * SECONDS
+                own = (cpu_seconds(server.pid) - cpu[0]) / requests * 1e6
+                gateway_cpu = ("" if process is server else
+                               f"{(cpu_seconds(process.pid) - cpu[1]) / requests * 1e6:19.0f}")
+                rates[("engine", name, connections)] = rate
+                print(f"  {name:14} {statements:8.1f} {connections:5} {rate:9.0f} "
+                      f"{p50:8.2f} {p99:8.2f} {own:21.0f} {gateway_cpu}")
+        for connections in (16, 64):
+            ratio = rates[("engine", "Hive Router", connections)] / \
+                rates[("engine", "directly", connections)]
+            print(f"caches off, dashboard through Hive Router ÷ directly at {connections} "
+                  f"connections: {ratio:.2f}×")
     finally:
         for process in processes:
             process.kill()
