@@ -29,6 +29,7 @@ mod live;
 mod multipart;
 mod observability;
 mod outage;
+mod pages;
 mod profile;
 mod rate_limits;
 mod router;

@@ -1,6 +1,7 @@
 //! The HTTP surface: `/graphql` (POST, GET, GraphiQL, SSE and multipart streams, PUT and
 //! DELETE of the SSE single connection mode, WebSocket subscriptions in both the
-//! `graphql-transport-ws` and the legacy `graphql-ws` protocol), `/export/{format}`,
+//! `graphql-transport-ws` and the legacy `graphql-ws` protocol), `/export/{format}`, the
+//! report pages (`/reports`, `/reports/{iso3}/{year}`, `/assets/{name}`),
 //! `/healthz`, `/readyz`, `/metrics`. Routes only: the transports are [`crate::graphql_http`] and
 //! [`crate::websocket`], what they share is [`crate::state`].
 
@@ -34,7 +35,13 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route(
                 "/export/{format}",
                 web::get().to(crate::export_http::export),
-            );
+            )
+            .route("/reports", web::get().to(crate::pages_http::index))
+            .route(
+                "/reports/{iso3}/{year}",
+                web::get().to(crate::pages_http::report),
+            )
+            .route("/assets/{name}", web::get().to(crate::pages_http::asset));
     }
 }
 

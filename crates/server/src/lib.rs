@@ -4,7 +4,7 @@
 //! Layers, each depending only on those above it: the settings and shared parts
 //! ([`rate_limit`], [`client`], [`sockets`], [`metrics`]), the state every handler shares
 //! ([`state`]), the transports ([`graphql_http`] with [`media`] and [`stream`], [`websocket`],
-//! [`export_http`]), the routes ([`app`]), start-up ([`startup`]) and the command line
+//! [`export_http`], [`pages_http`]), the routes ([`app`]), start-up ([`startup`]) and the command line
 //! ([`cli`]).
 
 pub mod app;
@@ -18,6 +18,7 @@ pub mod graphql_http;
 pub mod import;
 pub mod media;
 pub mod metrics;
+pub mod pages_http;
 pub mod rate_limit;
 pub mod request_id;
 pub mod sockets;

@@ -24,6 +24,8 @@ pub struct HttpLimits {
     pub csrf_prevention: bool,
     /// Serve the query console to browsers (off in the production profile).
     pub console: bool,
+    /// Serve the report pages and their assets ([`crate::pages_http`]).
+    pub pages: bool,
 }
 
 /// Default largest request body: 2 MB.
@@ -35,6 +37,7 @@ impl Default for HttpLimits {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             csrf_prevention: true,
             console: true,
+            pages: true,
         }
     }
 }

@@ -50,6 +50,10 @@ pub struct ServeArgs {
         default_value = "development"
     )]
     pub profile: ProfileArg,
+    /// Serve the report pages (`/reports`, `/reports/{ISO3}/{YEAR}`, `/assets/…`): what
+    /// anonymous queries show, so on in both profiles; `false` answers them 404.
+    #[arg(long, env = "PLANGRAPH_PAGES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub pages: bool,
     #[command(flatten)]
     pub rates: RateArgs,
     #[command(flatten)]
@@ -84,6 +88,7 @@ impl ServeArgs {
                 max_body_bytes: self.max_body_bytes,
                 csrf_prevention: self.csrf_prevention,
                 console: profile == Profile::Development,
+                pages: self.pages,
             },
             profile,
             cors_origins: self.cors_origins,
