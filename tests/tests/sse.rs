@@ -220,7 +220,8 @@ fn rate_limits_and_shutdown_end_streams_cleanly() {
 }
 
 /// A client that stops reading its event stream: once an event waits longer than
-/// `--ws-send-timeout-ms`, the stream is dropped and its connection place comes back.
+/// `--ws-send-timeout-ms`, the stream is given up (cut short, at most a part left waiting for
+/// it); its connection keeps its place until it closes, and then the place comes back.
 #[test]
 fn a_stream_nobody_reads_is_dropped() {
     let dir = tempfile::tempdir().expect("a directory");
@@ -254,7 +255,14 @@ s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
 s.connect((host, int(port)))
 s.sendall(b"POST /graphql HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
-time.sleep(4)
+time.sleep(2.5)
+# The connection still holds the only place while it is open: a second stream is refused.
+t = socket.create_connection((host, int(port)))
+small = b'{"query":"{ __typename }"}'
+t.sendall(b"POST /graphql HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nContent-Type: application/json\r\nContent-Length: " + str(len(small)).encode() + b"\r\nConnection: close\r\n\r\n" + small)
+print(t.recv(200).split(b"\r\n")[0].decode())
+t.close()
+time.sleep(1.5)
 s.close()
 "#;
     let out = crate::support::server::python(client, &[server.addr.as_ref()]);
@@ -262,6 +270,11 @@ s.close()
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "HTTP/1.1 503 Service Unavailable",
+        "a client that stops reading keeps its place until its connection closes"
     );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !server.logs().contains("stream dropped") {

@@ -290,6 +290,96 @@ fn shutdown_completes_each_operation_of_a_reserved_stream() {
     assert!(parse_events(&rest).is_empty(), "{rest}");
 }
 
+/// Reservations waiting for their stream hold no connection place but are capped (a tenth of
+/// `--max-websockets`); results posted before the stream opens wait for it, however long past
+/// the send deadline; a waiting reservation does not hold up shutdown; a token only in the
+/// query string of a POST, or an empty token header, is not the single connection mode.
+#[test]
+fn reservations_are_bounded_and_lose_nothing() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let url = store_url(&dir);
+    let mut server = Server::start_with(
+        &url,
+        &[
+            "--rate-per-address",
+            "0",
+            "--max-websockets",
+            "10",
+            "--ws-send-timeout-ms",
+            "300",
+        ],
+    );
+    let addr = server.addr.clone();
+    let token = reserve(&addr);
+    let (status, _, body) = http_request(&addr, "PUT", "/graphql", &[], None).expect("PUT");
+    assert_eq!(
+        (status, code_of(&body).as_str()),
+        (503, "TOO_MANY_CONNECTIONS"),
+        "{body}"
+    );
+
+    // Twenty results posted before the stream opens (more than its queue), and a wait well
+    // past the send deadline: every one arrives once the stream opens.
+    for i in 0..20 {
+        let (status, body) = post(
+            &addr,
+            &token,
+            Some(&format!("q{i}")),
+            "{ __typename }",
+            None,
+        );
+        assert_eq!(status, 202, "{body}");
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    let (mut stream, head) = open_reserved(&addr, &token);
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let events = read_until(&mut stream, |events| {
+        (0..20).all(|i| {
+            of(events, &format!("q{i}"))
+                .iter()
+                .any(|(name, _)| name == "complete")
+        })
+    });
+    assert_eq!(events.len(), 40, "{events:?}");
+    // The opened stream no longer counts as waiting: another reservation may be made.
+    let waiting = reserve(&addr);
+
+    // Not the single connection mode: a POST with the token only in its query string, or an
+    // empty token header.
+    let (status, _, body) = http_request(
+        &addr,
+        "POST",
+        &format!("/graphql?token={token}"),
+        &[("Content-Type", "application/json")],
+        Some(r#"{"query":"{ __typename }"}"#),
+    )
+    .expect("POST");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Query"), "{body}");
+    let (status, _, body) = http_request(
+        &addr,
+        "POST",
+        "/graphql",
+        &[("Content-Type", "application/json"), (TOKEN_HEADER, "")],
+        Some(r#"{"query":"{ __typename }"}"#),
+    )
+    .expect("POST");
+    assert_eq!(status, 200, "{body}");
+
+    // A reservation still waiting does not hold up shutdown.
+    drop(stream);
+    let started = Instant::now();
+    assert!(
+        server.terminate(Duration::from_secs(20)).is_some(),
+        "the server stops"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "shutdown took {:?} with reservation {waiting} waiting",
+        started.elapsed()
+    );
+}
+
 /// The npm `graphql-sse` client in its single connection mode.
 #[test]
 fn the_graphql_sse_client_in_single_connection_mode() {

@@ -41,7 +41,11 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 "/reports/{iso3}/{year}",
                 web::get().to(crate::pages_http::report),
             )
-            .route("/assets/{name}", web::get().to(crate::pages_http::asset));
+            .route("/assets/{name}", web::get().to(crate::pages_http::asset))
+            .route(
+                "/graphiql/{name}",
+                web::get().to(crate::graphiql_http::file),
+            );
     }
 }
 

@@ -123,8 +123,10 @@ async fn respond(
     http: &HttpRequest,
     get: bool,
 ) -> HttpResponse {
-    if let Some(token) = reservations::token_of(http) {
-        if media == Media::EventStream {
+    // A POST with a reservation token is an operation of the single connection mode (the
+    // stream itself is opened by a GET).
+    if let Some(token) = reservations::token_of(http, get) {
+        if get && media == Media::EventStream {
             return reservations::connect(state, &token);
         }
         let operation_id = params
@@ -494,7 +496,7 @@ pub async fn get(state: web::Data<AppState>, http: HttpRequest) -> HttpResponse 
     };
     // The stream of a single-connection reservation: the token is the whole request.
     if media == Media::EventStream
-        && let Some(token) = reservations::token_of(&http)
+        && let Some(token) = reservations::token_of(&http, true)
     {
         return reservations::connect(&state, &token);
     }
@@ -546,24 +548,8 @@ pub async fn get(state: web::Data<AppState>, http: HttpRequest) -> HttpResponse 
 /// The query console for browsers: a page built into the binary (nothing loaded from a CDN),
 /// off in the production profile.
 fn graphiql(state: &AppState) -> HttpResponse {
-    if !state.http.console {
-        return refuse(
-            Media::Json,
-            StatusCode::NOT_FOUND,
-            "NOT_FOUND",
-            "the query console is off in the production profile",
-        );
-    }
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
-        ))
-        .body(CONSOLE)
+    crate::graphiql_http::page(state)
 }
-
-const CONSOLE: &str = include_str!("console.html");
 
 #[cfg(test)]
 mod tests {
@@ -591,5 +577,36 @@ mod tests {
         );
         assert_eq!(negotiate(Some("text/html")), None);
         assert_eq!(negotiate(Some("application/json;q=0")), None);
+    }
+
+    #[test]
+    fn accept_takes_streams_and_skips_unreadable_qualities() {
+        assert_eq!(
+            negotiate(Some(
+                "multipart/mixed;subscriptionSpec=\"1.0\", text/event-stream"
+            )),
+            Some(Media::Multipart)
+        );
+        assert_eq!(
+            negotiate(Some("multipart/mixed; subscriptionspec = 1.0")),
+            Some(Media::Multipart)
+        );
+        // Incremental delivery (`@defer`) is not served.
+        assert_eq!(negotiate(Some("multipart/mixed")), None);
+        assert_eq!(
+            negotiate(Some(
+                "multipart/mixed;subscriptionSpec=1.0;q=0.5, text/event-stream"
+            )),
+            Some(Media::EventStream)
+        );
+        // A quality that is not a number from 0 to 1 makes its item unreadable.
+        assert_eq!(
+            negotiate(Some("application/json;q=NaN, text/event-stream")),
+            Some(Media::EventStream)
+        );
+        assert_eq!(
+            negotiate(Some("text/event-stream;q=1e9, application/json;q=0.5")),
+            Some(Media::Json)
+        );
     }
 }

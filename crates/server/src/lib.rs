@@ -3,7 +3,7 @@
 //!
 //! Layers, each depending only on those above it: the settings and shared parts
 //! ([`rate_limit`], [`client`], [`sockets`], [`metrics`]), the state every handler shares
-//! ([`state`]), the transports ([`graphql_http`] with [`media`] and [`stream`], [`websocket`],
+//! ([`state`]), the transports ([`graphql_http`] with [`media`], [`stream`] and [`graphiql_http`], [`websocket`],
 //! [`export_http`], [`pages_http`]), the routes ([`app`]), start-up ([`startup`]) and the command line
 //! ([`cli`]).
 
@@ -14,6 +14,7 @@ pub mod error;
 pub mod export_http;
 /// `plangraph generate`: the synthetic load-test data set written through the write path.
 pub mod generate;
+pub mod graphiql_http;
 pub mod graphql_http;
 pub mod import;
 pub mod media;

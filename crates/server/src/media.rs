@@ -49,9 +49,14 @@ pub fn negotiate(accept: Option<&str>) -> Option<Media> {
                     .then(|| value.trim().trim_matches('"').to_owned())
             })
         };
-        let quality = parameter("q")
-            .and_then(|q| q.parse::<f32>().ok())
-            .unwrap_or(1.0);
+        // A quality outside 0–1, or not a number, makes the whole item unreadable: skipped.
+        let quality = match parameter("q") {
+            None => 1.0,
+            Some(q) => match q.parse::<f32>() {
+                Ok(q) if (0.0..=1.0).contains(&q) => q,
+                _ => continue,
+            },
+        };
         let media = match range.as_str() {
             "application/graphql-response+json" => Media::GraphqlResponse,
             "application/json" | "application/*" | "*/*" => Media::Json,

@@ -50,6 +50,10 @@ pub struct ServeArgs {
         default_value = "development"
     )]
     pub profile: ProfileArg,
+    /// Serve GraphiQL at `/graphql` to browsers (and its files under `/graphiql/`): on in the
+    /// development profile, off in production unless this says `true`.
+    #[arg(long, env = "PLANGRAPH_GRAPHIQL", action = clap::ArgAction::Set)]
+    pub graphiql: Option<bool>,
     /// Serve the report pages (`/reports`, `/reports/{ISO3}/{YEAR}`, `/assets/…`): what
     /// anonymous queries show, so on in both profiles; `false` answers them 404.
     #[arg(long, env = "PLANGRAPH_PAGES", default_value_t = true, action = clap::ArgAction::Set)]
@@ -87,7 +91,7 @@ impl ServeArgs {
             http: HttpLimits {
                 max_body_bytes: self.max_body_bytes,
                 csrf_prevention: self.csrf_prevention,
-                console: profile == Profile::Development,
+                console: self.graphiql.unwrap_or(profile == Profile::Development),
                 pages: self.pages,
             },
             profile,

@@ -16,13 +16,16 @@
 //! its transport. A request the pipeline refuses gets its errors as a result (an SSE `next`
 //! event, a multipart part), as both protocols ask.
 //!
-//! Every stream takes a place among the open connections (the WebSocket limit, shared), sends a
-//! heartbeat every `--stream-heartbeat-ms` so proxies keep it open, gives up on a client that
-//! has not taken a part within the sockets' send deadline, and ends cleanly (SSE `complete`,
-//! the multipart closing boundary) when the server shuts down.
+//! Every stream takes a place among the open connections (the WebSocket limit, shared) until
+//! its connection closes, sends a heartbeat every `--stream-heartbeat-ms` so proxies keep it
+//! open, gives up on a client that has not taken a part within the sockets' send deadline (its
+//! stream is cut short, with at most one part left waiting for it), and ends cleanly (SSE
+//! `complete`, the multipart closing boundary) when the server shuts down.
 
 pub mod reservations;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::http::{StatusCode, header};
@@ -150,7 +153,13 @@ fn open(state: &AppState) -> Result<Place, Refusal> {
 
 /// Writes `source` to the client, with heartbeats between its items, until it ends, the
 /// client goes (or stops reading for the send deadline), or the server shuts down (then
-/// `farewell` is the last thing written). `place` and `guard` are held until then.
+/// `farewell` is the last thing written). `guard` is held until then.
+///
+/// `place` is held by the response body, so it is given back only when the connection goes:
+/// a client that stopped reading keeps counting against the open connections, and what waits
+/// for it is at most one part in the channel and the one actix is writing. A stream given up
+/// on ends with an error rather than its clean end, so actix drops the connection once it
+/// polls the body again, and the client can tell the stream was cut short.
 fn pump<S, F, G>(
     state: &AppState,
     place: Place,
@@ -168,9 +177,10 @@ where
     let mut shutdown = state.sockets.shutdown_signal();
     let send_timeout = state.socket_limits.send_timeout;
     let every = state.socket_limits.stream_heartbeat;
-    let (tx, mut rx) = mpsc::channel::<web::Bytes>(4);
+    let (tx, mut rx) = mpsc::channel::<web::Bytes>(1);
+    let given_up = Arc::new(AtomicBool::new(false));
+    let giving_up = given_up.clone();
     actix_web::rt::spawn(async move {
-        let _place = place;
         let _guard = guard;
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         let mut farewell = Some(farewell);
@@ -183,17 +193,22 @@ where
                 )
             }
         };
+        let give_up = || {
+            giving_up.store(true, Ordering::SeqCst);
+            tracing::info!("stream dropped: the client did not take a part in time");
+        };
         loop {
             tokio::select! {
                 bytes = source.next() => {
                     let Some(bytes) = bytes else { break };
                     if !send(bytes).await {
-                        tracing::info!("stream dropped: the client did not take a part in time");
+                        give_up();
                         break;
                     }
                 }
                 _ = heartbeat.tick() => {
                     if !send(framing.heartbeat()).await {
+                        give_up();
                         break;
                     }
                 }
@@ -208,8 +223,12 @@ where
         }
     });
     let body = async_stream::stream! {
+        let _place = place;
         while let Some(bytes) = rx.recv().await {
-            yield Ok::<_, std::convert::Infallible>(bytes);
+            yield Ok::<_, std::io::Error>(bytes);
+        }
+        if given_up.load(Ordering::SeqCst) {
+            yield Err(std::io::Error::other("the client did not take a part in time"));
         }
     };
     HttpResponse::Ok()
@@ -220,12 +239,13 @@ where
 }
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("application/json; charset=utf-8")
-        .body(
-            json!({ "errors": [{ "message": message, "extensions": { "code": code } }] })
-                .to_string(),
-        )
+    let mut reply = HttpResponse::build(status);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        reply.insert_header((header::RETRY_AFTER, "5"));
+    }
+    reply.content_type("application/json; charset=utf-8").body(
+        json!({ "errors": [{ "message": message, "extensions": { "code": code } }] }).to_string(),
+    )
 }
 
 /// The default heartbeat interval: under the 30 s idle timeouts of common proxies, and what

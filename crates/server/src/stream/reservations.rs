@@ -18,17 +18,19 @@
 //! | 409 | `OPERATION_EXISTS` | a POST whose operation id runs already on this stream |
 //! | 409 | `TOO_MANY_OPERATIONS` | more than [`MAX_OPERATIONS`] operations on one stream |
 //!
-//! A reservation takes a place among the open connections from its `PUT`, and gives it back
-//! when its stream ends, or after [`RESERVATION_TTL`] when no stream takes it. Each operation
-//! runs through the pipeline with the `Authorization` header of its own `POST`; a request the
-//! pipeline refuses (parse, validation, limits, a wrong token) is still `202`, its errors the
-//! operation's `next` event, so that a client sees them where it reads results. Results of an
-//! operation posted before its stream opens wait (up to [`QUEUE`] of them, then the send
-//! deadline) and are delivered once it does. When the stream ends every operation stops; at
-//! shutdown each gets its `complete` first.
+//! A reservation no stream has opened yet holds no connection place, but there are at most a
+//! tenth of `--max-websockets` of them at once (503 `TOO_MANY_CONNECTIONS` past that), and each
+//! is given up after [`RESERVATION_TTL`] (or at shutdown). Its stream takes a place like any
+//! other. Each operation runs through the pipeline with the `Authorization` header of its own
+//! `POST`; a request the pipeline refuses (parse, validation, limits, a wrong token) is still
+//! `202`, its errors the operation's `next` event, so that a client sees them where it reads
+//! results. Results of an operation posted before its stream opens wait for it (the send
+//! deadline counts from the opening), so none is lost. When the stream ends every operation
+//! stops; at shutdown each gets its `complete` first. The token is read from the header, or
+//! from `?token=` on the `GET` that opens the stream (for `EventSource`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -37,18 +39,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use async_graphql::futures_util::StreamExt;
 use async_graphql::{Data, Request};
 use plangraph_api::SubscriptionQuota;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{Framing, event, open, pump, refuse, to_json};
-use crate::sockets::Place;
 use crate::state::AppState;
 
 /// The header that carries a reservation's token.
 pub const TOKEN_HEADER: &str = "x-graphql-event-stream-token";
 /// The query parameter that carries it where no header can be set (`EventSource`).
 pub const TOKEN_QUERY: &str = "token";
-/// How long a reservation waits for its stream.
-pub const RESERVATION_TTL: Duration = Duration::from_secs(30);
+/// How long a reservation waits for its stream (clients open it right after the `PUT`).
+pub const RESERVATION_TTL: Duration = Duration::from_secs(10);
 /// Operations one stream runs at once (as many as a WebSocket's subscriptions).
 pub const MAX_OPERATIONS: usize = plangraph_api::MAX_SUBSCRIPTIONS_PER_SOCKET;
 /// Events of a stream waiting to be written (before it opens, or while the client reads).
@@ -62,6 +63,8 @@ pub const MAX_OPERATION_ID: usize = 128;
 pub struct Reservations {
     by_token: Mutex<HashMap<String, Arc<Reservation>>>,
     serial: AtomicU64,
+    /// Reservations whose stream has not opened yet.
+    waiting: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -69,8 +72,8 @@ pub struct Reservation {
     events: mpsc::Sender<web::Bytes>,
     /// Taken by the stream that opens the reservation: there is only ever one.
     receiver: Mutex<Option<mpsc::Receiver<web::Bytes>>>,
-    /// The connection place, held here until the stream takes it over.
-    place: Mutex<Option<Place>>,
+    /// Set when the stream opens: operations wait for it before their send deadline counts.
+    opened: watch::Sender<bool>,
     /// Running operations by id, with the serial of the run (an id may be reused after its
     /// operation ends) and the handle that stops it.
     operations: Mutex<HashMap<String, (u64, tokio::task::AbortHandle)>>,
@@ -115,6 +118,9 @@ impl Reservations {
             .is_some_and(|r| Arc::ptr_eq(r, reservation))
         {
             by_token.remove(token);
+            if lock(&reservation.receiver).take().is_some() {
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+            }
         }
         drop(by_token);
         reservation.stop_all();
@@ -130,20 +136,25 @@ impl Reservations {
     }
 }
 
-/// The reservation token a request presents, from the header or the query string.
-pub fn token_of(http: &HttpRequest) -> Option<String> {
+/// The reservation token a request presents: the header (not empty), or, on the `GET` that
+/// opens a stream (`query: true`), `?token=`.
+pub fn token_of(http: &HttpRequest, query: bool) -> Option<String> {
     if let Some(token) = http
         .headers()
         .get(TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
+        .filter(|t| !t.is_empty())
     {
         return Some(token.to_owned());
+    }
+    if !query {
+        return None;
     }
     web::Query::<Vec<(String, String)>>::from_query(http.query_string())
         .ok()?
         .into_inner()
         .into_iter()
-        .find_map(|(key, value)| (key == TOKEN_QUERY).then_some(value))
+        .find_map(|(key, value)| (key == TOKEN_QUERY && !value.is_empty()).then_some(value))
 }
 
 fn new_token() -> Option<String> {
@@ -157,11 +168,26 @@ pub async fn reserve(state: web::Data<AppState>, http: HttpRequest) -> HttpRespo
     if let Some(refused) = crate::graphql_http::rate_limited(&state, &http) {
         return refused;
     }
-    let place = match open(&state) {
-        Ok(place) => place,
-        Err((status, code, message)) => return refuse(status, code, message),
-    };
+    if state.sockets.shutting_down() {
+        return shutting_down();
+    }
+    let most = state.socket_limits.max_connections.div_ceil(10).max(1);
+    let reservations = &state.reservations;
+    if reservations
+        .waiting
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < most).then_some(n + 1)
+        })
+        .is_err()
+    {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TOO_MANY_CONNECTIONS",
+            "too many reserved streams wait to be opened; try again shortly",
+        );
+    }
     let Some(token) = new_token() else {
+        reservations.waiting.fetch_sub(1, Ordering::SeqCst);
         return refuse(
             StatusCode::INTERNAL_SERVER_ERROR,
             "INTERNAL",
@@ -174,17 +200,21 @@ pub async fn reserve(state: web::Data<AppState>, http: HttpRequest) -> HttpRespo
     let reservation = Arc::new(Reservation {
         events,
         receiver: Mutex::new(Some(receiver)),
-        place: Mutex::new(Some(place)),
+        opened: watch::channel(false).0,
         operations: Mutex::new(HashMap::new()),
         session: Arc::new(session),
     });
-    lock(&state.reservations.by_token).insert(token.clone(), reservation.clone());
-    // A reservation no stream takes in time is given up, with its place.
-    let reservations = state.reservations.clone();
+    lock(&reservations.by_token).insert(token.clone(), reservation.clone());
+    // A reservation no stream takes in time, or still waiting at shutdown, is given up.
+    let reservations = reservations.clone();
     let waiting = Arc::downgrade(&reservation);
     let expiring = token.clone();
+    let mut shutdown = state.sockets.shutdown_signal();
     actix_web::rt::spawn(async move {
-        tokio::time::sleep(RESERVATION_TTL).await;
+        tokio::select! {
+            () = tokio::time::sleep(RESERVATION_TTL) => {}
+            _ = shutdown.wait_for(|down| *down) => {}
+        }
         if let Some(reservation) = waiting.upgrade()
             && lock(&reservation.receiver).is_some()
         {
@@ -195,6 +225,14 @@ pub async fn reserve(state: web::Data<AppState>, http: HttpRequest) -> HttpRespo
         .content_type("text/plain; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(token)
+}
+
+fn shutting_down() -> HttpResponse {
+    refuse(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "SHUTTING_DOWN",
+        "the server is shutting down",
+    )
 }
 
 fn not_found() -> HttpResponse {
@@ -223,6 +261,10 @@ pub fn connect(state: &AppState, token: &str) -> HttpResponse {
     let Some(reservation) = state.reservations.get(token) else {
         return not_found();
     };
+    let place = match open(state) {
+        Ok(place) => place,
+        Err((status, code, message)) => return refuse(status, code, message),
+    };
     let Some(mut receiver) = lock(&reservation.receiver).take() else {
         return refuse(
             StatusCode::CONFLICT,
@@ -230,9 +272,8 @@ pub fn connect(state: &AppState, token: &str) -> HttpResponse {
             "this reservation's stream is open already; there is only one per reservation",
         );
     };
-    let Some(place) = lock(&reservation.place).take() else {
-        return not_found();
-    };
+    state.reservations.waiting.fetch_sub(1, Ordering::SeqCst);
+    reservation.opened.send_replace(true);
     let source = async_stream::stream! {
         // An empty comment first: some clients wait for a byte before they call a stream open.
         yield web::Bytes::from_static(b":\n\n");
@@ -260,6 +301,9 @@ pub fn execute(
     operation_id: Option<String>,
     request: Request,
 ) -> HttpResponse {
+    if state.sockets.shutting_down() {
+        return shutting_down();
+    }
     let Some(reservation) = state.reservations.get(token) else {
         return not_found();
     };
@@ -293,6 +337,7 @@ pub fn execute(
         .api
         .execute_stream(request, Some(reservation.session.clone()));
     let events = reservation.events.clone();
+    let mut opened = reservation.opened.subscribe();
     let send_timeout = state.socket_limits.send_timeout;
     let owner: Weak<Reservation> = Arc::downgrade(&reservation);
     let task_id = id.clone();
@@ -309,6 +354,11 @@ pub fn execute(
         };
         let mut delivered = true;
         while let Some(response) = results.next().await {
+            // Until the stream opens the result waits (the reservation ends unopened after
+            // its TTL, and this task with it); from then on the send deadline counts.
+            if opened.wait_for(|open| *open).await.is_err() {
+                return;
+            }
             let data = format!("{{\"id\":{quoted},\"payload\":{}}}", to_json(&response));
             if !send(event("next", &data)).await {
                 delivered = false;
@@ -344,7 +394,7 @@ pub async fn stop(state: web::Data<AppState>, http: HttpRequest) -> HttpResponse
     if let Some(refused) = crate::graphql_http::rate_limited(&state, &http) {
         return refused;
     }
-    let Some(reservation) = token_of(&http).and_then(|t| state.reservations.get(&t)) else {
+    let Some(reservation) = token_of(&http, false).and_then(|t| state.reservations.get(&t)) else {
         return not_found();
     };
     let id = web::Query::<Vec<(String, String)>>::from_query(http.query_string())
