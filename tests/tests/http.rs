@@ -1,4 +1,4 @@
-//! The server in-process: `/graphql` over POST and GET, the query console, health and readiness.
+//! The server in-process: `/graphql` over POST and GET, GraphiQL's page, health and readiness.
 
 use actix_web::http::header;
 use actix_web::{App, test};
@@ -59,7 +59,7 @@ async fn graphql_health_and_readiness_over_http(backend: Backend) {
     let response = test::call_service(&app, page).await;
     assert!(response.status().is_success());
     let html = test::read_body(response).await;
-    assert!(String::from_utf8_lossy(&html).contains("GraphQL console"));
+    assert!(String::from_utf8_lossy(&html).contains("/graphiql/start.js"));
 
     let bare = test::TestRequest::get().uri("/graphql").to_request();
     assert_eq!(test::call_service(&app, bare).await.status().as_u16(), 400);

@@ -88,6 +88,11 @@ async fn documents_over_a_limit_are_refused_with_their_code_and_no_sql(backend: 
         ("doubling fragments, 29 levels", doubling(29), "QUERY_TOO_COMPLEX"),
         ("doubling fragments, 60 levels", doubling(60), "TOO_MANY_FRAGMENT_SPREADS"),
         (
+            "introspection recursing through fields and their types",
+            r#"{ __type(name: "Report") { fields { type { fields { type { fields { type { fields { type { fields { type { fields { name } } } } } } } } } } } } }"#.to_owned(),
+            "QUERY_TOO_DEEP",
+        ),
+        (
             "a fragment spreading itself",
             "{ countries { ...A } } fragment A on Country { ...B } fragment B on Country { ...A }".to_owned(),
             "GRAPHQL_VALIDATION_FAILED",
@@ -112,6 +117,29 @@ async fn documents_over_a_limit_are_refused_with_their_code_and_no_sql(backend: 
     }
 }
 on_both_databases!(documents_over_a_limit_are_refused_with_their_code_and_no_sql);
+
+/// The standard introspection query (the one GraphiQL sends, `ofType` nested seven deep) is
+/// within the limits: unwrapping a type reference adds no depth.
+async fn graphiql_introspection_is_within_the_limits(backend: Backend) {
+    let (test, _counter) = counted_store(backend).await;
+    let api = Api::new(test.store.clone());
+    let type_ref = "kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }";
+    let query = format!(
+        "query IntrospectionQuery {{ __schema {{ queryType {{ name }} mutationType {{ name }} subscriptionType {{ name }} \
+         types {{ kind name description fields(includeDeprecated: true) {{ name description args {{ name description type {{ {type_ref} }} defaultValue }} \
+         type {{ {type_ref} }} isDeprecated deprecationReason }} inputFields {{ name type {{ {type_ref} }} defaultValue }} \
+         interfaces {{ {type_ref} }} enumValues(includeDeprecated: true) {{ name isDeprecated }} possibleTypes {{ {type_ref} }} }} \
+         directives {{ name locations args {{ name type {{ {type_ref} }} }} }} }} }}"
+    );
+    let (response, _) = run(&api, &query).await;
+    assert!(response.get("errors").is_none(), "{response:#}");
+    assert!(
+        response["data"]["__schema"]["types"]
+            .as_array()
+            .is_some_and(|t| t.len() > 10)
+    );
+}
+on_both_databases!(graphiql_introspection_is_within_the_limits);
 
 /// Documents just under each limit run, and cost no more statements than their depth allows.
 async fn documents_just_under_the_limits_run_within_the_statement_bound(backend: Backend) {

@@ -148,8 +148,8 @@ fn chromium() -> PathBuf {
     path
 }
 
-#[test]
-fn the_report_page_in_a_real_browser() {
+/// Runs a browser script of tests/interop against a fresh server; every check must pass.
+fn browser_checks(script: &str, at_least: usize) {
     let dir = tempfile::tempdir().expect("a directory");
     let url = store_url(&dir);
     let server = Server::start_with(&url, &["--rate-per-address", "0"]);
@@ -157,7 +157,7 @@ fn the_report_page_in_a_real_browser() {
     let screenshots = repo_root().join("target").join("screenshots");
     let interop = interop_clients();
     let out = Command::new("node")
-        .arg(interop.join("page.mjs"))
+        .arg(interop.join(script))
         .args([
             "--url",
             &format!("http://{}", server.addr),
@@ -171,7 +171,7 @@ fn the_report_page_in_a_real_browser() {
         .current_dir(&interop)
         .stdin(Stdio::null())
         .output()
-        .expect("run page.mjs");
+        .expect("run a browser script");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let checks: Vec<Value> = stdout
         .lines()
@@ -180,14 +180,28 @@ fn the_report_page_in_a_real_browser() {
     let failed: Vec<&Value> = checks.iter().filter(|c| c["ok"] == false).collect();
     assert!(
         checks.iter().any(|c| c["done"] == true) && failed.is_empty() && out.status.success(),
-        "failed: {failed:#?}\n{stdout}\n{}",
+        "{script} failed: {failed:#?}\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     for check in &checks {
         println!("{check}");
     }
-    assert!(checks.len() >= 14, "{stdout}");
+    assert!(checks.len() > at_least, "{script}: {stdout}");
+}
+
+#[test]
+fn the_report_page_in_a_real_browser() {
+    browser_checks("page.mjs", 14);
+    let screenshots = repo_root().join("target").join("screenshots");
     for shot in ["report-desktop.png", "report-phone.png"] {
         assert!(screenshots.join(shot).is_file(), "{shot}");
     }
+}
+
+/// GraphiQL with the network cut off but for the server: it loads, completes a field name,
+/// shows `Report`'s documentation, runs a query, receives a subscription event, and a token
+/// pasted into its headers pane writes.
+#[test]
+fn graphiql_in_a_real_browser_offline() {
+    browser_checks("graphiql.mjs", 9);
 }

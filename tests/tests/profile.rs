@@ -91,7 +91,7 @@ async fn production_hides_the_schema_from_anonymous_callers(backend: Backend) {
     );
     assert!(!plain.to_string().contains("Did you mean"), "{plain}");
 
-    // The console: built into the binary in development, absent in production.
+    // GraphiQL: built into the binary, on in development, absent in production.
     let page = |app_uri: &str| {
         test::TestRequest::get()
             .uri(app_uri)
@@ -104,9 +104,14 @@ async fn production_hides_the_schema_from_anonymous_callers(backend: Backend) {
     assert!(html.contains("plangraph"));
     assert!(
         !html.contains("https://"),
-        "the console loads nothing from elsewhere"
+        "GraphiQL loads nothing from elsewhere"
     );
     let off = test::call_service(&production, page("/graphql")).await;
+    assert_eq!(off.status().as_u16(), 404);
+    let file = |app_uri: &str| test::TestRequest::get().uri(app_uri).to_request();
+    let ruru = test::call_service(&development, file("/graphiql/ruru.js")).await;
+    assert_eq!(ruru.status().as_u16(), 200);
+    let off = test::call_service(&production, file("/graphiql/ruru.js")).await;
     assert_eq!(off.status().as_u16(), 404);
 }
 on_both_databases!(production_hides_the_schema_from_anonymous_callers, actix);

@@ -30,6 +30,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/graphql", web::put().to(reservations::reserve))
             .route("/graphql", web::delete().to(reservations::stop))
             .route("/healthz", web::get().to(healthz))
+            .route("/favicon.ico", web::get().to(favicon))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
             .route(
@@ -47,6 +48,14 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::get().to(crate::graphiql_http::file),
             );
     }
+}
+
+/// Browsers ask for it on every page; there is none, and saying so with a 404 would put an
+/// error in every page's console.
+async fn favicon() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header(("cache-control", "public, max-age=86400"))
+        .finish()
 }
 
 /// The process is up.

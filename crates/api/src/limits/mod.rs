@@ -10,7 +10,7 @@
 //! | code | limit (default) |
 //! |---|---|
 //! | `TOO_MANY_TOKENS` | lexical tokens in the document (10,000) |
-//! | `QUERY_TOO_DEEP` | nesting of fields, fragments included (12) |
+//! | `QUERY_TOO_DEEP` | nesting of fields, fragments included (12; a type reference's `ofType` adds none) |
 //! | `QUERY_TOO_COMPLEX` | fields to resolve, each list's fields counted once per item it may hold (100,000; the full nested dashboard query counts 54,656) |
 //! | `TOO_MANY_ALIASES` | aliased fields in the document (50) |
 //! | `TOO_MANY_ROOT_FIELDS` | fields at the operation's root, fragments included (20) |
@@ -308,17 +308,21 @@ impl<'a> Walk<'a> {
                         }
                         _ => 1,
                     };
+                    // A type reference's `ofType` only unwraps a list or a non-null: the chain
+                    // is as long as the schema wraps its types (then `null`), so it adds no
+                    // depth. The standard introspection query (GraphiQL's) nests it seven deep.
+                    let unwraps = parent == "__Type" && name == "ofType";
                     let sub = if field.selection_set.node.items.is_empty() {
                         Cost::default()
                     } else {
                         self.set(
                             &field.selection_set.node,
                             child_type.unwrap_or(""),
-                            level + 1,
+                            if unwraps { level } else { level + 1 },
                         )?
                     };
                     cost.add(Cost {
-                        depth: sub.depth + 1,
+                        depth: sub.depth + u64::from(!unwraps),
                         complexity: multiplier.saturating_mul(sub.complexity).saturating_add(1),
                         fields: 1,
                     });
