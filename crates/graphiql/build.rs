@@ -24,7 +24,9 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=PLANGRAPH_RURU_TGZ");
     println!("cargo:rerun-if-env-changed=NPM_CONFIG_REGISTRY");
-    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let Some(out) = env::var_os("OUT_DIR").map(PathBuf::from) else {
+        fail("cargo did not set OUT_DIR");
+    };
     let tarball = match tarball(&out) {
         Ok(bytes) => bytes,
         Err(problem) => fail(&problem),
