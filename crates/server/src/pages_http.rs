@@ -4,10 +4,12 @@
 //!
 //! A page is rendered from the answer to an anonymous query run through the API's pipeline
 //! ([`plangraph_pages::queries`]): the same loaders, caches, limits and single store-version
-//! read as `/graphql`, and nothing a token would add. Its `ETag` is a hash of that answer and
-//! of the assets, so a reload of an unchanged report is a `304` (the answer itself comes from
-//! the kept answers). Pages follow `/graphql`'s rate limits and CORS, and are served in both
-//! profiles (they show what anonymous queries show); `--pages false` answers them 404.
+//! read as `/graphql`, and nothing a token would add. Its `ETag` is a hash (XXH3) of the page's
+//! address, that answer and the assets: a reload of an unchanged report is a `304` without any
+//! rendering, and a page rendered once for an answer is kept ([`Rendered`]) and served again
+//! while the answer stays the same (the answer itself comes from the kept answers). Pages
+//! follow `/graphql`'s rate limits and CORS, and are served in both profiles (they show what
+//! anonymous queries show); `--pages false` answers them 404.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -15,7 +17,7 @@ use async_graphql::{Request, Variables};
 use plangraph_api::{Answer, Transport};
 use plangraph_pages::{self as pages, assets};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use std::hash::Hasher;
 
 use crate::state::AppState;
 
@@ -24,10 +26,12 @@ pub async fn index(state: web::Data<AppState>, http: HttpRequest) -> HttpRespons
     if let Some(refused) = gate(&state, &http) {
         return refused;
     }
-    match run(&state, Request::new(pages::queries::INDEX)).await {
-        Ok((bytes, answer)) => page(&http, &bytes, pages::index_page(&answer)),
-        Err(refused) => refused,
-    }
+    let request = Request::new(pages::queries::INDEX);
+    serve(&state, &http, "/reports", request, |answer| {
+        Some(pages::index_page(answer))
+    })
+    .await
+    .unwrap_or_else(|| not_found("there is no index"))
 }
 
 /// `GET /reports/{iso3}/{year}`.
@@ -40,10 +44,7 @@ pub async fn report(
         return refused;
     }
     let (iso3, year) = path.into_inner();
-    let year = year
-        .parse::<i32>()
-        .ok()
-        .filter(|y| (1900..=2200).contains(y));
+    let year = year.parse::<i32>().ok().filter(|y| (1900..=2200).contains(y));
     let (true, Some(year)) = (
         iso3.len() == 3 && iso3.chars().all(|c| c.is_ascii_alphabetic()),
         year,
@@ -52,20 +53,91 @@ pub async fn report(
             "there is no such report: a report's address is /reports/ISO3/YEAR, as /reports/PER/2023",
         );
     };
+    let iso3 = iso3.to_ascii_uppercase();
     let request = Request::new(pages::queries::REPORT).variables(Variables::from_json(json!({
-        "iso3": iso3.to_ascii_uppercase(),
+        "iso3": iso3,
         "year": year,
     })));
-    match run(&state, request).await {
-        Ok((bytes, answer)) => match pages::report_page(&answer) {
-            Some(rendered) => page(&http, &bytes, rendered.html),
-            None => not_found(&format!(
-                "plangraph holds no end-year report for {} in {year}",
-                iso3.to_ascii_uppercase()
-            )),
-        },
-        Err(refused) => refused,
+    let key = format!("/reports/{iso3}/{year}");
+    serve(&state, &http, &key, request, |answer| {
+        pages::report_page(answer).map(|page| page.html)
+    })
+    .await
+    .unwrap_or_else(|| {
+        not_found(&format!(
+            "plangraph holds no end-year report for {iso3} in {year}"
+        ))
+    })
+}
+
+/// Pages rendered, by the hash of their address, answer and assets (their `ETag`): a page is
+/// rendered once per answer, however often it is asked for. Bounded in bytes.
+#[derive(Debug)]
+pub struct Rendered(moka::future::Cache<u64, web::Bytes>);
+
+/// Bytes of rendered pages kept.
+const RENDERED_BYTES: u64 = 16 * 1024 * 1024;
+
+impl Default for Rendered {
+    fn default() -> Self {
+        Self(
+            moka::future::Cache::builder()
+                .max_capacity(RENDERED_BYTES)
+                .weigher(|_, page: &web::Bytes| u32::try_from(page.len()).unwrap_or(u32::MAX))
+                .build(),
+        )
     }
+}
+
+/// Runs `request`, and answers with the page `render` makes of its answer: `304` when the
+/// client holds it, the kept page when one was rendered for this answer, a new one otherwise;
+/// `None` when `render` finds nothing to show.
+async fn serve(
+    state: &AppState,
+    http: &HttpRequest,
+    key: &str,
+    request: Request,
+    render: impl FnOnce(&Value) -> Option<String>,
+) -> Option<HttpResponse> {
+    let bytes = match run(state, request).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return Some(refused),
+    };
+    let mut hash = twox_hash::XxHash3_64::new();
+    hash.write(key.as_bytes());
+    hash.write(&bytes);
+    hash.write(assets::version().as_bytes());
+    let digest = hash.finish();
+    let etag = format!("\"{digest:016x}\"");
+    let held = http
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag));
+    if held {
+        return Some(
+            HttpResponse::NotModified()
+                .insert_header((header::ETAG, etag))
+                .insert_header((header::CACHE_CONTROL, "no-cache"))
+                .finish(),
+        );
+    }
+    let page = match state.rendered.0.get(&digest).await {
+        Some(page) => page,
+        None => {
+            let Ok(answer) = serde_json::from_slice::<Value>(&bytes) else {
+                return Some(unavailable("INTERNAL"));
+            };
+            let page = web::Bytes::from(render(&answer)?);
+            state.rendered.0.insert(digest, page.clone()).await;
+            page
+        }
+    };
+    let mut reply = HttpResponse::Ok();
+    reply
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"));
+    Some(html_headers(&mut reply).body(page))
 }
 
 /// `GET /assets/{name}`: immutable for a year when asked for by the URL the pages use (with
@@ -108,11 +180,11 @@ fn gate(state: &AppState, http: &HttpRequest) -> Option<HttpResponse> {
     crate::graphql_http::rate_limited(state, http)
 }
 
-/// Runs a page's query anonymously through the pipeline: the answer as written JSON and as a
-/// tree, or the page that says why there is none.
-async fn run(state: &AppState, request: Request) -> Result<(web::Bytes, Value), HttpResponse> {
-    let bytes = match state.api.answer(request.data(Transport::HttpGet)).await {
-        Answer::Written { body, .. } => body,
+/// Runs a page's query anonymously through the pipeline: the answer as written JSON, or the
+/// page that says why there is none.
+async fn run(state: &AppState, request: Request) -> Result<web::Bytes, HttpResponse> {
+    match state.api.answer(request.data(Transport::HttpGet)).await {
+        Answer::Written { body, .. } => Ok(body),
         Answer::Response(response) => {
             if let Some(error) = response.errors.first() {
                 let code = error
@@ -124,50 +196,11 @@ async fn run(state: &AppState, request: Request) -> Result<(web::Bytes, Value), 
                 tracing::warn!(code, message = %error.message, "a page's query failed");
                 return Err(unavailable(&code));
             }
-            match serde_json::to_vec(&response) {
-                Ok(bytes) => web::Bytes::from(bytes),
-                Err(_) => return Err(unavailable("INTERNAL")),
-            }
+            serde_json::to_vec(&response)
+                .map(web::Bytes::from)
+                .map_err(|_| unavailable("INTERNAL"))
         }
-    };
-    match serde_json::from_slice(&bytes) {
-        Ok(answer) => Ok((bytes, answer)),
-        Err(_) => Err(unavailable("INTERNAL")),
     }
-}
-
-/// A page, or `304` when the client holds this very one.
-fn page(http: &HttpRequest, answer: &[u8], html: String) -> HttpResponse {
-    let mut hash = Sha256::new();
-    hash.update(answer);
-    hash.update(assets::version().as_bytes());
-    let tag: String = hash
-        .finalize()
-        .iter()
-        .take(12)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let etag = format!("\"{tag}\"");
-    let held = http
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == etag)
-        });
-    let mut reply = if held {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    reply
-        .insert_header((header::ETAG, etag))
-        .insert_header((header::CACHE_CONTROL, "no-cache"));
-    if held {
-        return reply.finish();
-    }
-    html_headers(&mut reply).body(html)
 }
 
 fn html_headers(reply: &mut actix_web::HttpResponseBuilder) -> &mut actix_web::HttpResponseBuilder {

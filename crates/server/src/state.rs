@@ -13,6 +13,7 @@ use crate::export_http::ExportAccess;
 use crate::metrics::MetricsAccess;
 use crate::rate_limit::{DEFAULT_PER_ADDRESS, DEFAULT_PER_TOKEN, Rate, RateLimits};
 use crate::sockets::{SocketLimits, Sockets};
+use crate::pages_http::Rendered;
 use crate::stream::reservations::Reservations;
 
 /// Limits and rules of the HTTP transport.
@@ -59,6 +60,8 @@ pub struct AppState {
     pub sockets: Arc<Sockets>,
     /// The reserved SSE streams of the single connection mode.
     pub reservations: Arc<Reservations>,
+    /// Report pages rendered, by their answer ([`crate::pages_http`]).
+    pub rendered: Arc<Rendered>,
     /// Who may read `GET /metrics`.
     pub metrics: Arc<MetricsAccess>,
     /// `GET /export/{format}`: on or off, and how many at once.
@@ -110,6 +113,7 @@ impl AppState {
             },
             sockets: Arc::new(Sockets::default()),
             reservations: Arc::new(Reservations::default()),
+            rendered: Arc::new(Rendered::default()),
             metrics: Arc::new(MetricsAccess::default()),
             exports: Arc::new(ExportAccess::default()),
         }
