@@ -382,6 +382,26 @@ async fn bad_files_are_refused_by_code_and_place(backend: Backend) {
             None,
         ),
         (
+            "a source that is not an http(s) link (setSources refuses it too)",
+            {
+                let start = json.find("\"url\": \"").expect("a source") + "\"url\": \"".len();
+                let end = start + json[start..].find('"').expect("its end");
+                format!("{}javascript:alert(1){}", &json[..start], &json[end..])
+            },
+            "EXCHANGE_BAD_VALUE",
+            None,
+        ),
+        (
+            "a paragraph with a control character",
+            json.replacen(
+                "\"paragraphs\": [\n",
+                "\"paragraphs\": [\n\"a\\u0000b\",\n",
+                1,
+            ),
+            "EXCHANGE_BAD_VALUE",
+            None,
+        ),
+        (
             "an unknown field",
             json.replacen(
                 "\"synthetic\": false",

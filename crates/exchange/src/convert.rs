@@ -365,6 +365,7 @@ impl ReportDoc {
         if document.title.trim().is_empty() {
             return Err((Problem::BadValue, "the title is empty".to_owned()));
         }
+        check_texts(&document).map_err(|e| (Problem::BadValue, e.to_string()))?;
         if document.plan_code() != self.plan.code {
             return Err((
                 Problem::BadValue,
@@ -387,4 +388,32 @@ impl LinkRole {
             Self::Donor => OrganizationRole::Donor,
         }
     }
+}
+
+/// The checks the edit mutations give the same values: every link an absolute http(s) URL,
+/// every text something to read (no control characters, at most
+/// [`plangraph_domain::edit::MAX_TEXT_CHARS`]). A document must not store what a partner's
+/// `setSources` or `setParagraph` would refuse.
+fn check_texts(document: &ReportDocument) -> Result<(), plangraph_domain::edit::EditError> {
+    use plangraph_domain::edit::{Text, url};
+    Text::parse("title", &document.title)?;
+    for source in &document.sources {
+        url("sources.url", &source.url)?;
+        if let Some(label) = &source.label {
+            Text::parse("sources.label", label)?;
+        }
+    }
+    for section in &document.sections {
+        Text::parse("sections.title", &section.title)?;
+        for paragraph in &section.paragraphs {
+            Text::parse("sections.paragraphs", paragraph)?;
+        }
+    }
+    for footnote in &document.footnotes {
+        Text::parse("footnotes.text", &footnote.text)?;
+    }
+    if let Some(source) = &document.funding_source {
+        Text::parse("funding.source", source)?;
+    }
+    Ok(())
 }

@@ -51,8 +51,12 @@ function connect() {
           }),
         );
         ws.subscribed = true;
-        retries = 0;
         say('live');
+        // The pause before a reconnection starts over once the socket has stayed up a while
+        // (a server that accepts and then refuses at once keeps the pauses growing).
+        setTimeout(() => {
+          if (socket === ws) retries = 0;
+        }, 5000);
         break;
       case 'next': {
         const change = message.payload && message.payload.data && message.payload.data.reportChanged;
@@ -107,7 +111,8 @@ function elements(attribute, key) {
   return document.querySelectorAll(`[${attribute}="${CSS.escape(key)}"]`);
 }
 
-function set(key, text) {
+function set(key, value) {
+  const text = value === null || value === undefined ? '—' : String(value);
   for (const element of elements('data-field', key)) {
     if (element.textContent !== text) {
       element.textContent = text;

@@ -44,7 +44,10 @@ pub async fn report(
         return refused;
     }
     let (iso3, year) = path.into_inner();
-    let year = year.parse::<i32>().ok().filter(|y| (1900..=2200).contains(y));
+    let year = year
+        .parse::<i32>()
+        .ok()
+        .filter(|y| (1900..=2200).contains(y));
     let (true, Some(year)) = (
         iso3.len() == 3 && iso3.chars().all(|c| c.is_ascii_alphabetic()),
         year,
@@ -70,23 +73,38 @@ pub async fn report(
     })
 }
 
-/// Pages rendered, by the hash of their address, answer and assets (their `ETag`): a page is
-/// rendered once per answer, however often it is asked for. Bounded in bytes.
+/// Pages rendered, by their address and the hash of their address, answer and assets (their
+/// `ETag`): a page is rendered once per answer, however often and however many at once ask
+/// for it, and at most [`RENDERS`] different pages render at once (a page can be several times
+/// its answer, which the pipeline bounds by `--max-response-bytes`). Bounded in bytes.
 #[derive(Debug)]
-pub struct Rendered(moka::future::Cache<u64, web::Bytes>);
+pub struct Rendered {
+    pages: moka::future::Cache<(String, u64), web::Bytes>,
+    renders: tokio::sync::Semaphore,
+}
 
 /// Bytes of rendered pages kept.
 const RENDERED_BYTES: u64 = 16 * 1024 * 1024;
+/// Pages rendering at once.
+const RENDERS: usize = 2;
 
 impl Default for Rendered {
     fn default() -> Self {
-        Self(
-            moka::future::Cache::builder()
+        Self {
+            pages: moka::future::Cache::builder()
                 .max_capacity(RENDERED_BYTES)
                 .weigher(|_, page: &web::Bytes| u32::try_from(page.len()).unwrap_or(u32::MAX))
                 .build(),
-        )
+            renders: tokio::sync::Semaphore::new(RENDERS),
+        }
     }
+}
+
+/// Why no page was rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Miss {
+    NothingToShow,
+    Failed,
 }
 
 /// Runs `request`, and answers with the page `render` makes of its answer: `304` when the
@@ -113,7 +131,10 @@ async fn serve(
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().trim_start_matches("W/") == etag)
+        });
     if held {
         return Some(
             HttpResponse::NotModified()
@@ -122,16 +143,21 @@ async fn serve(
                 .finish(),
         );
     }
-    let page = match state.rendered.0.get(&digest).await {
-        Some(page) => page,
-        None => {
-            let Ok(answer) = serde_json::from_slice::<Value>(&bytes) else {
-                return Some(unavailable("INTERNAL"));
-            };
-            let page = web::Bytes::from(render(&answer)?);
-            state.rendered.0.insert(digest, page.clone()).await;
-            page
-        }
+    let rendered = &state.rendered;
+    let page = rendered
+        .pages
+        .try_get_with((key.to_owned(), digest), async {
+            let _turn = rendered.renders.acquire().await.map_err(|_| Miss::Failed)?;
+            let answer = serde_json::from_slice::<Value>(&bytes).map_err(|_| Miss::Failed)?;
+            render(&answer)
+                .map(web::Bytes::from)
+                .ok_or(Miss::NothingToShow)
+        })
+        .await;
+    let page = match page {
+        Ok(page) => page,
+        Err(miss) if *miss == Miss::NothingToShow => return None,
+        Err(_) => return Some(unavailable("INTERNAL")),
     };
     let mut reply = HttpResponse::Ok();
     reply

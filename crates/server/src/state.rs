@@ -11,9 +11,9 @@ use plangraph_persistence::Store;
 use crate::client::TrustedProxies;
 use crate::export_http::ExportAccess;
 use crate::metrics::MetricsAccess;
+use crate::pages_http::Rendered;
 use crate::rate_limit::{DEFAULT_PER_ADDRESS, DEFAULT_PER_TOKEN, Rate, RateLimits};
 use crate::sockets::{SocketLimits, Sockets};
-use crate::pages_http::Rendered;
 use crate::stream::reservations::Reservations;
 
 /// Limits and rules of the HTTP transport.
