@@ -55,8 +55,11 @@ fn report_pages_over_http() {
     }
     assert!(!page.contains(" style="), "no inline style");
     assert!(!page.contains("<script>"), "no inline script");
-    // Lower-case codes find the report too.
+    // Lower-case codes find the report too; HEAD answers without the page.
     assert_eq!(get(&server, "/reports/per/2023", &[]).0, 200);
+    let (status, _, body) =
+        http_request(&server.addr, "HEAD", "/reports/PER/2023", &[], None).expect("a HEAD");
+    assert_eq!((status, body.as_str()), (200, ""));
 
     // An unchanged report reloads as a 304; a write changes the tag.
     let etag = header(&head, "etag").expect("an ETag").to_owned();

@@ -45,7 +45,7 @@ pub fn index_page(answer: &Value) -> String {
                                     @for report in list(&country["reports"]) {
                                         li {
                                             a href=(format!("/reports/{}/{}", shown(&country["iso3"]), shown(&report["year"]))) {
-                                                (shown(&report["year"])) ": " (shown(&report["title"]))
+                                                (shown(&report["year"])) ": " bdi { (shown(&report["title"])) }
                                             }
                                             @if report["synthetic"] == true {
                                                 " " span.badge { "synthetic" }

@@ -50,8 +50,8 @@ fn shell(title: &str, live: bool, body: Markup) -> Markup {
                 main id="main" { (body) }
                 footer.site {
                     p {
-                        "Figures as published, served live from the "
-                        a href="/graphql" { "GraphQL API" }
+                        "Figures as published, served live from the GraphQL API at "
+                        code { "/graphql" }
                         "."
                     }
                 }

@@ -73,7 +73,7 @@ fn heading(country: &Value, report: &Value) -> Markup {
                 " · "
                 (shown(&report["plan"]["name"]))
             }
-            h1 { (shown(&country["name"])) ": " (shown(&report["title"])) }
+            h1 { (shown(&country["name"])) ": " bdi { (shown(&report["title"])) } }
             @if report["synthetic"] == true {
                 p.synthetic role="note" {
                     strong { "Synthetic data." }
@@ -263,7 +263,7 @@ fn narrative(report: &Value) -> Markup {
                 ul {
                     @for source in sources {
                         @if let Some(url) = text(&source["url"]).filter(|u| u.starts_with("https://") || u.starts_with("http://")) {
-                            li { a href=(url) rel="noopener" { (text(&source["label"]).unwrap_or_else(|| url.clone())) } }
+                            li { a href=(url) rel="noopener" { bdi { (text(&source["label"]).unwrap_or_else(|| url.clone())) } } }
                         }
                     }
                 }

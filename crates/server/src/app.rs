@@ -38,9 +38,14 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::get().to(crate::export_http::export),
             )
             .route("/reports", web::get().to(crate::pages_http::index))
+            .route("/reports", web::head().to(crate::pages_http::index))
             .route(
                 "/reports/{iso3}/{year}",
                 web::get().to(crate::pages_http::report),
+            )
+            .route(
+                "/reports/{iso3}/{year}",
+                web::head().to(crate::pages_http::report),
             )
             .route("/assets/{name}", web::get().to(crate::pages_http::asset))
             .route(
