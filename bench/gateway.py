@@ -169,6 +169,23 @@ def numbers_as_floats(value):
     return {k: numbers_as_floats(v) for k, v in value.items()}
 
 
+def measure(name, addr, query, server, process, port, workdir):
+    """One table row per connection count for `query` at `addr`: SQL statements per request,
+    req/s, p50, p99, and the CPU plangraph (`server`) and the gateway (`process`, unless it is
+    plangraph itself) spent per request. Yields (connections, req/s)."""
+    statements = statements_per_request(addr, query, port, workdir)
+    for connections in (16, 64):
+        cpu = (cpu_seconds(server.pid), cpu_seconds(process.pid))
+        rate, p50, p99 = wrk(addr, query, connections, workdir)
+        requests = rate * SECONDS
+        own = (cpu_seconds(server.pid) - cpu[0]) / requests * 1e6
+        gateway_cpu = ("" if process is server else
+                       f"{(cpu_seconds(process.pid) - cpu[1]) / requests * 1e6:19.0f}")
+        print(f"  {name:14} {statements:8.1f} {connections:5} {rate:9.0f} "
+              f"{p50:8.2f} {p99:8.2f} {own:21.0f} {gateway_cpu}")
+        yield connections, rate
+
+
 def main() -> None:
     for need, hint in [(BINARY, "cargo build --release -p plangraph-server"),
                        (INTEROP / "node_modules", "(cd tests/interop && npm ci)"),
@@ -255,17 +272,9 @@ def main() -> None:
             for name, (addr, process) in targets.items():
                 if label == "join" and name == "directly":
                     continue
-                statements = statements_per_request(addr, query, port, workdir)
-                for connections in (16, 64):
-                    cpu = (cpu_seconds(server.pid), cpu_seconds(process.pid))
-                    rate, p50, p99 = wrk(addr, query, connections, workdir)
-                    requests = rate * SECONDS
-                    own = (cpu_seconds(server.pid) - cpu[0]) / requests * 1e6
-                    gateway_cpu = ("" if process is server else
-                                   f"{(cpu_seconds(process.pid) - cpu[1]) / requests * 1e6:19.0f}")
+                for connections, rate in measure(name, addr, query, server, process, port,
+                                                 workdir):
                     rates[(label, name, connections)] = rate
-                    print(f"  {name:14} {statements:8.1f} {connections:5} {rate:9.0f} "
-                          f"{p50:8.2f} {p99:8.2f} {own:21.0f} {gateway_cpu}")
         print("\npeak resident memory (VmHWM)")
         for name, process in [("plangraph", server), ("Hive Router", router),
                               ("Hive Gateway", gateway), ("peer subgraph", peer)]:
@@ -291,17 +300,8 @@ def main() -> None:
             process = server if name == "directly" else process
             if numbers_as_floats(post(addr, NESTED)["data"]) != reference:
                 sys.exit(f"{name} answers the dashboard differently with caches off")
-            statements = statements_per_request(addr, NESTED, port, workdir)
-            for connections in (16, 64):
-                cpu = (cpu_seconds(server.pid), cpu_seconds(process.pid))
-                rate, p50, p99 = wrk(addr, NESTED, connections, workdir)
-                requests = rate * SECONDS
-                own = (cpu_seconds(server.pid) - cpu[0]) / requests * 1e6
-                gateway_cpu = ("" if process is server else
-                               f"{(cpu_seconds(process.pid) - cpu[1]) / requests * 1e6:19.0f}")
+            for connections, rate in measure(name, addr, NESTED, server, process, port, workdir):
                 rates[("engine", name, connections)] = rate
-                print(f"  {name:14} {statements:8.1f} {connections:5} {rate:9.0f} "
-                      f"{p50:8.2f} {p99:8.2f} {own:21.0f} {gateway_cpu}")
         for connections in (16, 64):
             ratio = rates[("engine", "Hive Router", connections)] / \
                 rates[("engine", "directly", connections)]

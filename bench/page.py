@@ -37,8 +37,13 @@ SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 
 
 def query(name: str) -> str:
-    """A query of the pages crate, as the pages run it."""
-    return re.search(rf'pub const {name}: &str = r#"(.*?)"#;', QUERIES, re.S).group(1)
+    """A query of the pages crate, as the pages run it (with the `Figures` fragment when the
+    query is `concat!`ed with it)."""
+    match = re.search(rf'pub const {name}: &str = (concat!\(\s*)?r#"(.*?)"#', QUERIES, re.S)
+    text = match.group(2)
+    if match.group(1):
+        text += re.search(r'macro_rules! figures \{.*?r#"(.*?)"#', QUERIES, re.S).group(1)
+    return text
 
 
 def milliseconds(value: str, unit: str) -> float:

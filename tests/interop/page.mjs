@@ -13,30 +13,13 @@
 // {"done": true}. Exit code 0 when every check passed, 1 otherwise. The test that runs this
 // (tests/tests/pages.rs) owns the server and the store.
 
-import { parseArgs } from 'node:util';
-import { readFileSync, mkdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { chromium } from 'playwright-core';
+import { setUp, runChecks } from './browser.mjs';
 
-const { values: args } = parseArgs({
-  options: {
-    url: { type: 'string' },
-    token: { type: 'string' },
-    screenshots: { type: 'string' },
-    chromium: { type: 'string', default: process.env.CHROMIUM ?? '/usr/bin/chromium' },
-  },
-});
-if (!args.url || !args.token || !args.screenshots) {
-  process.stderr.write('usage: node page.mjs --url http://HOST:PORT --token SECRET --screenshots DIR\n');
-  process.exit(1);
-}
-const origin = new URL(args.url).origin;
+const run = setUp('page.mjs');
+const { args, origin, report } = run;
 const pageUrl = `${origin}/reports/PER/2023`;
-let failures = 0;
-const report = (check, ok, details = {}) => {
-  if (!ok) failures += 1;
-  process.stdout.write(`${JSON.stringify({ check, ok, ...details })}\n`);
-};
 
 async function graphql(query, token) {
   const response = await fetch(`${origin}/graphql`, {
@@ -89,20 +72,7 @@ function compare(check, page, api) {
   });
 }
 
-const browser = await chromium.launch({
-  executablePath: args.chromium,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
-try {
-  mkdirSync(args.screenshots, { recursive: true });
+await runChecks(run, 'page', async (browser) => {
   const api = (await graphql(FIGURES)).country.report;
 
   // JavaScript off: the server-rendered page alone.
@@ -236,10 +206,4 @@ try {
   report('no console error', consoleErrors.length === 0, { consoleErrors });
   report('no CSP violation', csp.length === 0, { csp });
   await context.close();
-} catch (error) {
-  report('the run', false, { error: String(error && error.stack ? error.stack : error) });
-} finally {
-  await browser.close();
-}
-process.stdout.write(`${JSON.stringify({ done: true })}\n`);
-process.exit(failures === 0 ? 0 : 1);
+});

@@ -11,7 +11,6 @@ use plangraph_server::{AppState, configure};
 
 use crate::exchange::export;
 use crate::on_both_databases;
-use crate::support::server::plangraph;
 use crate::support::{Backend, peru_store};
 
 /// `GET /export/{format}`: content types and file names, the selection, and each refusal by
@@ -197,12 +196,7 @@ fn an_export_nobody_reads_is_cut_short() {
     use crate::support::server::Server;
     let dir = tempfile::tempdir().expect("a directory");
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("big.db").display());
-    let generated = plangraph(&url, &["generate", "--countries", "17", "--years", "6"]);
-    assert!(
-        generated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generated.stderr)
-    );
+    crate::support::server::generate(&url, 17, 6);
     let server = Server::start_with(
         &url,
         &[

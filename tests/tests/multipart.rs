@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::sse::{receives_changes_and_resumes, store_url};
+use crate::sse::{REFUSED, receives_changes_and_resumes, refused_unrun, store_url};
 use crate::support::server::{Server, admin_token, http_request, open_request, read_chunk};
 
 /// What Apollo Client sends for a subscription.
@@ -78,23 +78,18 @@ fn multipart_answers_refuses_and_writes() {
     );
 
     // Refused before executing: the errors inside the payload, then the end.
-    for (query, code) in [
-        ("{ nope }", "GRAPHQL_VALIDATION_FAILED"),
-        (
-            "{ countries { reports { country { reports { year } } } } }",
-            "QUERY_TOO_DEEP",
-        ),
-        (
-            r#"mutation { setSectorFigures(reportId: "1", sectorCode: "EDU", expectedRevision: 1, figures: { peopleReached: "37.5 K" }) { revision } }"#,
-            "UNAUTHENTICATED",
-        ),
-    ] {
+    for (query, code) in REFUSED {
         let (reader, head) = open_multipart(&server.addr, &json!({ "query": query }), None);
         assert!(head.starts_with("http/1.1 200"), "{query}: {head}");
         let text = read_all(reader);
         let got = parts(&text);
         assert_eq!(
             got[0]["payload"]["errors"][0]["extensions"]["code"], code,
+            "{query}: {text}"
+        );
+        assert_eq!(
+            got[0]["payload"].get("data").is_none(),
+            refused_unrun(code),
             "{query}: {text}"
         );
         assert!(text.contains("--graphql--"), "{query}: {text:?}");

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::sse::store_url;
 use crate::support::server::{
-    Server, admin_token, http_request, interop_clients, plangraph, repo_root,
+    Server, admin_token, generate, http_request, interop_clients, repo_root,
 };
 
 fn get(server: &Server, path: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
@@ -32,12 +32,7 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 fn report_pages_over_http() {
     let dir = tempfile::tempdir().expect("a directory");
     let url = store_url(&dir);
-    let generated = plangraph(&url, &["generate", "--countries", "2", "--years", "2"]);
-    assert!(
-        generated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generated.stderr)
-    );
+    generate(&url, 2, 2);
     let server = Server::start_with(
         &url,
         &["--rate-per-address", "0", "--profile", "production"],

@@ -11,6 +11,25 @@ use serde_json::{Value, json};
 
 use crate::support::server::{Server, Subscriber, admin_token, open_request, post_json};
 
+/// Requests the pipeline refuses before executing them, with their codes (at `--max-depth 3`):
+/// every stream transport must deliver these errors inside the stream.
+pub const REFUSED: [(&str, &str); 3] = [
+    ("{ nope }", "GRAPHQL_VALIDATION_FAILED"),
+    (
+        "{ countries { reports { country { reports { year } } } } }",
+        "QUERY_TOO_DEEP",
+    ),
+    (
+        r#"mutation { setSectorFigures(reportId: "1", sectorCode: "EDU", expectedRevision: 1, figures: { peopleReached: "37.5 K" }) { revision } }"#,
+        "UNAUTHENTICATED",
+    ),
+];
+
+/// Whether a [`REFUSED`] code stops a request before it runs (its answer then has no `data`).
+pub fn refused_unrun(code: &str) -> bool {
+    code != "UNAUTHENTICATED"
+}
+
 pub fn store_url(dir: &tempfile::TempDir) -> String {
     format!("sqlite://{}?mode=rwc", dir.path().join("sse.db").display())
 }
@@ -75,23 +94,19 @@ fn queries_refusals_and_writes_over_sse() {
     assert_eq!(got[1].0, "complete");
 
     // Refused before executing: the errors as a `next` event, as the protocol asks.
-    for (query, code) in [
-        ("{ nope }", "GRAPHQL_VALIDATION_FAILED"),
-        (
-            "{ countries { reports { country { reports { year } } } } }",
-            "QUERY_TOO_DEEP",
-        ),
-        (
-            r#"mutation { setSectorFigures(reportId: "1", sectorCode: "EDU", expectedRevision: 1, figures: { peopleReached: "37.5 K" }) { revision } }"#,
-            "UNAUTHENTICATED",
-        ),
-    ] {
+    for (query, code) in REFUSED {
         let (reader, head) = open_stream(&server.addr, &json!({ "query": query }), None);
         assert!(head.starts_with("http/1.1 200"), "{query}: {head}");
         let got = events(reader);
         let next: Value = serde_json::from_str(&got[0].1).expect("JSON");
         assert_eq!(
             next["errors"][0]["extensions"]["code"], code,
+            "{query}: {got:?}"
+        );
+        // As `/graphql` writes them: a request refused before it ran has no `data`.
+        assert_eq!(
+            next.get("data").is_none(),
+            refused_unrun(code),
             "{query}: {got:?}"
         );
         assert_eq!(got.last().map(|e| e.0.as_str()), Some("complete"));
@@ -226,13 +241,7 @@ fn rate_limits_and_shutdown_end_streams_cleanly() {
 fn a_stream_nobody_reads_is_dropped() {
     let dir = tempfile::tempdir().expect("a directory");
     let url = store_url(&dir);
-    let generated =
-        crate::support::server::plangraph(&url, &["generate", "--countries", "17", "--years", "6"]);
-    assert!(
-        generated.status.success(),
-        "{}",
-        String::from_utf8_lossy(&generated.stderr)
-    );
+    crate::support::server::generate(&url, 17, 6);
     let server = Server::start_with(
         &url,
         &[

@@ -17,7 +17,7 @@ pub mod queries;
 mod report;
 
 pub use index::index_page;
-pub use report::{ReportPage, report_page};
+pub use report::report_page;
 
 /// The policy the pages are served with: only this origin's scripts, styles and sockets,
 /// nothing inline, no frames.

@@ -2,8 +2,29 @@
 //! (loaders, caches, limits) as anonymous queries, so a page shows exactly what the API shows
 //! anonymously, and a repeated page is answered from the kept answers.
 
+/// The figures the page shows and `live.js` keeps up to date: one fragment, written once,
+/// for both the page's query and the live subscription.
+macro_rules! figures {
+    () => {
+        r#"
+fragment Figures on Report {
+  totals {
+    fundedPercent
+    printed { peopleInNeed peopleTargeted peopleReached requirementsUsd fundingUsd unmetUsd fundedPercent }
+  }
+  sectors {
+    sector { code name parent { code } }
+    reachedPercent
+    fundedPercent
+    printed { heading peopleTargeted peopleReached reachedPercent requirementsUsd fundingUsd fundedPercent }
+  }
+}"#
+    };
+}
+
 /// Everything the report page shows. `$iso3` and `$year` name the report.
-pub const REPORT: &str = r#"query ReportPage($iso3: String!, $year: Int!) {
+pub const REPORT: &str = concat!(
+    r#"query ReportPage($iso3: String!, $year: Int!) {
   country(iso3: $iso3) {
     iso3
     name
@@ -27,40 +48,21 @@ pub const REPORT: &str = r#"query ReportPage($iso3: String!, $year: Int!) {
       sources { url label placement }
     }
   }
-}
-fragment Figures on Report {
-  totals {
-    fundedPercent
-    printed { peopleInNeed peopleTargeted peopleReached requirementsUsd fundingUsd unmetUsd fundedPercent }
-  }
-  sectors {
-    sector { code name parent { code } }
-    reachedPercent
-    fundedPercent
-    printed { heading peopleTargeted peopleReached reachedPercent requirementsUsd fundingUsd fundedPercent }
-  }
-}"#;
+}"#,
+    figures!()
+);
 
 /// The subscription the live page runs (in `live.js`): the same figures as the page, after
 /// the revision it was rendered at.
-pub const LIVE: &str = r#"subscription LiveReport($reportId: ID!, $afterRevision: Int!) {
+pub const LIVE: &str = concat!(
+    r#"subscription LiveReport($reportId: ID!, $afterRevision: Int!) {
   reportChanged(reportId: $reportId, afterRevision: $afterRevision) {
     revision
     report { ...Figures }
   }
-}
-fragment Figures on Report {
-  totals {
-    fundedPercent
-    printed { peopleInNeed peopleTargeted peopleReached requirementsUsd fundingUsd unmetUsd fundedPercent }
-  }
-  sectors {
-    sector { code name parent { code } }
-    reachedPercent
-    fundedPercent
-    printed { heading peopleTargeted peopleReached reachedPercent requirementsUsd fundingUsd fundedPercent }
-  }
-}"#;
+}"#,
+    figures!()
+);
 
 /// Everything the index shows.
 pub const INDEX: &str = r#"query ReportIndex {

@@ -13,18 +13,9 @@ use serde_json::{Value, json};
 use crate::figures::{bar, list, shown, text, words};
 use crate::queries;
 
-/// A rendered report page, with what the server needs to answer for it.
-#[derive(Debug, Clone)]
-pub struct ReportPage {
-    pub html: String,
-    /// The report's id and the revision it was rendered at (the live page resumes from it).
-    pub report_id: String,
-    pub revision: i64,
-}
-
 /// The page for the answer to [`queries::REPORT`] (the whole response, `data` included), or
 /// `None` when the answer names no such report.
-pub fn report_page(answer: &Value) -> Option<ReportPage> {
+pub fn report_page(answer: &Value) -> Option<String> {
     let country = &answer["data"]["country"];
     let report = &country["report"];
     if !report.is_object() {
@@ -53,11 +44,7 @@ pub fn report_page(answer: &Value) -> Option<ReportPage> {
         // Data for live.js (not executed, so the policy's `script-src 'self'` allows it).
         script #plangraph-live type="application/json" { (maud::PreEscaped(escape_json(&live))) }
     };
-    Some(ReportPage {
-        html: crate::shell(&title, true, body).into_string(),
-        report_id,
-        revision,
-    })
+    Some(crate::shell(&title, true, body).into_string())
 }
 
 /// JSON inside a `<script>` element: `<` written as `\u003c`, so no `</script>` can end it.

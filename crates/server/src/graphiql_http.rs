@@ -22,6 +22,7 @@ fn etag() -> String {
 fn off() -> HttpResponse {
     HttpResponse::build(StatusCode::NOT_FOUND)
         .content_type("application/json; charset=utf-8")
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .body(
             json!({ "errors": [{
                 "message": "GraphiQL is off (the production profile turns it off; --graphiql true turns it on)",
@@ -60,22 +61,13 @@ pub async fn file(
         return HttpResponse::NotFound().finish();
     };
     let etag = etag();
-    let held = http
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-    let mut reply = if held {
-        HttpResponse::NotModified()
-    } else {
-        HttpResponse::Ok()
-    };
-    reply
+    if crate::pages_http::client_holds(&http, &etag) {
+        return crate::pages_http::not_modified(etag);
+    }
+    HttpResponse::Ok()
         .insert_header((header::ETAG, etag))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
-    if held {
-        return reply.finish();
-    }
-    reply.content_type(kind).body(bytes)
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .content_type(kind)
+        .body(bytes)
 }

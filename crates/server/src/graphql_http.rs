@@ -90,7 +90,7 @@ fn reply(
 }
 
 /// The status and body of the schema's response.
-fn render(media: Media, response: &Response) -> (StatusCode, String) {
+pub(crate) fn render(media: Media, response: &Response) -> (StatusCode, String) {
     let codes: Vec<String> = response.errors.iter().filter_map(code_of).collect();
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()

@@ -63,7 +63,7 @@ pub async fn report(
     })));
     let key = format!("/reports/{iso3}/{year}");
     serve(&state, &http, &key, request, |answer| {
-        pages::report_page(answer).map(|page| page.html)
+        pages::report_page(answer)
     })
     .await
     .unwrap_or_else(|| {
@@ -127,21 +127,8 @@ async fn serve(
     hash.write(assets::version().as_bytes());
     let digest = hash.finish();
     let etag = format!("\"{digest:016x}\"");
-    let held = http
-        .headers()
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == etag)
-        });
-    if held {
-        return Some(
-            HttpResponse::NotModified()
-                .insert_header((header::ETAG, etag))
-                .insert_header((header::CACHE_CONTROL, "no-cache"))
-                .finish(),
-        );
+    if client_holds(http, &etag) {
+        return Some(not_modified(etag));
     }
     let rendered = &state.rendered;
     let page = rendered
@@ -182,8 +169,13 @@ pub async fn asset(
     let current = web::Query::<Vec<(String, String)>>::from_query(http.query_string())
         .map(|q| q.iter().any(|(k, v)| k == "v" && v == assets::version()))
         .unwrap_or(false);
+    let etag = format!("\"{}\"", assets::version());
+    if client_holds(&http, &etag) {
+        return not_modified(etag);
+    }
     HttpResponse::Ok()
         .content_type(asset.content_type)
+        .insert_header((header::ETAG, etag))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((
             header::CACHE_CONTROL,
@@ -194,6 +186,25 @@ pub async fn asset(
             },
         ))
         .body(asset.bytes)
+}
+
+/// Whether the client holds `etag` already: any item of any `If-None-Match` header, weak or
+/// strong, or `*`.
+pub(crate) fn client_holds(http: &HttpRequest, etag: &str) -> bool {
+    http.headers()
+        .get_all(header::IF_NONE_MATCH)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || t.trim_start_matches("W/") == etag)
+}
+
+/// `304`: the client's copy, tagged `etag`, is current.
+pub(crate) fn not_modified(etag: String) -> HttpResponse {
+    HttpResponse::NotModified()
+        .insert_header((header::ETAG, etag))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .finish()
 }
 
 /// Pages turned off, or the client over its rate: answered before any work.

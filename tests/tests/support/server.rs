@@ -164,6 +164,26 @@ pub fn plangraph(database_url: &str, args: &[&str]) -> std::process::Output {
     }
 }
 
+/// Writes the synthetic load-test data set (`plangraph generate`) into the store at
+/// `database_url`: `countries` × `years` reports.
+pub fn generate(database_url: &str, countries: u32, years: u32) {
+    let out = plangraph(
+        database_url,
+        &[
+            "generate",
+            "--countries",
+            &countries.to_string(),
+            "--years",
+            &years.to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "plangraph generate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Creates an admin token in the store at `database_url` with `plangraph token create`; its
 /// secret.
 pub fn admin_token(database_url: &str) -> String {

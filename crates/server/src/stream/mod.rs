@@ -96,13 +96,10 @@ impl Framing {
     }
 }
 
-/// A response as JSON; a response that cannot be written (never seen: async-graphql values
-/// always serialise) becomes an `INTERNAL` error rather than a broken stream.
+/// A response as `/graphql` writes it in JSON: a request refused before it ran has no `data`,
+/// and a response that cannot be written becomes an `INTERNAL` error.
 fn to_json(response: &Response) -> String {
-    serde_json::to_string(response).unwrap_or_else(|_| {
-        json!({ "errors": [{ "message": "internal error", "extensions": { "code": "INTERNAL" } }] })
-            .to_string()
-    })
+    crate::graphql_http::render(crate::media::Media::Json, response).1
 }
 
 fn event(name: &str, data: &str) -> web::Bytes {

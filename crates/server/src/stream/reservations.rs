@@ -125,15 +125,6 @@ impl Reservations {
         drop(by_token);
         reservation.stop_all();
     }
-
-    /// How many reservations exist (open streams and those waiting for one).
-    pub fn len(&self) -> usize {
-        lock(&self.by_token).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The reservation token a request presents: the header (not empty), or, on the `GET` that
