@@ -149,11 +149,20 @@ mod an_internal_error_names_its_request_id_in_the_log {
             .as_str()
             .expect("a request id");
         assert_eq!(id.len(), 16, "{id}");
-        let logs = server.logs();
-        let line = logs
-            .lines()
-            .find(|l| l.contains(id))
-            .unwrap_or_else(|| panic!("no log line names {id}:\n{logs}"));
+        // The server's stderr is read by another thread: the line may land a moment after the
+        // answer.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let line = loop {
+            let logs = server.logs();
+            if let Some(line) = logs.lines().find(|l| l.contains(id)) {
+                break line.to_owned();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no log line names {id}:\n{logs}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
         assert!(
             line.contains("share"),
             "the log line has the details: {line}"
