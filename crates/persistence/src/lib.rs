@@ -25,6 +25,7 @@ mod pool;
 mod reads;
 mod replay;
 mod rows;
+mod session;
 mod snapshot;
 mod statements;
 mod store;

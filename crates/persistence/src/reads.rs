@@ -52,34 +52,34 @@ impl Store {
     pub async fn countries(&self) -> Result<Vec<country::Model>, StoreError> {
         Ok(country::Entity::find()
             .order_by_asc(country::Column::Name)
-            .all(&self.db)
+            .all(&self.reader())
             .await?)
     }
 
     pub async fn countries_by_id(&self, ids: &[i32]) -> Result<Vec<country::Model>, StoreError> {
-        find_in::<country::Entity, _>(&self.db, country::Column::Id, ids, &[]).await
+        find_in::<country::Entity, _>(&self.reader(), country::Column::Id, ids, &[]).await
     }
 
     pub async fn countries_by_iso3(
         &self,
         codes: &[String],
     ) -> Result<Vec<country::Model>, StoreError> {
-        find_in::<country::Entity, _>(&self.db, country::Column::Iso3, codes, &[]).await
+        find_in::<country::Entity, _>(&self.reader(), country::Column::Iso3, codes, &[]).await
     }
 
     pub async fn platforms_by_id(&self, ids: &[i32]) -> Result<Vec<platform::Model>, StoreError> {
-        find_in::<platform::Entity, _>(&self.db, platform::Column::Id, ids, &[]).await
+        find_in::<platform::Entity, _>(&self.reader(), platform::Column::Id, ids, &[]).await
     }
 
     pub async fn platforms_by_code(
         &self,
         codes: &[String],
     ) -> Result<Vec<platform::Model>, StoreError> {
-        find_in::<platform::Entity, _>(&self.db, platform::Column::Code, codes, &[]).await
+        find_in::<platform::Entity, _>(&self.reader(), platform::Column::Code, codes, &[]).await
     }
 
     pub async fn plans_by_code(&self, codes: &[String]) -> Result<Vec<plan::Model>, StoreError> {
-        find_in::<plan::Entity, _>(&self.db, plan::Column::Code, codes, &[]).await
+        find_in::<plan::Entity, _>(&self.reader(), plan::Column::Code, codes, &[]).await
     }
 
     /// Organisations by FTS id, whatever the letter case (keys given in lower case).
@@ -95,7 +95,7 @@ impl Store {
                 Expr::expr(Func::lower(Expr::col(organization::Column::FtsId)))
                     .is_in(lower_ids.iter().cloned()),
             )
-            .all(&self.db)
+            .all(&self.reader())
             .await?)
     }
 
@@ -106,7 +106,7 @@ impl Store {
         names: &[String],
     ) -> Result<Vec<organization::Model>, StoreError> {
         find_in::<organization::Entity, _>(
-            &self.db,
+            &self.reader(),
             organization::Column::Name,
             names,
             &[organization::Column::Id],
@@ -118,15 +118,15 @@ impl Store {
         &self,
         ids: &[i32],
     ) -> Result<Vec<organization::Model>, StoreError> {
-        find_in::<organization::Entity, _>(&self.db, organization::Column::Id, ids, &[]).await
+        find_in::<organization::Entity, _>(&self.reader(), organization::Column::Id, ids, &[]).await
     }
 
     pub async fn plans_by_id(&self, ids: &[i32]) -> Result<Vec<plan::Model>, StoreError> {
-        find_in::<plan::Entity, _>(&self.db, plan::Column::Id, ids, &[]).await
+        find_in::<plan::Entity, _>(&self.reader(), plan::Column::Id, ids, &[]).await
     }
 
     pub async fn reports_by_id(&self, ids: &[i32]) -> Result<Vec<report::Model>, StoreError> {
-        find_in::<report::Entity, _>(&self.db, report::Column::Id, ids, &[]).await
+        find_in::<report::Entity, _>(&self.reader(), report::Column::Id, ids, &[]).await
     }
 
     /// Reports of each country, newest year first.
@@ -142,7 +142,7 @@ impl Store {
             .order_by_desc(report::Column::Year)
             .order_by_asc(report::Column::Kind)
             .order_by_asc(report::Column::Id)
-            .all(&self.db)
+            .all(&self.reader())
             .await?)
     }
 
@@ -185,13 +185,13 @@ impl Store {
     /// Every report's natural key and id: (country code, year, kind, id); two statements.
     pub async fn report_keys(&self) -> Result<Vec<(String, i32, String, i32)>, StoreError> {
         let countries: std::collections::HashMap<i32, String> = country::Entity::find()
-            .all(&self.db)
+            .all(&self.reader())
             .await?
             .into_iter()
             .map(|c| (c.id, c.iso3))
             .collect();
         Ok(report::Entity::find()
-            .all(&self.db)
+            .all(&self.reader())
             .await?
             .into_iter()
             .filter_map(|r| {
@@ -216,14 +216,14 @@ impl Store {
             .filter(cond)
             .order_by_asc(report::Column::Id)
             .limit(limit)
-            .all(&self.db)
+            .all(&self.reader())
             .await?)
     }
 
     pub async fn reports_count(&self, filter: &ReportQuery) -> Result<u64, StoreError> {
         Ok(report::Entity::find()
             .filter(Self::report_condition(filter))
-            .count(&self.db)
+            .count(&self.reader())
             .await?)
     }
 
@@ -231,8 +231,13 @@ impl Store {
         &self,
         ids: &[i32],
     ) -> Result<Vec<report_totals::Model>, StoreError> {
-        find_in::<report_totals::Entity, _>(&self.db, report_totals::Column::ReportId, ids, &[])
-            .await
+        find_in::<report_totals::Entity, _>(
+            &self.reader(),
+            report_totals::Column::ReportId,
+            ids,
+            &[],
+        )
+        .await
     }
 
     pub async fn sector_figures_by_report(
@@ -240,7 +245,7 @@ impl Store {
         ids: &[i32],
     ) -> Result<Vec<sector_figures::Model>, StoreError> {
         find_in::<sector_figures::Entity, _>(
-            &self.db,
+            &self.reader(),
             sector_figures::Column::ReportId,
             ids,
             &[
@@ -255,19 +260,19 @@ impl Store {
     pub async fn sectors(&self) -> Result<Vec<sector::Model>, StoreError> {
         Ok(sector::Entity::find()
             .order_by_asc(sector::Column::Position)
-            .all(&self.db)
+            .all(&self.reader())
             .await?)
     }
 
     pub async fn sectors_by_id(&self, ids: &[i32]) -> Result<Vec<sector::Model>, StoreError> {
-        find_in::<sector::Entity, _>(&self.db, sector::Column::Id, ids, &[]).await
+        find_in::<sector::Entity, _>(&self.reader(), sector::Column::Id, ids, &[]).await
     }
 
     pub async fn sectors_by_code(
         &self,
         codes: &[String],
     ) -> Result<Vec<sector::Model>, StoreError> {
-        find_in::<sector::Entity, _>(&self.db, sector::Column::Code, codes, &[]).await
+        find_in::<sector::Entity, _>(&self.reader(), sector::Column::Code, codes, &[]).await
     }
 
     pub async fn sectors_by_parent(
@@ -275,7 +280,7 @@ impl Store {
         parent_ids: &[i32],
     ) -> Result<Vec<sector::Model>, StoreError> {
         find_in::<sector::Entity, _>(
-            &self.db,
+            &self.reader(),
             sector::Column::ParentId,
             parent_ids,
             &[sector::Column::Position],
@@ -285,7 +290,7 @@ impl Store {
 
     pub async fn shares_by_report(&self, ids: &[i32]) -> Result<Vec<share::Model>, StoreError> {
         find_in::<share::Entity, _>(
-            &self.db,
+            &self.reader(),
             share::Column::ReportId,
             ids,
             &[
@@ -302,7 +307,7 @@ impl Store {
         ids: &[i32],
     ) -> Result<Vec<partner_count::Model>, StoreError> {
         find_in::<partner_count::Entity, _>(
-            &self.db,
+            &self.reader(),
             partner_count::Column::ReportId,
             ids,
             &[partner_count::Column::ReportId, partner_count::Column::Id],
@@ -315,7 +320,7 @@ impl Store {
         ids: &[i32],
     ) -> Result<Vec<footnote::Model>, StoreError> {
         find_in::<footnote::Entity, _>(
-            &self.db,
+            &self.reader(),
             footnote::Column::ReportId,
             ids,
             &[footnote::Column::ReportId, footnote::Column::Position],
@@ -328,7 +333,7 @@ impl Store {
         ids: &[i32],
     ) -> Result<Vec<source_link::Model>, StoreError> {
         find_in::<source_link::Entity, _>(
-            &self.db,
+            &self.reader(),
             source_link::Column::ReportId,
             ids,
             &[source_link::Column::ReportId, source_link::Column::Position],
@@ -341,7 +346,7 @@ impl Store {
         &self,
         ids: &[i32],
     ) -> Result<Vec<SectionWithParagraphs>, StoreError> {
-        sections_in(&self.db, ids).await
+        sections_in(&self.reader(), ids).await
     }
 
     /// Organizations linked to each report, with the link's role (PARTNER or DONOR).
@@ -349,7 +354,7 @@ impl Store {
         &self,
         ids: &[i32],
     ) -> Result<Vec<(report_organization::Model, organization::Model)>, StoreError> {
-        organizations_in(&self.db, ids).await
+        organizations_in(&self.reader(), ids).await
     }
 
     fn organization_condition(filter: &OrganizationQuery) -> Condition {
@@ -389,20 +394,24 @@ impl Store {
             .filter(cond)
             .order_by_asc(organization::Column::Id)
             .limit(limit)
-            .all(&self.db)
+            .all(&self.reader())
             .await?)
     }
 
     pub async fn organizations_count(&self, filter: &OrganizationQuery) -> Result<u64, StoreError> {
         Ok(organization::Entity::find()
             .filter(Self::organization_condition(filter))
-            .count(&self.db)
+            .count(&self.reader())
             .await?)
     }
 
     /// True when no report is stored yet (the server then loads the bundled one).
     pub async fn has_reports(&self) -> Result<bool, StoreError> {
-        Ok(report::Entity::find().limit(1).count(&self.db).await? > 0)
+        Ok(report::Entity::find()
+            .limit(1)
+            .count(&self.reader())
+            .await?
+            > 0)
     }
 }
 

@@ -17,6 +17,7 @@ use crate::background::Background;
 use crate::entities::{platform, sector};
 use crate::feed::Feed;
 use crate::pool::{self, PoolSpec, SQLITE_BUSY_TIMEOUT};
+use crate::session::Session;
 use crate::statements::StatementCounter;
 use crate::version::{Version, head_revision, head_version};
 use crate::version_gate::VersionGate;
@@ -31,6 +32,8 @@ pub struct Store {
     /// The readers' pool (writes run on the writer's own, see `write::writer`).
     pub(crate) db: DatabaseConnection,
     pub(crate) shared: Arc<Shared>,
+    /// A query's one connection, when this handle is a query's (see `session`).
+    pub(crate) session: Option<Arc<Session>>,
 }
 
 /// What every clone of a [`Store`] shares.
@@ -47,6 +50,8 @@ pub(crate) struct Shared {
     pub(crate) versions: VersionGate,
     /// The runtime background tasks run on.
     pub(crate) background: Background,
+    /// Counts the statements of the store's pools and sessions (tests).
+    pub(crate) counter: Option<StatementCounter>,
 }
 
 /// Pooled connections. SQLite in WAL mode lets readers work beside the one writer, so readers
@@ -104,7 +109,7 @@ impl Store {
             .await
             .map_err(connect_failed)?;
         let secret = SecretString::from(url.to_owned());
-        let writer = Writer::new(secret.clone(), &db, counter)
+        let writer = Writer::new(secret.clone(), &db, counter.clone())
             .await
             .map_err(|err| match err {
                 StoreError::Query(source) => connect_failed(source),
@@ -118,7 +123,9 @@ impl Store {
                 feed: Arc::new(Feed::new()),
                 versions: VersionGate::default(),
                 background: Background::default(),
+                counter,
             }),
+            session: None,
         })
     }
 

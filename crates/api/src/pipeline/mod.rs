@@ -20,6 +20,7 @@
 //!
 //! The checks before execution are `prepare.rs`'s; the finishing of answers `finish.rs`'s.
 
+mod documents;
 mod finish;
 mod operation;
 mod prepare;
@@ -103,6 +104,9 @@ impl Answer {
 struct Prepared {
     request: Request,
     seen: Seen,
+    /// The store the request's loaders read through: a query's holds one connection for its
+    /// reads (`Store::with_session`), given back as soon as it has executed.
+    reads: Store,
 }
 
 /// A request past its first stage, with the key its answer may be kept under.
@@ -136,6 +140,7 @@ pub(crate) struct Pipeline {
     profile: Profile,
     slots: ExecutionSlots,
     kept: Arc<Kept>,
+    documents: documents::Documents,
 }
 
 impl Pipeline {
@@ -156,6 +161,7 @@ impl Pipeline {
                 limits.response_cache_bytes,
                 limits.row_cache_bytes,
             )),
+            documents: documents::Documents::new(),
         }
     }
 
@@ -347,10 +353,17 @@ impl Pipeline {
         prepared: Prepared,
         deadline: tokio::time::Instant,
     ) -> Response {
-        let Prepared { request, seen } = prepared;
+        let Prepared {
+            request,
+            seen,
+            reads,
+        } = prepared;
         let response = self
             .in_slot(deadline, seen.ty, async {
-                Some(Box::pin(schema.execute(request)).await)
+                let response = Box::pin(schema.execute(request)).await;
+                // The connection goes back before the answer is finished and written.
+                reads.end_session().await;
+                Some(response)
             })
             .await;
         self.finished(&seen, response)
@@ -413,7 +426,7 @@ impl Pipeline {
                         Box::pin(pipeline.complete(&schema, ready, session.as_deref())).await;
                     return stream::once(std::future::ready(answer.into_response())).boxed();
                 }
-                let Prepared { request, seen } = ready.prepared;
+                let Prepared { request, seen, .. } = ready.prepared;
                 schema
                     .execute_stream_with_session_data(request, session.unwrap_or_default())
                     .map(move |response| pipeline.finished(&seen, response))

@@ -56,6 +56,13 @@ impl Pipeline {
             request = request.disable_introspection();
         }
         let over_get = request_data::<Transport>(&request) == Some(&Transport::HttpGet);
+        let to_keep = match self.documents.get(&request.query).await {
+            Some(document) => {
+                request.set_parsed_query(document);
+                None
+            }
+            None => Some(Arc::<str>::from(request.query.as_str())),
+        };
         let document = match request.parsed_query() {
             Ok(document) => document,
             Err(error) => return refuse(seen, with_code(error, "GRAPHQL_PARSE_FAILED")),
@@ -65,6 +72,9 @@ impl Pipeline {
             limits::check_document(document, name, &env.registry, &seen.variables, &self.limits)
         {
             return refuse(seen, error.into());
+        }
+        if let Some(text) = to_keep {
+            self.documents.keep(text, document).await;
         }
         let ty = operation_type(document, name);
         seen.ty = ty;
@@ -115,8 +125,18 @@ impl Pipeline {
                 i64::try_from(self.limits.history_bytes_per_request).unwrap_or(i64::MAX),
             ))),
         };
-        let request = request.data(LoaderSlot::scoped(&self.store, scope));
-        Ok(Prepared { request, seen })
+        // A query's reads share one connection; a subscription keeps its loaders between
+        // events and a mutation reads after its write, so theirs use the pool.
+        let reads = match ty {
+            Some(OperationType::Query) => self.store.with_session(),
+            _ => self.store.clone(),
+        };
+        let request = request.data(LoaderSlot::scoped(&reads, scope));
+        Ok(Prepared {
+            request,
+            seen,
+            reads,
+        })
     }
 }
 

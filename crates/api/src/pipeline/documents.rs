@@ -1,0 +1,51 @@
+//! Parsed documents, kept by their text.
+//!
+//! Dashboards and partner systems send the same few documents again and again, with other
+//! variables. Parsing one is a pest grammar run over every character (8–9% of the server's CPU
+//! on the report in full depth with every other cache off); cloning a kept parse shares its
+//! names and costs a fraction of that. PostGraphile keeps its parsed documents (and its
+//! plans) the same way, so the engine-alone comparison keeps this on.
+//!
+//! Only documents that passed the text limits and parsed are kept, weighed by their length,
+//! within [`DOCUMENT_CACHE_BYTES`]: a client sending a new document with every request fills
+//! the cache with nothing bigger than the limits allow and evicts only other documents.
+//! Everything after the parse (the document's limits against the request's variables, the
+//! operation's type) is checked on every request, kept or not.
+
+use std::sync::Arc;
+
+use async_graphql::parser::types::ExecutableDocument;
+use moka::future::Cache;
+
+/// Bytes of document text whose parses are kept.
+pub(crate) const DOCUMENT_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The kept parses, by document text.
+#[derive(Clone)]
+pub(crate) struct Documents {
+    parsed: Cache<Arc<str>, Arc<ExecutableDocument>>,
+}
+
+impl Documents {
+    pub(crate) fn new() -> Self {
+        Self {
+            parsed: Cache::builder()
+                .max_capacity(DOCUMENT_CACHE_BYTES)
+                .weigher(|text: &Arc<str>, _| u32::try_from(text.len()).unwrap_or(u32::MAX))
+                .build(),
+        }
+    }
+
+    /// The kept parse of `text`.
+    pub(crate) async fn get(&self, text: &str) -> Option<ExecutableDocument> {
+        self.parsed
+            .get(text)
+            .await
+            .map(|document| (*document).clone())
+    }
+
+    /// Keeps the parse of `text`.
+    pub(crate) async fn keep(&self, text: Arc<str>, document: &ExecutableDocument) {
+        self.parsed.insert(text, Arc::new(document.clone())).await;
+    }
+}
