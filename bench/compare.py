@@ -220,10 +220,11 @@ class Cluster:
 # HTTP
 
 
-def post(addr: str, body: str, timeout: float = 120) -> tuple[int, bytes]:
-    request = urllib.request.Request(
-        f"http://{addr}/graphql", data=body.encode(),
-        headers={"content-type": "application/json", "accept": "application/json"})
+def post(addr: str, body: str, timeout: float = 120, token: str | None = None) -> tuple[int, bytes]:
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(f"http://{addr}/graphql", data=body.encode(), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
@@ -485,9 +486,10 @@ class Case:
         self.answers = answers
         self.lengths = lengths
 
-    def write(self, path: pathlib.Path) -> pathlib.Path:
-        path.write_text(" ".join(str(n) for n in sorted(set(self.lengths))) + "\n"
-                        + "".join(b + "\n" for b in self.bodies))
+    def write(self, path: pathlib.Path, any_length: bool = False) -> pathlib.Path:
+        """The case file of compare.lua; `any_length` while writes change the answers."""
+        lengths = "*" if any_length else " ".join(str(n) for n in sorted(set(self.lengths)))
+        path.write_text(lengths + "\n" + "".join(b + "\n" for b in self.bodies))
         return path
 
 
@@ -620,9 +622,10 @@ def statement_counts(cluster: Cluster, server: Server, case: Case, requests: int
 
 
 def measure_row(cases: dict, shape: str, connections: int, args, workdir: pathlib.Path,
-                order: list[str]) -> dict:
+                order: list[str], mixed: bool = False) -> dict:
     """Warm-up, then the rounds alternating the servers; figures per server."""
-    files = {key: cases[key][shape].write(workdir / f"case-{key}-{shape}.txt") for key in order}
+    files = {key: cases[key][shape].write(workdir / f"case-{key}-{shape}.txt", any_length=mixed)
+             for key in order}
     runs = {key: [] for key in order}
     peaks = {key: 0 for key in order}
     for key in order:
@@ -658,11 +661,105 @@ def measure_row(cases: dict, shape: str, connections: int, args, workdir: pathli
 
 
 # ---------------------------------------------------------------------------------------------
+# The mixed workload: one write a second while the readers run
+
+
+MIXED_SERVERS = ["plangraph", "engine", "postgraphile"]
+
+
+class Writes:
+    """`setSectorFigures` through plangraph's API once a second, with a token, on synthetic
+    reports in rotation (never the published one), while wrk reads: every write moves the store
+    version, so plangraph's caches miss as they would in production, and PostGraphile reads the
+    same changing rows. peopleReached alternates between two printed values."""
+
+    VALUES = ("40.1 K", "40.2 K")
+
+    def __init__(self, addr: str, token: str, report_ids: list[str], interval: float) -> None:
+        self.addr, self.token, self.report_ids, self.interval = addr, token, report_ids, interval
+        self.stop = threading.Event()
+        self.done = 0
+        self.failures: list[str] = []
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def __enter__(self) -> "Writes":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def run(self) -> None:
+        turn = 0
+        while not self.stop.is_set():
+            started = time.monotonic()
+            report_id = self.report_ids[turn % len(self.report_ids)]
+            value = self.VALUES[(turn // len(self.report_ids)) % 2]
+            turn += 1
+            try:
+                self.write(report_id, value)
+            except Exception as error:  # noqa: BLE001 - every failure is reported, none ends the run
+                self.failures.append(f"report {report_id}: {error}")
+            self.stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+
+    def write(self, report_id: str, value: str) -> None:
+        data, _ = ask(self.addr, body("query R($id: ID!) { report(id: $id) { revision synthetic } }",
+                                      {"id": report_id}), "writer: reading the revision")
+        if not data["report"]["synthetic"]:
+            raise Failure(f"report {report_id} is not synthetic: the benchmark never writes to it")
+        mutation = ("mutation W($id: ID!, $rev: Int!, $value: String!) { setSectorFigures(reportId: $id, "
+                    "expectedRevision: $rev, sectorCode: \"EDU\", figures: {peopleReached: $value}) "
+                    "{ revision } }")
+        status, raw = post(self.addr, body(mutation, {"id": report_id, "rev": data["report"]["revision"],
+                                                      "value": value}), token=self.token)
+        answer = json.loads(raw)
+        if status != 200 or answer.get("errors"):
+            raise Failure(f"status {status}: {json.dumps(answer)[:300]}")
+        self.done += 1
+
+
+def writer_token(args, url: str) -> str:
+    """An admin token for the writer, created with the CLI (its secret is the last line)."""
+    out = run([args.binary, "token", "--database-url", url, "create", "--role", "admin",
+               "--name", "compare.py mixed workload"], "plangraph token create", 60,
+              dict(os.environ, RUST_LOG="warn"))
+    return out.strip().splitlines()[-1].strip()
+
+
+def synthetic_report_ids(server: Server, count: int) -> list[str]:
+    data, _ = ask(server.addr, body("query S($n: Int) { reports(filter: {synthetic: true}, first: $n) "
+                                    "{ nodes { id } } }", {"n": count}), "picking reports to write")
+    ids = [n["id"] for n in data["reports"]["nodes"]]
+    if not ids:
+        raise Failure("no synthetic report to write to: the mixed run needs generated data")
+    return ids
+
+
+# ---------------------------------------------------------------------------------------------
 # Output
 
 
 def fmt(value, spec: str = ".0f", missing: str = "-") -> str:
     return missing if value is None else format(value, spec)
+
+
+def print_mixed(results: dict) -> None:
+    """The mixed rows: plangraph as it ships and the engine alone beside PostGraphile, while
+    one write a second moves the store version."""
+    print()
+    print("mixed workload: the same reads while one setSectorFigures a second is written through "
+          "plangraph (ratio = req/s / PostGraphile req/s)")
+    head = (f"{'shape':<10}{'conc':>5}{'writes':>7} | {'shipped':>8} {'ratio':>6} {'p99':>7} | "
+            f"{'engine':>8} {'ratio':>6} {'p99':>7} | {'PostGr.':>8} {'p99':>7}")
+    print(head)
+    print("-" * len(head))
+    for key, row in results["mixed_rows"].items():
+        shape, c = key.split("/")
+        a, e, b = row["plangraph"], row["engine"], row["postgraphile"]
+        ratio = lambda x: x["rps"] / b["rps"] if b["rps"] else float("nan")
+        print(f"{shape:<10}{c:>5}{row['writes']:>7} | {a['rps']:>8.0f} {ratio(a):>5.2f}x {a['p99_ms']:>7.1f} | "
+              f"{e['rps']:>8.0f} {ratio(e):>5.2f}x {e['p99_ms']:>7.1f} | {b['rps']:>8.0f} {b['p99_ms']:>7.1f}")
 
 
 def print_table(results: dict, concurrencies: list[int]) -> None:
@@ -822,6 +919,10 @@ def main() -> int:
     parser.add_argument("--statement-requests", type=int,
                         help="sequential requests the statement counts divide by (default 50)")
     parser.add_argument("--shapes", default=",".join(SHAPES), help="a subset of " + ",".join(SHAPES))
+    parser.add_argument("--mixed-shapes", default="dashboard,report",
+                        help="shapes measured again with one write a second (empty: none)")
+    parser.add_argument("--writes-per-second", type=float, default=1.0,
+                        help="setSectorFigures calls a second during the mixed rows (default 1)")
     parser.add_argument("--no-sqlite", action="store_true", help="skip plangraph on SQLite")
     parser.add_argument("--keep-going", action="store_true",
                         help="measure even when the answers differ (the run still fails)")
@@ -927,6 +1028,25 @@ def main() -> int:
                 for key in SERVERS:
                     if "problem" in row[key]:
                         failures.append(f"{shape} at {c} on {LABEL[key]}: {row[key]['problem']}")
+        # Among the shapes this run measures (`--shapes`).
+        mixed_shapes = [m for m in args.mixed_shapes.split(",") if m in SHAPES]
+        if mixed_shapes:
+            token = writer_token(args, cluster.url("plangraph"))
+            targets = synthetic_report_ids(servers["plangraph"], 10)
+            results["mixed_rows"] = {}
+            for shape in mixed_shapes:
+                for c in concurrencies:
+                    with Writes(servers["plangraph"].addr, token, targets,
+                                1.0 / args.writes_per_second) as writes:
+                        row = measure_row(cases, shape, c, args, workdir, MIXED_SERVERS, mixed=True)
+                    row["writes"] = writes.done
+                    results["mixed_rows"][f"{shape}/{c}"] = row
+                    print(f"measured {shape} at {c} with writes ({writes.done} done): " + ", ".join(
+                        f"{LABEL[k]} {row[k]['rps']:.0f} req/s" for k in MIXED_SERVERS), flush=True)
+                    failures.extend(f"mixed {shape} at {c}, write: {f}" for f in writes.failures[:5])
+                    for key in MIXED_SERVERS:
+                        if "problem" in row[key]:
+                            failures.append(f"mixed {shape} at {c} on {LABEL[key]}: {row[key]['problem']}")
         for key, server in servers.items():
             results["vmhwm_kib"][key] = server.rss_kib("VmHWM")
             processes.stop(server.process)
@@ -953,6 +1073,8 @@ def main() -> int:
               f"during the row's runs")
         print()
         print_table(results, concurrencies)
+        if results.get("mixed_rows"):
+            print_mixed(results)
         results["failures"] = failures
         results["elapsed_s"] = time.monotonic() - started
         if args.json:
