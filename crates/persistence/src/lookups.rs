@@ -2,10 +2,11 @@
 //! every read is made of (the store's read methods, a report's rows for a write, the history's
 //! records), apart from the [`crate::Store`] methods that use them.
 
-use std::collections::HashMap;
-
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, PgFunc, ValueType};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Select, Value};
+use sea_orm::{
+    Condition, ConnectionTrait, DbBackend, EntityTrait, JoinType, QueryFilter, QueryOrder,
+    QuerySelect, Select, Value,
+};
 
 use crate::StoreError;
 use crate::entities::{narrative_paragraph, narrative_section, organization, report_organization};
@@ -18,11 +19,6 @@ pub struct SectionWithParagraphs {
 }
 
 /// Rows of `E` whose `column` is one of `keys`, in `order`; no statement for no keys.
-///
-/// On Postgres the keys go as one array parameter (`= ANY($1)`), so the statement's text is the
-/// same whatever the number of keys and the connection's prepared statement is reused; an
-/// `IN ($1, …, $n)` list would be a new statement to parse and plan for every length. SQLite
-/// has no arrays and keeps the list.
 pub(crate) async fn find_in<E, V>(
     db: &impl ConnectionTrait,
     column: E::Column,
@@ -36,17 +32,7 @@ where
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let condition = if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
-        let array = Value::Array(
-            V::array_type(),
-            Some(Box::new(keys.iter().cloned().map(Into::into).collect())),
-        );
-        Expr::col(column)
-            .eq(PgFunc::any(Expr::val(array)))
-            .into_condition()
-    } else {
-        column.is_in(keys.iter().cloned()).into_condition()
-    };
+    let condition = key_condition::<E, V>(db.get_database_backend(), column, keys);
     let mut select: Select<E> = E::find().filter(condition);
     for col in order {
         select = select.order_by_asc(*col);
@@ -54,46 +40,76 @@ where
     Ok(select.all(db).await?)
 }
 
-/// Sections of each report with their paragraphs: two statements for any number of reports.
+/// `E.column` is one of `keys`, qualified by its table (so it holds in a join too).
+///
+/// On Postgres the keys go as one array parameter (`= ANY($1)`), so the statement's text is the
+/// same whatever the number of keys and the connection's prepared statement is reused; an
+/// `IN ($1, …, $n)` list would be a new statement to parse and plan for every length. SQLite
+/// has no arrays and keeps the list.
+fn key_condition<E, V>(backend: DbBackend, column: E::Column, keys: &[V]) -> Condition
+where
+    E: EntityTrait,
+    V: Into<Value> + Clone + ValueType,
+{
+    let column = Expr::col((E::default(), column));
+    if backend == DbBackend::Postgres {
+        let array = Value::Array(
+            V::array_type(),
+            Some(Box::new(keys.iter().cloned().map(Into::into).collect())),
+        );
+        column.eq(PgFunc::any(Expr::val(array))).into_condition()
+    } else {
+        column.is_in(keys.iter().cloned()).into_condition()
+    }
+}
+
+/// Sections of each report with their paragraphs, in printed order: one statement (the
+/// sections joined with their paragraphs) for any number of reports.
 pub(crate) async fn sections_in(
     db: &impl ConnectionTrait,
     ids: &[i32],
 ) -> Result<Vec<SectionWithParagraphs>, StoreError> {
-    let sections = find_in::<narrative_section::Entity, _>(
-        db,
-        narrative_section::Column::ReportId,
-        ids,
-        &[
-            narrative_section::Column::ReportId,
-            narrative_section::Column::Position,
-        ],
-    )
-    .await?;
-    let section_ids: Vec<i32> = sections.iter().map(|s| s.id).collect();
-    let paragraphs = find_in::<narrative_paragraph::Entity, _>(
-        db,
-        narrative_paragraph::Column::SectionId,
-        &section_ids,
-        &[
-            narrative_paragraph::Column::SectionId,
-            narrative_paragraph::Column::Position,
-        ],
-    )
-    .await?;
-    let mut by_section: HashMap<i32, Vec<String>> = HashMap::new();
-    for p in paragraphs {
-        by_section.entry(p.section_id).or_default().push(p.body);
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(sections
-        .into_iter()
-        .map(|section| SectionWithParagraphs {
-            paragraphs: by_section.remove(&section.id).unwrap_or_default(),
-            section,
-        })
-        .collect())
+    let paragraph_of = narrative_paragraph::Entity::belongs_to(narrative_section::Entity)
+        .from(narrative_paragraph::Column::SectionId)
+        .to(narrative_section::Column::Id)
+        .into();
+    let rows = narrative_section::Entity::find()
+        .filter(key_condition::<narrative_section::Entity, _>(
+            db.get_database_backend(),
+            narrative_section::Column::ReportId,
+            ids,
+        ))
+        .join_rev(JoinType::LeftJoin, paragraph_of)
+        .select_also(narrative_paragraph::Entity)
+        .order_by_asc(narrative_section::Column::ReportId)
+        .order_by_asc(narrative_section::Column::Position)
+        .order_by_asc(narrative_section::Column::Id)
+        .order_by_asc(narrative_paragraph::Column::Position)
+        .all(db)
+        .await?;
+    let mut sections: Vec<SectionWithParagraphs> = Vec::new();
+    for (section, paragraph) in rows {
+        let same = sections
+            .last()
+            .is_some_and(|last| last.section.id == section.id);
+        if !same {
+            sections.push(SectionWithParagraphs {
+                section,
+                paragraphs: Vec::new(),
+            });
+        }
+        if let (Some(last), Some(paragraph)) = (sections.last_mut(), paragraph) {
+            last.paragraphs.push(paragraph.body);
+        }
+    }
+    Ok(sections)
 }
 
-/// Organizations linked to each report, with the link's role (PARTNER or DONOR).
+/// Organizations linked to each report, with the link's role (PARTNER or DONOR), in the order
+/// they were linked: one statement (the links joined with their organisations).
 pub(crate) async fn organizations_in(
     db: &impl ConnectionTrait,
     ids: &[i32],
@@ -101,20 +117,23 @@ pub(crate) async fn organizations_in(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    let link_to = report_organization::Entity::belongs_to(organization::Entity)
+        .from(report_organization::Column::OrganizationId)
+        .to(organization::Column::Id)
+        .into();
     let rows = report_organization::Entity::find()
-        .filter(report_organization::Column::ReportId.is_in(ids.iter().copied()))
+        .filter(key_condition::<report_organization::Entity, _>(
+            db.get_database_backend(),
+            report_organization::Column::ReportId,
+            ids,
+        ))
+        .join(JoinType::InnerJoin, link_to)
+        .select_also(organization::Entity)
         .order_by_asc(report_organization::Column::Id)
         .all(db)
         .await?;
-    let org_ids: Vec<i32> = rows.iter().map(|r| r.organization_id).collect();
-    let orgs: HashMap<i32, organization::Model> =
-        find_in::<organization::Entity, _>(db, organization::Column::Id, &org_ids, &[])
-            .await?
-            .into_iter()
-            .map(|o| (o.id, o))
-            .collect();
     Ok(rows
         .into_iter()
-        .filter_map(|r| orgs.get(&r.organization_id).cloned().map(|o| (r, o)))
+        .filter_map(|(link, organization)| organization.map(|o| (link, o)))
         .collect())
 }
