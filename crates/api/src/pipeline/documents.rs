@@ -44,6 +44,15 @@ impl Documents {
             .map(|document| (*document).clone())
     }
 
+    /// Whether `text` is kept and reads nothing from the store (see
+    /// [`super::operation::reads_no_store`]): such a query skips the version read.
+    pub(crate) async fn reads_no_store(&self, text: &str, operation_name: Option<&str>) -> bool {
+        self.parsed
+            .get(text)
+            .await
+            .is_some_and(|document| super::operation::reads_no_store(&document, operation_name))
+    }
+
     /// Keeps the parse of `text`.
     pub(crate) async fn keep(&self, text: Arc<str>, document: &ExecutableDocument) {
         self.parsed.insert(text, Arc::new(document.clone())).await;

@@ -227,7 +227,11 @@ impl Pipeline {
         let anonymous = credentials(&request, session) == Credentials::None;
         let mut version = None;
         let mut key = None;
-        if anonymous && self.kept.keeps_answers() {
+        let reads_store = !self
+            .documents
+            .reads_no_store(&request.query, request.operation_name.as_deref())
+            .await;
+        if anonymous && self.kept.keeps_answers() && reads_store {
             match self.version().await {
                 Ok(v) => version = Some(v),
                 Err(response) => {

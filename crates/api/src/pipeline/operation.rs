@@ -91,6 +91,28 @@ pub(crate) fn selects_root_field(
     })
 }
 
+/// Does the operation read nothing from the store? A query selecting only `__typename`,
+/// introspection and the federation SDL at its root (directly, no fragments) answers the same
+/// at every store version: it needs no version read and no kept answer.
+pub(crate) fn reads_no_store(doc: &ExecutableDocument, name: Option<&str>) -> bool {
+    let operation = match (&doc.operations, name) {
+        (DocumentOperations::Single(op), _) => Some(op),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    operation.is_some_and(|op| {
+        op.node.ty == OperationType::Query
+            && op.node.selection_set.node.items.iter().all(|item| match &item.node {
+                Selection::Field(f) => matches!(
+                    f.node.name.node.as_str(),
+                    "__typename" | "__schema" | "__type" | "_service"
+                ),
+                _ => false,
+            })
+    })
+}
+
 pub(crate) fn subscription_root_fields(doc: &ExecutableDocument, name: Option<&str>) -> usize {
     fn count(doc: &ExecutableDocument, set: &SelectionSet, budget: usize) -> usize {
         if budget == 0 {

@@ -12,7 +12,9 @@ use plangraph_persistence::{Store, Version};
 use secrecy::ExposeSecret;
 
 use super::finish::{Seen, with_code};
-use super::operation::{operation_type, selects_root_field, subscription_root_fields};
+use super::operation::{
+    operation_type, reads_no_store, selects_root_field, subscription_root_fields,
+};
 use super::{Pipeline, Prepared, Refused, Transport, credentials, request_data};
 use crate::Profile;
 use crate::auth::Credentials;
@@ -106,7 +108,10 @@ impl Pipeline {
         seen.document = Some(document.clone());
         // Kept rows serve queries only: a mutation's reads before its write would gain nothing,
         // and each subscription event reads through loaders of its own.
-        let kept = if ty == Some(OperationType::Query) && self.kept.keeps_rows() {
+        let kept = if ty == Some(OperationType::Query)
+            && self.kept.keeps_rows()
+            && !reads_no_store(document, name)
+        {
             let version = match version {
                 Some(version) => version,
                 None => match self.version().await {
