@@ -7,6 +7,7 @@ and `apt-get install wrk`):
     python3 bench/compare.py [--countries 17 --years 6 --seed 1] [--seconds 10 --rounds 3]
                              [--warmup 2] [--concurrency 16,64] [--binary PATH] [--json FILE]
                              [--no-sqlite] [--shapes dashboard,report,...]
+                             [--mixed-shapes dashboard,report] [--writes-per-second 1]
     python3 bench/compare.py --smoke      # CI: 1-second runs on a small data set, debug build
 
 What it does, all on 127.0.0.1, every process and temporary file removed at the end (also on
@@ -49,11 +50,19 @@ failure or Ctrl-C):
    utility statements are counted apart (`other` in the JSON, printed when not zero).
 7. Peak memory: the server process's RSS (for PostGraphile, the node process itself), sampled
    every 100 ms during its measured runs of the row; VmHWM over the whole run is printed too.
-8. plangraph again on its SQLite default (a temporary file, same generate, response cache on as
+8. The mixed workload: the rows of --mixed-shapes (default dashboard and report) again, for
+   plangraph as it ships, plangraph with no caches and PostGraphile, while a thread writes one
+   `setSectorFigures` a second (--writes-per-second) through plangraph's API with an admin token
+   (`plangraph token create`), on the first ten synthetic reports in rotation (never the
+   published one; it checks), alternating peopleReached between two printed values. Every write
+   moves the store version, so plangraph's caches miss as they would under partners' writes,
+   and PostGraphile reads the same changing rows. Answers are checked for status and errors
+   only (their lengths change); a failed write fails the run.
+9. plangraph again on its SQLite default (a temporary file, same generate, response cache on as
    it ships), same queries, its answers checked against plangraph-on-Postgres' answers; its
    ratio column is against PostGraphile on Postgres.
 
-Prints one table; `--json FILE` writes every figure (also per round). Exits non-zero when a
+Prints the tables; `--json FILE` writes every figure (also per round). Exits non-zero when a
 server fails to start, an answer differs or is invalid, or wrk reports errors. Figures are never
 asserted: `--smoke` is not a speed gate.
 """

@@ -103,13 +103,19 @@ pub(crate) fn reads_no_store(doc: &ExecutableDocument, name: Option<&str>) -> bo
     };
     operation.is_some_and(|op| {
         op.node.ty == OperationType::Query
-            && op.node.selection_set.node.items.iter().all(|item| match &item.node {
-                Selection::Field(f) => matches!(
-                    f.node.name.node.as_str(),
-                    "__typename" | "__schema" | "__type" | "_service"
-                ),
-                _ => false,
-            })
+            && op
+                .node
+                .selection_set
+                .node
+                .items
+                .iter()
+                .all(|item| match &item.node {
+                    Selection::Field(f) => matches!(
+                        f.node.name.node.as_str(),
+                        "__typename" | "__schema" | "__type" | "_service"
+                    ),
+                    _ => false,
+                })
     })
 }
 
