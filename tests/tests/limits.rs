@@ -168,7 +168,7 @@ async fn documents_just_under_the_limits_run_within_the_statement_bound(backend:
             limits.max_depth,
         ),
         ("doubling fragments, 10 levels", doubling(10), 1),
-        ("the nested dashboard query", NESTED.to_owned(), 15),
+        ("the nested dashboard query", NESTED.to_owned(), 12),
     ];
     for (name, query, bound) in cases {
         counter.reset();

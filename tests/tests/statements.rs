@@ -64,13 +64,22 @@ async fn nested_query_statements_do_not_grow_with_rows(backend: Backend) {
     );
     assert_eq!(one_reports, 1);
     assert_eq!(many_reports, 60);
-    assert_eq!(
-        one, many,
+    // The same but for one statement: a report is read with its plan, country, platform and
+    // totals joined to it, and `countries { platform reports }` asks for a platform beside the
+    // reports that carry it, so the platform's own statement runs or not as the two loads of
+    // that level happen to take turns on the connection. Growing with the rows would cost
+    // statements per country or per report, far more than one.
+    assert!(
+        one.abs_diff(many) <= 1,
         "1 country cost {one} statements, 20 countries × 3 reports cost {many}"
     );
-    // One per table the query reaches (sections with their paragraphs, and organisations with
-    // their links, are one joined statement each): 15 on both databases, was 17.
-    assert!(one <= 15, "{one} statements for one nested request");
+    // One per table the query reaches, a report's plan, country, platform and totals joined to
+    // it (and its sections with their paragraphs, its organisations with their links, one
+    // joined statement each): 11 or 12 on both databases, was 17.
+    assert!(
+        one.max(many) <= 12,
+        "{one} / {many} statements for one nested request"
+    );
 }
 on_both_databases!(nested_query_statements_do_not_grow_with_rows);
 
@@ -119,8 +128,8 @@ on_both_databases!(connections_count_only_when_asked);
 const REPORT: &str = include_str!("../../bench/queries/report.plangraph.graphql");
 
 /// Every cache off: what the engine alone runs for one report in full depth. One statement per
-/// table the selection reaches (sections with their paragraphs, and organisations with their
-/// links, are one joined statement each), none for a store version.
+/// table the selection reaches, the rows a report points to joined to it (and its sections
+/// with their paragraphs, its organisations with their links), none for a store version.
 async fn a_report_in_full_depth_costs_one_statement_per_table(backend: Backend) {
     let (test, counter): (_, StatementCounter) = counted_store(backend).await;
     fill(&test.store, 1, 1).await;
@@ -147,9 +156,9 @@ async fn a_report_in_full_depth_costs_one_statement_per_table(backend: Backend) 
     );
     let statements = counter.get();
     println!("{backend:?}: the report in full depth cost {statements} statements");
-    // report, plan, country, platform, totals, sector rows, sectors, sub-sectors, shares,
-    // partner counts, organisations, sections, footnotes, sources.
-    assert!(statements <= 14, "{statements} statements");
+    // The report with its plan, country, platform and totals; sector rows, sectors,
+    // sub-sectors, shares, partner counts, organisations, sections, footnotes, sources.
+    assert!(statements <= 10, "{statements} statements");
 }
 on_both_databases!(a_report_in_full_depth_costs_one_statement_per_table);
 

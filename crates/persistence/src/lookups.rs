@@ -46,7 +46,7 @@ where
 /// same whatever the number of keys and the connection's prepared statement is reused; an
 /// `IN ($1, …, $n)` list would be a new statement to parse and plan for every length. SQLite
 /// has no arrays and keeps the list.
-fn key_condition<E, V>(backend: DbBackend, column: E::Column, keys: &[V]) -> Condition
+pub(crate) fn key_condition<E, V>(backend: DbBackend, column: E::Column, keys: &[V]) -> Condition
 where
     E: EntityTrait,
     V: Into<Value> + Clone + ValueType,

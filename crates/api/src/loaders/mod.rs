@@ -17,13 +17,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use plangraph_persistence::{
-    ChangeRecord, HistoryOwner, ReportQuery, SectionWithParagraphs, Store, StoreError,
+    ChangeRecord, HistoryOwner, ReportQuery, ReportWithParts, SectionWithParagraphs, Store,
+    StoreError,
 };
 
 use crate::error::LoadError;
 
+mod prefetched;
 mod slot;
 
+pub use prefetched::Prefetched;
 pub use slot::{LoaderScope, LoaderSlot, fresh_loaders, new_loaders};
 pub(crate) use slot::{loader, rows};
 
@@ -128,6 +131,10 @@ fn index<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, V> 
 /// Declares a key type and its batch load: `loader!(Name(i32) => Value, |store, keys| map)`.
 macro_rules! loader {
     ($(#[$doc:meta])* $key:ident($inner:ty) => $value:ty, |$store:ident, $keys:ident| $body:expr) => {
+        loader!($(#[$doc])* $key($inner) => $value, |$store, $keys, _prefetched| $body);
+    };
+    ($(#[$doc:meta])* $key:ident($inner:ty) => $value:ty,
+     |$store:ident, $keys:ident, $prefetched:ident| $body:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         pub struct $key(pub $inner);
@@ -137,14 +144,26 @@ macro_rules! loader {
             type Error = LoadError;
 
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, LoadError> {
-                let (mut found, missing) = match &self.scope.kept {
-                    Some((kept, version)) => kept.rows::<$key, $value>(*version, keys).await,
-                    None => (HashMap::new(), keys.to_vec()),
+                // Rows another loader of the request read already, then kept rows.
+                let (mut found, missing) = self.scope.prefetched.take::<$key, $value>(keys);
+                if let (Some((kept, version)), false) = (&self.scope.kept, found.is_empty()) {
+                    // Kept as if this loader had read them: the next query finds them.
+                    let handed: Vec<$key> = found.keys().cloned().collect();
+                    kept.keep_rows(*version, &handed, &found).await;
+                }
+                if missing.is_empty() {
+                    return Ok(found);
+                }
+                let (kept_rows, missing) = match &self.scope.kept {
+                    Some((kept, version)) => kept.rows::<$key, $value>(*version, &missing).await,
+                    None => (HashMap::new(), missing),
                 };
+                found.extend(kept_rows);
                 if missing.is_empty() {
                     return Ok(found);
                 }
                 let $store = &self.store;
+                let $prefetched = &self.scope.prefetched;
                 let $keys: Vec<$inner> = missing.iter().map(|k| k.0.clone()).collect();
                 let map = (async { Ok::<_, StoreError>($body) })
                     .await
@@ -181,14 +200,14 @@ loader!(
     keys.into_iter().map(|k| (k, rows.clone())).collect::<HashMap<(), _>>()
 });
 loader!(
-    /// A page of reports. Through the loaders so the kept rows hold it too: a listing read
-    /// again at the same store version costs no statement. Pages are few per request, so each
-    /// is its own statement.
-    ReportPage(PageOfReports) => Vec<report::Model>, |store, keys| {
+    /// A page of reports (with their parts, see [`with_parts`]). Through the loaders so the
+    /// kept rows hold it too: a listing read again at the same store version costs no
+    /// statement. Pages are few per request, so each is its own statement.
+    ReportPage(PageOfReports) => Vec<report::Model>, |store, keys, prefetched| {
     let mut pages = HashMap::new();
     for key in keys {
-        let rows = store.reports_page(&key.filter, key.after, key.limit).await?;
-        pages.insert(key, rows);
+        let rows = store.reports_page_with_parts(&key.filter, key.after, key.limit).await?;
+        pages.insert(key, with_parts(prefetched, rows));
     }
     pages
 });
@@ -227,14 +246,46 @@ loader!(PlatformById(i32) => platform::Model, |store, keys| {
 loader!(PlanById(i32) => plan::Model, |store, keys| {
     index(store.plans_by_id(&keys).await?, |p| p.id)
 });
-loader!(ReportById(i32) => report::Model, |store, keys| {
-    index(store.reports_by_id(&keys).await?, |r| r.id)
+loader!(ReportById(i32) => report::Model, |store, keys, prefetched| {
+    let rows = store.reports_with_parts_by_id(&keys).await?;
+    index(with_parts(prefetched, rows), |r| r.id)
 });
 loader!(
     /// Reports of a country, newest first.
-    ReportsOfCountry(i32) => Vec<report::Model>, |store, keys| {
-    group(store.reports_by_country(&keys).await?, |r| r.country_id.unwrap_or_default())
+    ReportsOfCountry(i32) => Vec<report::Model>, |store, keys, prefetched| {
+    let rows = store.reports_with_parts_by_country(&keys).await?;
+    group(with_parts(prefetched, rows), |r| r.country_id.unwrap_or_default())
 });
+
+/// The reports of `rows`; their plans, countries, platforms and totals (joined to them) left
+/// for the loaders of those (a statement each saved, and a round).
+fn with_parts(prefetched: &Prefetched, rows: Vec<ReportWithParts>) -> Vec<report::Model> {
+    let mut plans = Vec::new();
+    let mut countries = Vec::new();
+    let mut platforms = Vec::new();
+    let mut totals = Vec::new();
+    let mut reports = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Some(plan) = row.plan {
+            plans.push((PlanById(plan.id), plan));
+        }
+        if let Some(country) = row.country {
+            countries.push((CountryById(country.id), country));
+        }
+        if let Some(platform) = row.platform {
+            platforms.push((PlatformById(platform.id), platform));
+        }
+        if let Some(t) = row.totals {
+            totals.push((TotalsOfReport(t.report_id), t));
+        }
+        reports.push(row.report);
+    }
+    prefetched.put(plans);
+    prefetched.put(countries);
+    prefetched.put(platforms);
+    prefetched.put(totals);
+    reports
+}
 loader!(TotalsOfReport(i32) => report_totals::Model, |store, keys| {
     index(store.totals_by_report(&keys).await?, |t| t.report_id)
 });

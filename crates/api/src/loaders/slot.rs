@@ -35,6 +35,8 @@ pub struct LoaderScope {
     pub kept: Option<(Arc<Kept>, Version)>,
     /// Bytes of history the request may still read (shared by its loaders).
     pub history_budget: Option<Arc<AtomicI64>>,
+    /// Rows its loaders read on behalf of each other (a report's joined parts).
+    pub prefetched: Arc<super::prefetched::Prefetched>,
 }
 
 /// A DataLoader over `store` with an empty cache, reading nothing kept.

@@ -129,6 +129,7 @@ impl Pipeline {
             history_budget: Some(Arc::new(AtomicI64::new(
                 i64::try_from(self.limits.history_bytes_per_request).unwrap_or(i64::MAX),
             ))),
+            prefetched: Arc::default(),
         };
         // A query's reads share one connection; a subscription keeps its loaders between
         // events and a mutation reads after its write, so theirs use the pool.
