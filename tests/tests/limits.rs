@@ -258,3 +258,34 @@ async fn timeouts_and_error_floods_are_bounded(backend: Backend) {
     );
 }
 on_both_databases!(timeouts_and_error_floods_are_bounded);
+
+/// A document's parse is kept by its text, but its limits are checked on every request with
+/// that request's variables: the same text, once answered, is refused when `$n` makes it too
+/// complex, and answered again after.
+async fn a_kept_document_is_checked_with_each_requests_variables(backend: Backend) {
+    let (test, counter) = counted_store(backend).await;
+    plangraph_server::load_bundled_if_empty(&test.store)
+        .await
+        .unwrap();
+    let api = Api::new(test.store.clone());
+    let text = "query($n: Int) { countries { reports { history(first: $n) { edges { node { \
+                report { sectors { sector { code name subSectors { code } } } } } } } } } }";
+    let ask = |n: i64| {
+        async_graphql::Request::new(text).variables(async_graphql::Variables::from_json(
+            serde_json::json!({ "n": n }),
+        ))
+    };
+    let small = serde_json::to_value(api.execute(ask(1)).await).unwrap();
+    assert_eq!(error_code(&small), None, "{small:#}");
+    counter.reset();
+    let large = serde_json::to_value(api.execute(ask(100)).await).unwrap();
+    assert_eq!(
+        error_code(&large).as_deref(),
+        Some("QUERY_TOO_COMPLEX"),
+        "{large:#}"
+    );
+    assert_eq!(counter.get(), 0, "a refused request runs no SQL");
+    let again = serde_json::to_value(api.execute(ask(1)).await).unwrap();
+    assert_eq!(again, small);
+}
+on_both_databases!(a_kept_document_is_checked_with_each_requests_variables);

@@ -17,8 +17,10 @@ use std::sync::Arc;
 use async_graphql::parser::types::ExecutableDocument;
 use moka::future::Cache;
 
-/// Bytes of document text whose parses are kept.
-pub(crate) const DOCUMENT_CACHE_BYTES: u64 = 4 * 1024 * 1024;
+/// Bytes of document text whose parses are kept. A parse takes more memory than its text (a
+/// node per name, argument and selection), so the bound is kept small: a dashboard's documents
+/// are a few kilobytes each, and a megabyte holds hundreds of them.
+pub(crate) const DOCUMENT_CACHE_BYTES: u64 = 1024 * 1024;
 
 /// The kept parses, by document text.
 #[derive(Clone)]
