@@ -171,11 +171,16 @@ async fn a_query_gives_its_connection_back(backend: Backend) {
     let queries = (0..40).map(|n| {
         let api = api.clone();
         async move {
-            // Half of them ask for a sector no report has (null), after reading.
-            let query = if n % 2 == 0 {
-                NESTED.to_owned()
-            } else {
-                r#"{ countries { reports { sector(code: "NOPE") { peopleReached } } } }"#.to_owned()
+            // A third ask for a sector no report has (null); a third read histories and the
+            // organisations listing, whose reads once took a second connection beside the
+            // held one (with more such queries than connections, they waited on each other
+            // until the pool's timeout).
+            let query = match n % 3 {
+                0 => NESTED.to_owned(),
+                1 => r#"{ countries { reports { sector(code: "NOPE") { peopleReached } } } }"#
+                    .to_owned(),
+                _ => "{ countries { reports { history(first: 1) { edges { node { revision } } } } }                       organizations { totalCount } }"
+                    .to_owned(),
             };
             api.execute(query).await
         }

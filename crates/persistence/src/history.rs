@@ -79,8 +79,10 @@ impl Store {
                    FROM change c WHERE {condition}) ranked \
              WHERE rank_in_owner <= {limit_mark} ORDER BY owner_id, revision DESC"
         );
+        // Through the query's session like every read of a query: a second connection taken
+        // while the session holds one could wait for a pool its peers hold (see `session`).
         let ranked = self
-            .db
+            .reader()
             .query_all_raw(sea_orm::Statement::from_sql_and_values(
                 backend, sql, values,
             ))

@@ -88,6 +88,7 @@ pub(crate) async fn sections_in(
         .order_by_asc(narrative_section::Column::Position)
         .order_by_asc(narrative_section::Column::Id)
         .order_by_asc(narrative_paragraph::Column::Position)
+        .order_by_asc(narrative_paragraph::Column::Id)
         .all(db)
         .await?;
     let mut sections: Vec<SectionWithParagraphs> = Vec::new();

@@ -17,7 +17,7 @@ use crate::background::Background;
 use crate::entities::{platform, sector};
 use crate::feed::Feed;
 use crate::pool::{self, PoolSpec, SQLITE_BUSY_TIMEOUT};
-use crate::session::Session;
+use crate::session::{SESSIONS, Session};
 use crate::statements::StatementCounter;
 use crate::version::{Version, head_revision, head_version};
 use crate::version_gate::VersionGate;
@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) background: Background,
     /// Counts the statements of the store's pools and sessions (tests).
     pub(crate) counter: Option<StatementCounter>,
+    /// Room for the connections queries hold (see `session`).
+    pub(crate) sessions: Arc<tokio::sync::Semaphore>,
 }
 
 /// Pooled connections. SQLite in WAL mode lets readers work beside the one writer, so readers
@@ -124,6 +126,11 @@ impl Store {
                 versions: VersionGate::default(),
                 background: Background::default(),
                 counter,
+                sessions: Arc::new(tokio::sync::Semaphore::new(
+                    (spec.max_connections as usize)
+                        .saturating_sub(2)
+                        .min(SESSIONS),
+                )),
             }),
             session: None,
         })

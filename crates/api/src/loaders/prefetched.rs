@@ -4,7 +4,8 @@
 //! see `Store::reports_with_parts_by_id`); those rows wait here, per request, for the loaders
 //! that would otherwise read them in the next round, which take them instead of running a
 //! statement. What a loader takes, the request's DataLoader caches from then on, so a row is
-//! handed over once and then dropped from here.
+//! handed over once and then dropped from here; rows nobody asks for stay until the request
+//! ends (bounded by the rows the request read).
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;

@@ -6,9 +6,9 @@
 //! names and costs a fraction of that. PostGraphile keeps its parsed documents (and its
 //! plans) the same way, so the engine-alone comparison keeps this on.
 //!
-//! Only documents that passed the text limits and parsed are kept, weighed by their length,
-//! within [`DOCUMENT_CACHE_BYTES`]: a client sending a new document with every request fills
-//! the cache with nothing bigger than the limits allow and evicts only other documents.
+//! Only queries that passed every limit are kept, weighed by their text's length, within
+//! [`DOCUMENT_CACHE_BYTES`]: a client sending a new document with every request fills the
+//! cache with nothing bigger than the limits allow and evicts only other documents.
 //! Everything after the parse (the document's limits against the request's variables, the
 //! operation's type) is checked on every request, kept or not.
 
@@ -17,10 +17,14 @@ use std::sync::Arc;
 use async_graphql::parser::types::ExecutableDocument;
 use moka::future::Cache;
 
-/// Bytes of document text whose parses are kept. A parse takes more memory than its text (a
-/// node per name, argument and selection), so the bound is kept small: a dashboard's documents
-/// are a few kilobytes each, and a megabyte holds hundreds of them.
-pub(crate) const DOCUMENT_CACHE_BYTES: u64 = 1024 * 1024;
+/// Bytes the kept parses may take, each weighed at [`PARSE_BYTES_PER_TEXT_BYTE`] times its
+/// text: a parse holds a node of a couple of hundred bytes per name, argument and selection,
+/// each a few bytes of text. 32 MiB holds about 256 KB of text: fifty dashboards' documents.
+pub(crate) const DOCUMENT_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// What a parse is taken to weigh per byte of its text (a reviewer's estimate from the AST's
+/// types: a field is a ~190-byte `Positioned<Selection>` for a few bytes of text).
+const PARSE_BYTES_PER_TEXT_BYTE: usize = 128;
 
 /// The kept parses, by document text.
 #[derive(Clone)]
@@ -33,7 +37,10 @@ impl Documents {
         Self {
             parsed: Cache::builder()
                 .max_capacity(DOCUMENT_CACHE_BYTES)
-                .weigher(|text: &Arc<str>, _| u32::try_from(text.len()).unwrap_or(u32::MAX))
+                .weigher(|text: &Arc<str>, _| {
+                    u32::try_from(text.len().saturating_mul(PARSE_BYTES_PER_TEXT_BYTE))
+                        .unwrap_or(u32::MAX)
+                })
                 .build(),
         }
     }

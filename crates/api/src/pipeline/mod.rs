@@ -109,6 +109,17 @@ struct Prepared {
     reads: Store,
 }
 
+/// Ends a query's session (gives its connection back) when dropped: once the query has
+/// executed, or when it is cut short (its time budget, its client gone), so the batches it left
+/// behind do not keep running on the connection.
+struct EndsSession(Store);
+
+impl Drop for EndsSession {
+    fn drop(&mut self) {
+        self.0.end_session();
+    }
+}
+
 /// A request past its first stage, with the key its answer may be kept under.
 struct Ready {
     prepared: Prepared,
@@ -362,11 +373,12 @@ impl Pipeline {
             seen,
             reads,
         } = prepared;
+        let ends = EndsSession(reads);
         let response = self
-            .in_slot(deadline, seen.ty, async {
+            .in_slot(deadline, seen.ty, async move {
                 let response = Box::pin(schema.execute(request)).await;
                 // The connection goes back before the answer is finished and written.
-                reads.end_session().await;
+                drop(ends);
                 Some(response)
             })
             .await;

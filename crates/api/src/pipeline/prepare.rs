@@ -75,10 +75,12 @@ impl Pipeline {
         {
             return refuse(seen, error.into());
         }
-        if let Some(text) = to_keep {
+        let ty = operation_type(document, name);
+        if let (Some(text), Some(OperationType::Query)) = (to_keep, ty) {
+            // Queries only: they are what dashboards repeat; a mutation's literals would take
+            // the room of their documents.
             self.documents.keep(text, document).await;
         }
-        let ty = operation_type(document, name);
         seen.ty = ty;
         if valid_token == Some(false)
             && self.limits.service_sdl_needs_token
@@ -137,7 +139,11 @@ impl Pipeline {
             Some(OperationType::Query) => self.store.with_session(),
             _ => self.store.clone(),
         };
-        let request = request.data(LoaderSlot::scoped(&reads, scope));
+        // The store as request data too: resolvers that read it directly (the organisations
+        // listing) read through the session like the loaders.
+        let request = request
+            .data(LoaderSlot::scoped(&reads, scope))
+            .data(reads.clone());
         Ok(Prepared {
             request,
             seen,
