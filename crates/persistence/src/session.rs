@@ -128,15 +128,15 @@ impl Session {
         if self.ended.load(Ordering::SeqCst) {
             *state = State::Ended;
         }
-        if matches!(*state, State::Idle) {
-            if let Ok(permit) = self.room.clone().try_acquire_owned() {
-                let pool = self.db.get_postgres_connection_pool();
-                let conn = pool.acquire().await.map_err(acquire_failed)?;
-                *state = State::Open {
-                    conn,
-                    _room: permit,
-                };
-            }
+        if matches!(*state, State::Idle)
+            && let Ok(permit) = self.room.clone().try_acquire_owned()
+        {
+            let pool = self.db.get_postgres_connection_pool();
+            let conn = pool.acquire().await.map_err(acquire_failed)?;
+            *state = State::Open {
+                conn,
+                _room: permit,
+            };
         }
         let State::Open { conn, .. } = &mut *state else {
             // Ended (the query has executed), or no room: a pooled connection for this read.
