@@ -223,3 +223,48 @@ async fn typename_reads_no_version(backend: Backend) {
     assert!(counter.get() >= 1);
 }
 on_both_databases!(typename_reads_no_version);
+
+/// A query cut short by its time budget (1 ms) does not keep its held connection: once the
+/// cut-short queries are answered, every connection of the pool is idle again within seconds.
+async fn a_timed_out_query_gives_its_connection_back(backend: Backend) {
+    let (test, _counter): (_, StatementCounter) = counted_store(backend).await;
+    fill(&test.store, 3, 2).await;
+    let limits = plangraph_api::QueryLimits {
+        timeout: std::time::Duration::from_millis(1),
+        response_cache_bytes: 0,
+        row_cache_bytes: 0,
+        ..plangraph_api::QueryLimits::default()
+    };
+    let api = plangraph_api::Api::with_all_limits(
+        test.store.clone(),
+        plangraph_api::WriteLimits::default(),
+        limits,
+    );
+    let queries = (0..16).map(|_| api.execute(NESTED));
+    let responses = async_graphql::futures_util::future::join_all(queries).await;
+    let timed_out = responses
+        .iter()
+        .filter(|r| {
+            r.errors.iter().any(|e| {
+                e.extensions
+                    .as_ref()
+                    .and_then(|x| x.get("code"))
+                    .is_some_and(|c| c.to_string().contains("QUERY_TIMEOUT"))
+            })
+        })
+        .count();
+    assert!(timed_out > 0, "no query was cut short");
+    if backend == Backend::Postgres {
+        let pool = test.store.connection().get_postgres_connection_pool();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while pool.num_idle() < pool.size() as usize && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            pool.num_idle(),
+            pool.size() as usize,
+            "connections still held"
+        );
+    }
+}
+on_both_databases!(a_timed_out_query_gives_its_connection_back);
