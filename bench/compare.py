@@ -950,6 +950,9 @@ def main() -> int:
     shapes = [s for s in args.shapes.split(",") if s]
     if set(shapes) - set(SHAPES):
         parser.error(f"unknown shapes: {sorted(set(shapes) - set(SHAPES))}")
+    mixed = [s for s in args.mixed_shapes.split(",") if s]
+    if set(mixed) - set(SHAPES):
+        parser.error(f"unknown mixed shapes: {sorted(set(mixed) - set(SHAPES))}")
     SHAPES[:] = [s for s in SHAPES if s in shapes]
 
     started = time.monotonic()
@@ -1037,8 +1040,8 @@ def main() -> int:
                 for key in SERVERS:
                     if "problem" in row[key]:
                         failures.append(f"{shape} at {c} on {LABEL[key]}: {row[key]['problem']}")
-        # Among the shapes this run measures (`--shapes`).
-        mixed_shapes = [m for m in args.mixed_shapes.split(",") if m in SHAPES]
+        # Those among the shapes this run measures (`--shapes`).
+        mixed_shapes = [m for m in mixed if m in SHAPES]
         if mixed_shapes:
             token = writer_token(args, cluster.url("plangraph"))
             targets = synthetic_report_ids(servers["plangraph"], 10)

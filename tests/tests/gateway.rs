@@ -174,18 +174,9 @@ pub fn compose_into(dir: &Path, plangraph_url: &str, peer_port: u16) -> std::pat
     supergraph
 }
 
-/// A subscriber through a gateway (`url`, over `protocol` as `subscribe.mjs` names it) receives,
-/// within a second, a change written to plangraph directly: the Peru report's EDU row to
-/// `40.2 K`, on top of `revision`. `afterRevision` is the revision before the write, so a
-/// gateway stream that opens late replays the change rather than missing it.
-pub fn a_direct_change_reaches(
-    url: &str,
-    protocol: &str,
-    plangraph: &str,
-    token: &str,
-    revision: i64,
-    gateway: &str,
-) {
+/// A subscriber (`subscribe.mjs` at `url`, over `protocol`) to the Peru report's EDU figures
+/// after `revision`, connected, waiting for one event.
+fn edu_subscriber(url: &str, protocol: &str, revision: i64) -> Subscriber {
     let mut subscriber = Subscriber::start(&[
         "--url",
         url,
@@ -201,6 +192,22 @@ pub fn a_direct_change_reaches(
         "30000",
     ]);
     subscriber.expect_line("connected", Duration::from_secs(30));
+    subscriber
+}
+
+/// A subscriber through a gateway (`url`, over `protocol` as `subscribe.mjs` names it) receives,
+/// within a second, a change written to plangraph directly: the Peru report's EDU row to
+/// `40.2 K`, on top of `revision`. `afterRevision` is the revision before the write, so a
+/// gateway stream that opens late replays the change rather than missing it.
+pub fn a_direct_change_reaches(
+    url: &str,
+    protocol: &str,
+    plangraph: &str,
+    token: &str,
+    revision: i64,
+    gateway: &str,
+) {
+    let mut subscriber = edu_subscriber(url, protocol, revision);
     let sent = Instant::now();
     let written = query(
         plangraph,
@@ -305,21 +312,11 @@ mod plangraph_composes_behind_hive_gateway {
         // A subscription through the gateway receives a change written through the gateway.
         let token = admin_token(&url);
         let revision = plangraph.peru_revision();
-        let mut subscriber = Subscriber::start(&[
-            "--url",
+        let mut subscriber = edu_subscriber(
             &format!("ws://{through}/graphql"),
-            "--protocol",
             "graphql-transport-ws",
-            "--query",
-            &format!(
-                r#"subscription {{ figuresChanged(reportId: "1", sectorCode: "EDU", afterRevision: {revision}) {{ revision figures {{ peopleReached }} }} }}"#
-            ),
-            "--count",
-            "1",
-            "--timeout-ms",
-            "30000",
-        ]);
-        subscriber.expect_line("connected", Duration::from_secs(30));
+            revision,
+        );
         let written = query(
             &through,
             &format!(

@@ -133,16 +133,7 @@ const REPORT: &str = include_str!("../../bench/queries/report.plangraph.graphql"
 async fn a_report_in_full_depth_costs_one_statement_per_table(backend: Backend) {
     let (test, counter): (_, StatementCounter) = counted_store(backend).await;
     fill(&test.store, 1, 1).await;
-    let limits = plangraph_api::QueryLimits {
-        response_cache_bytes: 0,
-        row_cache_bytes: 0,
-        ..plangraph_api::QueryLimits::default()
-    };
-    let api = plangraph_api::Api::with_all_limits(
-        test.store.clone(),
-        plangraph_api::WriteLimits::default(),
-        limits,
-    );
+    let api = engine_alone(&test.store, plangraph_api::QueryLimits::default().timeout);
     let request = async_graphql::Request::new(REPORT).variables(
         async_graphql::Variables::from_json(serde_json::json!({"id": "1"})),
     );
@@ -179,7 +170,10 @@ async fn a_query_gives_its_connection_back(backend: Backend) {
                 0 => NESTED.to_owned(),
                 1 => r#"{ countries { reports { sector(code: "NOPE") { peopleReached } } } }"#
                     .to_owned(),
-                _ => "{ countries { reports { history(first: 1) { edges { node { revision } } } } }                       organizations { totalCount } }"
+                _ => concat!(
+                    "{ countries { reports { history(first: 1) { edges { node { revision } } } } } ",
+                    "organizations { totalCount } }"
+                )
                     .to_owned(),
             };
             api.execute(query).await
@@ -188,18 +182,7 @@ async fn a_query_gives_its_connection_back(backend: Backend) {
     for response in async_graphql::futures_util::future::join_all(queries).await {
         assert!(response.errors.is_empty(), "{:?}", response.errors);
     }
-    if backend == Backend::Postgres {
-        let pool = test.store.connection().get_postgres_connection_pool();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while pool.num_idle() < pool.size() as usize && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        assert_eq!(
-            pool.num_idle(),
-            pool.size() as usize,
-            "connections still held"
-        );
-    }
+    every_connection_idle(backend, &test.store).await;
     // And the store still answers.
     let data = crate::support::data(&test.store, "{ countries { iso3 } }").await;
     assert_eq!(data["countries"].as_array().map(Vec::len), Some(2));
@@ -229,17 +212,7 @@ on_both_databases!(typename_reads_no_version);
 async fn a_timed_out_query_gives_its_connection_back(backend: Backend) {
     let (test, _counter): (_, StatementCounter) = counted_store(backend).await;
     fill(&test.store, 3, 2).await;
-    let limits = plangraph_api::QueryLimits {
-        timeout: std::time::Duration::from_millis(1),
-        response_cache_bytes: 0,
-        row_cache_bytes: 0,
-        ..plangraph_api::QueryLimits::default()
-    };
-    let api = plangraph_api::Api::with_all_limits(
-        test.store.clone(),
-        plangraph_api::WriteLimits::default(),
-        limits,
-    );
+    let api = engine_alone(&test.store, std::time::Duration::from_millis(1));
     let queries = (0..16).map(|_| api.execute(NESTED));
     let responses = async_graphql::futures_util::future::join_all(queries).await;
     let timed_out = responses
@@ -254,17 +227,39 @@ async fn a_timed_out_query_gives_its_connection_back(backend: Backend) {
         })
         .count();
     assert!(timed_out > 0, "no query was cut short");
-    if backend == Backend::Postgres {
-        let pool = test.store.connection().get_postgres_connection_pool();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while pool.num_idle() < pool.size() as usize && std::time::Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        assert_eq!(
-            pool.num_idle(),
-            pool.size() as usize,
-            "connections still held"
-        );
-    }
+    every_connection_idle(backend, &test.store).await;
 }
 on_both_databases!(a_timed_out_query_gives_its_connection_back);
+
+/// The API over `store` with every cache off (the engine alone), within `timeout`.
+fn engine_alone(store: &Store, timeout: std::time::Duration) -> plangraph_api::Api {
+    let limits = plangraph_api::QueryLimits {
+        timeout,
+        response_cache_bytes: 0,
+        row_cache_bytes: 0,
+        ..plangraph_api::QueryLimits::default()
+    };
+    plangraph_api::Api::with_all_limits(
+        store.clone(),
+        plangraph_api::WriteLimits::default(),
+        limits,
+    )
+}
+
+/// On Postgres: waits up to 5 s for every connection of the readers' pool to be idle, and fails
+/// if one is still held then (SQLite holds none).
+async fn every_connection_idle(backend: Backend, store: &Store) {
+    if backend != Backend::Postgres {
+        return;
+    }
+    let pool = store.connection().get_postgres_connection_pool();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pool.num_idle() < pool.size() as usize && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        pool.num_idle(),
+        pool.size() as usize,
+        "connections still held"
+    );
+}

@@ -129,23 +129,6 @@ impl Store {
         find_in::<report::Entity, _>(&self.reader(), report::Column::Id, ids, &[]).await
     }
 
-    /// Reports of each country, newest year first.
-    pub async fn reports_by_country(
-        &self,
-        country_ids: &[i32],
-    ) -> Result<Vec<report::Model>, StoreError> {
-        if country_ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(report::Entity::find()
-            .filter(report::Column::CountryId.is_in(country_ids.iter().copied()))
-            .order_by_desc(report::Column::Year)
-            .order_by_asc(report::Column::Kind)
-            .order_by_asc(report::Column::Id)
-            .all(&self.reader())
-            .await?)
-    }
-
     pub(crate) fn report_condition(filter: &ReportQuery) -> Condition {
         let mut cond = Condition::all();
         if let Some(iso3) = &filter.country_iso3 {
@@ -199,25 +182,6 @@ impl Store {
                 Some((iso3, r.year, r.kind, r.id))
             })
             .collect())
-    }
-
-    /// One page of reports by id, after `after` (exclusive), at most `limit`.
-    pub async fn reports_page(
-        &self,
-        filter: &ReportQuery,
-        after: Option<i32>,
-        limit: u64,
-    ) -> Result<Vec<report::Model>, StoreError> {
-        let mut cond = Self::report_condition(filter);
-        if let Some(after) = after {
-            cond = cond.add(report::Column::Id.gt(after));
-        }
-        Ok(report::Entity::find()
-            .filter(cond)
-            .order_by_asc(report::Column::Id)
-            .limit(limit)
-            .all(&self.reader())
-            .await?)
     }
 
     pub async fn reports_count(&self, filter: &ReportQuery) -> Result<u64, StoreError> {

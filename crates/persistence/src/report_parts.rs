@@ -33,6 +33,9 @@ const COUNTRY: &str = "country__";
 const PLATFORM: &str = "platform__";
 const TOTALS: &str = "totals__";
 
+/// A joined row that does not decode (sea-orm's `from_query_result_optional` reads any error as
+/// absent) is `None`, like a missing one: its loader then reads it with a statement of its own,
+/// so a broken join costs a statement, never a wrong answer.
 impl FromQueryResult for ReportWithParts {
     fn from_query_result(row: &QueryResult, _prefix: &str) -> Result<Self, DbErr> {
         Ok(Self {
@@ -59,35 +62,27 @@ fn with_parts(select: Select<report::Entity>) -> Select<report::Entity> {
         }
         select
     }
-    let select = select
-        .join(
-            JoinType::LeftJoin,
-            report::Entity::belongs_to(plan::Entity)
-                .from(report::Column::PlanId)
-                .to(plan::Column::Id)
-                .into(),
-        )
-        .join(
-            JoinType::LeftJoin,
-            report::Entity::belongs_to(country::Entity)
-                .from(report::Column::CountryId)
-                .to(country::Column::Id)
-                .into(),
-        )
-        .join(
-            JoinType::LeftJoin,
-            report::Entity::belongs_to(platform::Entity)
-                .from(report::Column::PlatformId)
-                .to(platform::Column::Id)
-                .into(),
-        )
-        .join_rev(
-            JoinType::LeftJoin,
-            report_totals::Entity::belongs_to(report::Entity)
-                .from(report_totals::Column::ReportId)
-                .to(report::Column::Id)
-                .into(),
-        );
+    /// The row the report's `from` column points to, joined (none: nulls).
+    fn pointed_to<E: EntityTrait>(
+        select: Select<report::Entity>,
+        from: report::Column,
+        to: E::Column,
+    ) -> Select<report::Entity> {
+        let relation = report::Entity::belongs_to(E::default()).from(from).to(to);
+        select.join(JoinType::LeftJoin, relation.into())
+    }
+    let select = pointed_to::<plan::Entity>(select, report::Column::PlanId, plan::Column::Id);
+    let select =
+        pointed_to::<country::Entity>(select, report::Column::CountryId, country::Column::Id);
+    let select =
+        pointed_to::<platform::Entity>(select, report::Column::PlatformId, platform::Column::Id);
+    let select = select.join_rev(
+        JoinType::LeftJoin,
+        report_totals::Entity::belongs_to(report::Entity)
+            .from(report_totals::Column::ReportId)
+            .to(report::Column::Id)
+            .into(),
+    );
     let select = columns::<plan::Entity>(select, PLAN);
     let select = columns::<country::Entity>(select, COUNTRY);
     let select = columns::<platform::Entity>(select, PLATFORM);

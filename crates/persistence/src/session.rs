@@ -12,7 +12,7 @@
 //! The statements of a session run one after the other on its connection; the loaders of one
 //! level, which ran side by side on several connections, now take turns on one. Measured on
 //! the report in full depth (then 16 statements, engine alone, 16 connections), the rate went
-//! from 275 to 493 requests a second: the turns cost less than the checkouts and pings saved.
+//! from 275 to 496 requests a second: the turns cost less than the checkouts and pings saved.
 //!
 //! SQLite keeps the pool: its statements are calls into the process, with no round trip and
 //! no ping to save.
@@ -25,9 +25,9 @@
 //!
 //! A held connection must never wait for another: a query that holds one and then asks the
 //! pool (a read outside the session) could wait for connections its peers hold, each waiting
-//! for the same. So at most [`SESSIONS`] connections are held at once, two fewer than the
-//! pool's; a query that finds no room reads through the pool, a statement at a time, and tries
-//! again at its next statement. A connection that failed (not a database error: the socket or
+//! for the same. So sessions hold at most the pool's connections less [`SPARE_CONNECTIONS`]
+//! (six of eight); a query that finds no room reads through the pool, a statement at a time,
+//! and tries again at its next statement. A connection that failed (not a database error: the socket or
 //! the protocol) is dropped from the session, and the next read takes a fresh one.
 
 use std::sync::Arc;
@@ -45,23 +45,15 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore};
 use crate::Store;
 use crate::statements::StatementCounter;
 
-/// Connections held by sessions at once: the readers' pool (8) less two, so reads outside
-/// the sessions always find a connection within a statement's time.
-pub(crate) const SESSIONS: usize = 6;
+/// Connections of the readers' pool that sessions never hold, so reads outside the sessions
+/// always find one within a statement's time.
+pub(crate) const SPARE_CONNECTIONS: usize = 2;
 
-/// Where a session's reads go.
-#[derive(Debug, Default)]
-enum State {
-    /// No connection held (none read yet, or no room, or the last one failed).
-    #[default]
-    Idle,
-    /// A held connection, and its room (given back with it).
-    Open {
-        conn: PoolConnection<Postgres>,
-        _room: OwnedSemaphorePermit,
-    },
-    /// The query executed; reads go to the pool.
-    Ended,
+/// A connection a session holds, and its room (given back with it).
+#[derive(Debug)]
+struct Held {
+    conn: PoolConnection<Postgres>,
+    _room: OwnedSemaphorePermit,
 }
 
 /// One query's connection, taken on its first read.
@@ -71,9 +63,10 @@ pub(crate) struct Session {
     counter: Option<StatementCounter>,
     /// The room for held connections, shared by the store's sessions.
     room: Arc<Semaphore>,
-    /// Set by `end_session`, read by a statement that was running when it was called.
+    /// Set once the query has executed (or was cut short): from then on reads go to the pool.
     ended: AtomicBool,
-    state: Mutex<State>,
+    /// None: nothing read yet, no room, or the last connection failed or was given back.
+    held: Mutex<Option<Held>>,
 }
 
 impl Store {
@@ -87,7 +80,7 @@ impl Store {
                 counter: self.shared.counter.clone(),
                 room: self.shared.sessions.clone(),
                 ended: AtomicBool::new(false),
-                state: Mutex::new(State::Idle),
+                held: Mutex::new(None),
             }));
         }
         store
@@ -99,8 +92,8 @@ impl Store {
     pub fn end_session(&self) {
         if let Some(session) = &self.session {
             session.ended.store(true, Ordering::SeqCst);
-            if let Ok(mut state) = session.state.try_lock() {
-                *state = State::Ended;
+            if let Ok(mut held) = session.held.try_lock() {
+                *held = None;
             }
         }
     }
@@ -124,23 +117,19 @@ impl Session {
     /// Runs `stmt` on the session's connection (taken now if this is the first read), or on
     /// the pool once the session ended.
     async fn fetch_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let mut state = self.state.lock().await;
+        let mut held = self.held.lock().await;
         if self.ended.load(Ordering::SeqCst) {
-            *state = State::Ended;
-        }
-        if matches!(*state, State::Idle)
-            && let Ok(permit) = self.room.clone().try_acquire_owned()
+            *held = None;
+        } else if held.is_none()
+            && let Ok(room) = self.room.clone().try_acquire_owned()
         {
             let pool = self.db.get_postgres_connection_pool();
             let conn = pool.acquire().await.map_err(acquire_failed)?;
-            *state = State::Open {
-                conn,
-                _room: permit,
-            };
+            *held = Some(Held { conn, _room: room });
         }
-        let State::Open { conn, .. } = &mut *state else {
+        let Some(Held { conn, .. }) = held.as_mut() else {
             // Ended (the query has executed), or no room: a pooled connection for this read.
-            drop(state);
+            drop(held);
             return self.db.query_all_raw(stmt).await;
         };
         if let Some(counter) = &self.counter {
@@ -150,13 +139,12 @@ impl Session {
         let result = sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql), SqlxValues(values))
             .fetch_all(&mut **conn)
             .await;
-        if self.ended.load(Ordering::SeqCst) {
-            // Ended while this statement ran: the connection goes back now.
-            *state = State::Ended;
-        } else if matches!(&result, Err(err) if !matches!(err, sqlx::Error::Database(_))) {
-            // The socket or the protocol failed: the next read takes a fresh connection (the
-            // pool closes this one when its release ping fails).
-            *state = State::Idle;
+        let broken = matches!(&result, Err(err) if !matches!(err, sqlx::Error::Database(_)));
+        if broken || self.ended.load(Ordering::SeqCst) {
+            // Ended while this statement ran: the connection goes back now. Or the socket or
+            // the protocol failed: the next read takes a fresh one (the pool closes this one
+            // when its release ping fails).
+            *held = None;
         }
         result
             .map(|rows| rows.into_iter().map(QueryResult::from).collect())

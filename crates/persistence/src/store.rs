@@ -17,7 +17,7 @@ use crate::background::Background;
 use crate::entities::{platform, sector};
 use crate::feed::Feed;
 use crate::pool::{self, PoolSpec, SQLITE_BUSY_TIMEOUT};
-use crate::session::{SESSIONS, Session};
+use crate::session::{SPARE_CONNECTIONS, Session};
 use crate::statements::StatementCounter;
 use crate::version::{Version, head_revision, head_version};
 use crate::version_gate::VersionGate;
@@ -127,9 +127,7 @@ impl Store {
                 background: Background::default(),
                 counter,
                 sessions: Arc::new(tokio::sync::Semaphore::new(
-                    (spec.max_connections as usize)
-                        .saturating_sub(2)
-                        .min(SESSIONS),
+                    (spec.max_connections as usize).saturating_sub(SPARE_CONNECTIONS),
                 )),
             }),
             session: None,

@@ -146,7 +146,9 @@ macro_rules! loader {
             async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $value>, LoadError> {
                 // Rows another loader of the request read already, then kept rows.
                 let (mut found, missing) = self.scope.prefetched.take::<$key, $value>(keys);
-                if let (Some((kept, version)), false) = (&self.scope.kept, found.is_empty()) {
+                if !found.is_empty()
+                    && let Some((kept, version)) = &self.scope.kept
+                {
                     // Kept as if this loader had read them: the next query finds them.
                     let handed: Vec<$key> = found.keys().cloned().collect();
                     kept.keep_rows(*version, &handed, &found).await;

@@ -44,7 +44,7 @@ use crate::{PlangraphSchema, Profile};
 pub use finish::new_request_id;
 use finish::{Seen, record, store_failure, timed_out, with_code};
 pub use operation::operation_type;
-use operation::schema_env;
+use operation::{reads_no_store, schema_env};
 pub use slots::{EventSlot, ExecutionSlots};
 
 /// How a request reached the schema, attached by the transport as request data: a metrics
@@ -238,10 +238,12 @@ impl Pipeline {
         let anonymous = credentials(&request, session) == Credentials::None;
         let mut version = None;
         let mut key = None;
-        let reads_store = !self
-            .documents
-            .reads_no_store(&request.query, request.operation_name.as_deref())
-            .await;
+        // The one look-up of the document's kept parse: it tells whether the query reads the
+        // store at all, and `prepare` uses it instead of parsing.
+        let kept_parse = self.documents.get(&request.query).await;
+        let reads_store = !kept_parse
+            .as_deref()
+            .is_some_and(|doc| reads_no_store(doc, request.operation_name.as_deref()));
         if anonymous && self.kept.keeps_answers() && reads_store {
             match self.version().await {
                 Ok(v) => version = Some(v),
@@ -265,7 +267,10 @@ impl Pipeline {
             key = Some(answer_key);
         }
         let transport = request_data::<Transport>(&request).copied();
-        match self.prepare(request, session, seen, version).await {
+        match self
+            .prepare(request, session, seen, version, kept_parse)
+            .await
+        {
             Ok(prepared) => Started::Ready(Box::new(Ready {
                 prepared,
                 key,
@@ -325,13 +330,17 @@ impl Pipeline {
             Ok(Computed::NotKept(response)) => Answer::Response(response),
             Ok(Computed::Waited) => {
                 // Another request computed it and could not keep it: this one runs its own.
+                let kept_parse = self.documents.get(&query).await;
                 let mut request = Request::new(query).variables(variables);
                 request.operation_name = operation_name.clone();
                 if let Some(transport) = transport {
                     request = request.data(transport);
                 }
                 let seen = Seen::new(request_id, label, operation_name, Default::default());
-                match self.prepare(request, session, seen, version).await {
+                match self
+                    .prepare(request, session, seen, version, kept_parse)
+                    .await
+                {
                     Ok(prepared) => Answer::Response(self.run(schema, prepared, deadline).await),
                     Err(refused) => {
                         let (seen, response) = *refused;

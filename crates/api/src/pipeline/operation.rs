@@ -1,12 +1,14 @@
 //! What the pipeline reads off a document and the schema: the operation's type, a
-//! subscription's root fields, and the schema's registry.
+//! subscription's root fields, whether it reads the store at all, and the schema's registry.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
+use async_graphql::Positioned;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextRequest};
 use async_graphql::futures_util::FutureExt;
 use async_graphql::parser::types::{
-    DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
+    DocumentOperations, ExecutableDocument, OperationDefinition, OperationType, Selection,
+    SelectionSet,
 };
 use async_graphql::{Response, SchemaBuilder, SchemaEnv};
 
@@ -41,22 +43,27 @@ pub(crate) fn schema_env(
         .take()
 }
 
-/// The type of the operation `name` selects in `doc` (the only one when `name` is `None`).
-pub fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+/// The operation `name` selects in `doc` (the only one when `name` is `None`), as
+/// async-graphql selects it.
+fn operation<'a>(
+    doc: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a Positioned<OperationDefinition>> {
     match (&doc.operations, name) {
-        (DocumentOperations::Single(op), None) => Some(op.node.ty),
+        (DocumentOperations::Single(op), None) => Some(op),
         // One anonymous operation cannot be selected by a name: async-graphql refuses it.
         (DocumentOperations::Single(_), Some(_)) => None,
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => {
-            ops.values().next().map(|op| op.node.ty)
-        }
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
         (DocumentOperations::Multiple(_), None) => None,
     }
 }
 
-/// The root fields a subscription operation selects, fragments included (a fragment nested
-/// deeper than the document has fragments is a cycle, which validation refuses anyway).
+/// The type of the operation `name` selects in `doc` (the only one when `name` is `None`).
+pub fn operation_type(doc: &ExecutableDocument, name: Option<&str>) -> Option<OperationType> {
+    operation(doc, name).map(|op| op.node.ty)
+}
+
 /// Whether the operation selects `field` at its root (through fragments too).
 pub(crate) fn selects_root_field(
     doc: &ExecutableDocument,
@@ -95,13 +102,7 @@ pub(crate) fn selects_root_field(
 /// introspection and the federation SDL at its root (directly, no fragments) answers the same
 /// at every store version: it needs no version read and no kept answer.
 pub(crate) fn reads_no_store(doc: &ExecutableDocument, name: Option<&str>) -> bool {
-    let operation = match (&doc.operations, name) {
-        (DocumentOperations::Single(op), _) => Some(op),
-        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
-        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next(),
-        (DocumentOperations::Multiple(_), None) => None,
-    };
-    operation.is_some_and(|op| {
+    operation(doc, name).is_some_and(|op| {
         op.node.ty == OperationType::Query
             && op
                 .node
@@ -119,6 +120,8 @@ pub(crate) fn reads_no_store(doc: &ExecutableDocument, name: Option<&str>) -> bo
     })
 }
 
+/// The root fields a subscription operation selects, fragments included (a fragment nested
+/// deeper than the document has fragments is a cycle, which validation refuses anyway).
 pub(crate) fn subscription_root_fields(doc: &ExecutableDocument, name: Option<&str>) -> usize {
     fn count(doc: &ExecutableDocument, set: &SelectionSet, budget: usize) -> usize {
         if budget == 0 {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{Data, Request, Response, ServerError};
 use plangraph_persistence::{Store, Version};
 use secrecy::ExposeSecret;
@@ -29,6 +29,7 @@ impl Pipeline {
         session: Option<&Data>,
         mut seen: Seen,
         version: Option<Version>,
+        kept_parse: Option<Arc<ExecutableDocument>>,
     ) -> Result<Prepared, Refused> {
         let refuse =
             |seen, error: ServerError| Err(Box::new((seen, Response::from_errors(vec![error]))));
@@ -58,9 +59,9 @@ impl Pipeline {
             request = request.disable_introspection();
         }
         let over_get = request_data::<Transport>(&request) == Some(&Transport::HttpGet);
-        let to_keep = match self.documents.get(&request.query).await {
+        let to_keep = match kept_parse {
             Some(document) => {
-                request.set_parsed_query(document);
+                request.set_parsed_query((*document).clone());
                 None
             }
             None => Some(Arc::<str>::from(request.query.as_str())),
