@@ -35,7 +35,7 @@ pub use loaders::StoreLoader;
 pub use mutation::{MAX_LIST, Mutation, WriteLimits};
 pub use pipeline::{Answer, RequestId, Transport};
 pub use query::Query;
-pub use subscription::{MAX_SUBSCRIPTIONS_PER_SOCKET, Subscription, SubscriptionQuota};
+pub use subscription::{Listening, MAX_SUBSCRIPTIONS_PER_SOCKET, Subscription, SubscriptionQuota};
 
 pub type PlangraphSchema = Schema<Query, Mutation, Subscription>;
 

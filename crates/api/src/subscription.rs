@@ -24,6 +24,40 @@ use crate::types::{Change, FiguresChange};
 /// change feed and a query per event; a dashboard needs a handful.
 pub const MAX_SUBSCRIPTIONS_PER_SOCKET: usize = 100;
 
+/// Tells a transport when its subscription follows the store's feed (request data, see
+/// [`Listening::new`]). A transport that says "subscribed" to its client before that (SSE's
+/// headers, a reserved stream's `202`) would let a change committed in between reach neither
+/// the replay nor the live feed.
+#[derive(Debug)]
+pub struct Listening(std::sync::Mutex<Option<tokio::sync::oneshot::Sender<()>>>);
+
+impl Listening {
+    /// The request data and its receiver. The receiver resolves once the operation's
+    /// subscription follows the feed, or as an error once the request is dropped without
+    /// subscribing (a query, a refused request, a failed resolver): either way, from then on
+    /// nothing that operation receives can be lost to the gap.
+    pub fn new() -> (Self, tokio::sync::oneshot::Receiver<()>) {
+        let (tell, heard) = tokio::sync::oneshot::channel();
+        (Self(std::sync::Mutex::new(Some(tell))), heard)
+    }
+
+    /// What `Store::watch_then` calls once the stream listens.
+    fn take(ctx: &Context<'_>) -> impl FnOnce() + Send + 'static + use<> {
+        let tell = ctx.data_opt::<Self>().and_then(|listening| {
+            listening
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+        });
+        move || {
+            if let Some(tell) = tell {
+                let _ = tell.send(());
+            }
+        }
+    }
+}
+
 /// The subscriptions a connection holds, counted across its operations (session data).
 #[derive(Debug, Clone)]
 pub struct SubscriptionQuota {
@@ -197,7 +231,11 @@ fn events(
     let slots = ctx.data_opt::<ExecutionSlots>().cloned();
     let loader_store = store.clone();
     let changes = store
-        .watch(filter, after.map(|replay| replay.after))
+        .watch_then(
+            filter,
+            after.map(|replay| replay.after),
+            Listening::take(ctx),
+        )
         .map(move |item| {
             let record = item.map_err(ApiError::from)?;
             let loaders = record

@@ -29,9 +29,24 @@ impl Store {
         filter: ChangeFilter,
         after: Option<i64>,
     ) -> impl Stream<Item = Result<Arc<ChangeRecord>, StoreError>> + Send + 'static + use<> {
+        self.watch_then(filter, after, || {})
+    }
+
+    /// [`Store::watch`], calling `listening` once the stream follows the live feed (on its
+    /// first poll, as a stream does its work): from then on no change committed is lost to
+    /// it. A transport that tells its client "subscribed" (an SSE stream's headers, a
+    /// reserved stream's `202`) waits for this, or a change committed in between would reach
+    /// neither the replay nor the feed.
+    pub fn watch_then<L: FnOnce() + Send + 'static>(
+        &self,
+        filter: ChangeFilter,
+        after: Option<i64>,
+        listening: L,
+    ) -> impl Stream<Item = Result<Arc<ChangeRecord>, StoreError>> + Send + 'static + use<L> {
         let store = self.clone();
         async_stream::try_stream! {
             let (mut live, head, mut generation) = store.subscribe_live().await?;
+            listening();
             let mut cursor = after.unwrap_or(head);
             // Replay what the subscriber missed, up to the head seen when it subscribed;
             // anything later arrives live.

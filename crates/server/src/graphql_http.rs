@@ -138,14 +138,14 @@ async fn respond(
                 Value::Number(id) => Some(id.to_string()),
                 _ => None,
             });
-        return reservations::execute(state, &token, operation_id, build(params, http, get));
+        return reservations::execute(state, &token, operation_id, build(params, http, get)).await;
     }
     match media {
         Media::EventStream => {
-            return stream::respond(state, build(params, http, get), Framing::Sse);
+            return stream::respond(state, build(params, http, get), Framing::Sse).await;
         }
         Media::Multipart => {
-            return stream::respond(state, build(params, http, get), Framing::Multipart);
+            return stream::respond(state, build(params, http, get), Framing::Multipart).await;
         }
         Media::GraphqlResponse | Media::Json => {}
     }

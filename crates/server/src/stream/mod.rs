@@ -33,6 +33,7 @@ use actix_web::{HttpResponse, web};
 use async_graphql::futures_util::stream::{self, BoxStream};
 use async_graphql::futures_util::{Stream, StreamExt};
 use async_graphql::{Request, Response};
+use plangraph_api::Listening;
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -113,17 +114,40 @@ fn part(json: &str) -> web::Bytes {
 }
 
 /// Answers `request` as a stream of its own (SSE distinct connections mode, or multipart).
-pub fn respond(state: &AppState, request: Request, framing: Framing) -> HttpResponse {
+///
+/// The headers go out once a subscription follows the store's feed ([`until_listening`]):
+/// a client takes them as "subscribed", and a change committed before the feed had it would
+/// otherwise be lost to that client.
+pub async fn respond(state: &AppState, request: Request, framing: Framing) -> HttpResponse {
     let place = match open(state) {
         Ok(place) => place,
         Err((status, code, message)) => return refuse(status, code, message),
     };
-    let results = state.api.execute_stream(request, None);
+    let (listening, heard) = Listening::new();
+    let results = state.api.execute_stream(request.data(listening), None);
     let body = stream::iter(framing.opening())
         .chain(results.map(move |response| framing.result(&response)))
         .chain(stream::once(async move { framing.end() }));
     let farewell = move || Some(framing.end());
-    pump(state, place, body, framing, farewell, ())
+    let response = pump(state, place, body, framing, farewell, ());
+    until_listening(heard).await;
+    response
+}
+
+/// Longest an answer's headers wait for its subscription to follow the feed. What it waits
+/// on is a report's look-up and a read of the store's head, a few milliseconds; the bound is
+/// for a store that does not answer (its pool times out in 3 s).
+const LISTENING_AT_MOST: Duration = Duration::from_secs(5);
+
+/// Waits until the operation that was given `heard`'s [`Listening`] follows the store's feed,
+/// or is known never to (a query, a refused request): the pump polls it meanwhile.
+pub(crate) async fn until_listening(heard: tokio::sync::oneshot::Receiver<()>) {
+    if tokio::time::timeout(LISTENING_AT_MOST, heard)
+        .await
+        .is_err()
+    {
+        tracing::warn!("a subscription did not follow the feed within 5 s; answering anyway");
+    }
 }
 
 /// Why a stream was refused a place: the status, the code and the message.

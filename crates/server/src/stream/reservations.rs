@@ -38,7 +38,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 use async_graphql::futures_util::StreamExt;
 use async_graphql::{Data, Request};
-use plangraph_api::SubscriptionQuota;
+use plangraph_api::{Listening, SubscriptionQuota};
 use tokio::sync::{mpsc, watch};
 
 use super::{Framing, event, open, pump, refuse, to_json};
@@ -286,47 +286,67 @@ pub fn connect(state: &AppState, token: &str) -> HttpResponse {
 }
 
 /// `POST /graphql` with a token: runs `request` on the reserved stream as `operation_id`.
-pub fn execute(
+/// The `202` goes out once a subscription follows the store's feed (see
+/// [`super::until_listening`]).
+pub async fn execute(
     state: &AppState,
     token: &str,
     operation_id: Option<String>,
     request: Request,
 ) -> HttpResponse {
+    match start(state, token, operation_id, request) {
+        Ok(heard) => {
+            super::until_listening(heard).await;
+            HttpResponse::Accepted().finish()
+        }
+        Err(refused) => *refused,
+    }
+}
+
+/// Starts the operation on the reserved stream; what says when it follows the feed, or why
+/// it was refused.
+fn start(
+    state: &AppState,
+    token: &str,
+    operation_id: Option<String>,
+    request: Request,
+) -> Result<tokio::sync::oneshot::Receiver<()>, Box<HttpResponse>> {
     if state.sockets.shutting_down() {
-        return shutting_down();
+        return Err(Box::new(shutting_down()));
     }
     let Some(reservation) = state.reservations.get(token) else {
-        return not_found();
+        return Err(Box::new(not_found()));
     };
     let Some(id) = operation_id.filter(|id| !id.is_empty()) else {
-        return operation_id_missing();
+        return Err(Box::new(operation_id_missing()));
     };
     if id.len() > MAX_OPERATION_ID {
-        return refuse(
+        return Err(Box::new(refuse(
             StatusCode::BAD_REQUEST,
             "BAD_REQUEST",
             &format!("an operation id is at most {MAX_OPERATION_ID} bytes"),
-        );
+        )));
     }
     let mut operations = lock(&reservation.operations);
     if operations.contains_key(&id) {
-        return refuse(
+        return Err(Box::new(refuse(
             StatusCode::CONFLICT,
             "OPERATION_EXISTS",
             "an operation with this id runs already on this stream",
-        );
+        )));
     }
     if operations.len() >= MAX_OPERATIONS {
-        return refuse(
+        return Err(Box::new(refuse(
             StatusCode::CONFLICT,
             "TOO_MANY_OPERATIONS",
             &format!("a stream runs at most {MAX_OPERATIONS} operations at once"),
-        );
+        )));
     }
     let serial = state.reservations.serial.fetch_add(1, Ordering::Relaxed);
+    let (listening, heard) = Listening::new();
     let mut results = state
         .api
-        .execute_stream(request, Some(reservation.session.clone()));
+        .execute_stream(request.data(listening), Some(reservation.session.clone()));
     let events = reservation.events.clone();
     let mut opened = reservation.opened.subscribe();
     let send_timeout = state.socket_limits.send_timeout;
@@ -369,7 +389,7 @@ pub fn execute(
     // The task runs on this worker and cannot end before this synchronous section does, so
     // its handle is in the map before the task would take it out.
     operations.insert(id, (serial, task.abort_handle()));
-    HttpResponse::Accepted().finish()
+    Ok(heard)
 }
 
 fn operation_id_missing() -> HttpResponse {
