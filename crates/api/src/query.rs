@@ -12,7 +12,9 @@ use crate::loaders::{
     AllCountries, AllSectors, CountryByIso3, OrganizationByFtsId, OrganizationById, PageOfReports,
     PlanByCode, PlatformByCode, ReportById, ReportCount, ReportPage, SectorByCode,
 };
-use crate::types::{Country, Organization, Plan, Platform, Report, Sector};
+use crate::types::{
+    Country, Organization, Plan, Platform, Report, Sector, child_tables, load_children,
+};
 
 fn store<'a>(ctx: &Context<'a>) -> Result<&'a Store> {
     ctx.data::<Store>()
@@ -75,7 +77,14 @@ impl Query {
         let Ok(id) = id.parse::<i32>() else {
             return Ok(None);
         };
-        Ok(loader(ctx)?.load_one(ReportById(id)).await?.map(Report))
+        // The report and the child tables its selection asks for, in the same round.
+        let tables = child_tables(&ctx.look_ahead());
+        let (report, ()) = async_graphql::futures_util::future::try_join(
+            async { Ok(loader(ctx)?.load_one(ReportById(id)).await?) },
+            load_children(ctx, vec![id], tables),
+        )
+        .await?;
+        Ok(report.map(Report))
     }
 
     /// Reports in id order, filtered, a page at a time.
@@ -114,6 +123,15 @@ impl Query {
         )
         .await?;
         let (rows, total) = (rows.unwrap_or_default(), total.unwrap_or_default());
+        let ahead = ctx.look_ahead();
+        let tables =
+            child_tables(&ahead.field("nodes")) | child_tables(&ahead.field("edges").field("node"));
+        let shown: Vec<i32> = rows
+            .iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|r| r.id)
+            .collect();
+        load_children(ctx, shown, tables).await?;
         Ok(page(rows, limit, after.is_some(), total, |r| r.id, Report))
     }
 

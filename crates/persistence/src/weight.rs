@@ -73,6 +73,13 @@ impl<A: Weigh, B: Weigh> Weigh for (A, B) {
     }
 }
 
+/// A key kept for its presence alone (a report's child tables read, see `report_children`).
+impl Weigh for () {
+    fn weigh(&self) -> usize {
+        0
+    }
+}
+
 impl Weigh for String {
     fn weigh(&self) -> usize {
         std::mem::size_of::<Self>() + self.len()

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use plangraph_persistence::{
-    ChangeRecord, HistoryOwner, ReportQuery, ReportWithParts, SectionWithParagraphs, Store,
-    StoreError,
+    ChangeRecord, ChildTables, HistoryOwner, ReportChildren, ReportQuery, ReportWithParts,
+    SectionWithParagraphs, Store, StoreError,
 };
 
 use crate::error::LoadError;
@@ -91,6 +91,12 @@ impl KeyBytes for String {
 impl KeyBytes for () {
     fn key_bytes(&self) -> usize {
         0
+    }
+}
+
+impl KeyBytes for (i32, ChildTables) {
+    fn key_bytes(&self) -> usize {
+        5
     }
 }
 
@@ -287,6 +293,68 @@ fn with_parts(prefetched: &Prefetched, rows: Vec<ReportWithParts>) -> Vec<report
     prefetched.put(platforms);
     prefetched.put(totals);
     reports
+}
+loader!(
+    /// A report's child tables (the set a query's selection of it asks for), read in one
+    /// statement for every report of the batch and handed to the loaders of each table
+    /// (`Store::report_children`). Nothing to hand over on SQLite: those loaders read.
+    ChildrenOf((i32, ChildTables)) => (), |store, keys, prefetched| {
+    let mut tables = ChildTables::NONE;
+    let mut ids = Vec::with_capacity(keys.len());
+    for (id, asked) in &keys {
+        tables |= *asked;
+        if !ids.contains(id) {
+            ids.push(*id);
+        }
+    }
+    if let Some(children) = store.report_children(&ids, tables).await? {
+        hand_over(prefetched, children);
+    }
+    keys.into_iter().map(|key| (key, ())).collect::<HashMap<_, _>>()
+});
+
+/// Leaves each table of `children` for the loader that would have read it.
+fn hand_over(prefetched: &Prefetched, children: Vec<ReportChildren>) {
+    let (mut figures, mut sectors, mut shares, mut counts) = (vec![], vec![], vec![], vec![]);
+    let (mut organizations, mut sections, mut footnotes, mut sources) =
+        (vec![], vec![], vec![], vec![]);
+    for child in children {
+        let id = child.report_id;
+        figures.extend(
+            child
+                .sector_figures
+                .map(|rows| (SectorFiguresOfReport(id), rows)),
+        );
+        sectors.extend(
+            child
+                .sectors
+                .into_iter()
+                .flatten()
+                .map(|s| (SectorById(s.id), s)),
+        );
+        shares.extend(child.shares.map(|rows| (SharesOfReport(id), rows)));
+        counts.extend(
+            child
+                .partner_counts
+                .map(|rows| (PartnerCountsOfReport(id), rows)),
+        );
+        organizations.extend(
+            child
+                .organizations
+                .map(|rows| (OrganizationsOfReport(id), rows)),
+        );
+        sections.extend(child.sections.map(|rows| (SectionsOfReport(id), rows)));
+        footnotes.extend(child.footnotes.map(|rows| (FootnotesOfReport(id), rows)));
+        sources.extend(child.sources.map(|rows| (SourcesOfReport(id), rows)));
+    }
+    prefetched.put(figures);
+    prefetched.put(sectors);
+    prefetched.put(shares);
+    prefetched.put(counts);
+    prefetched.put(organizations);
+    prefetched.put(sections);
+    prefetched.put(footnotes);
+    prefetched.put(sources);
 }
 loader!(TotalsOfReport(i32) => report_totals::Model, |store, keys| {
     index(store.totals_by_report(&keys).await?, |t| t.report_id)

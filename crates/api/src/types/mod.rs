@@ -17,15 +17,16 @@ pub(crate) use history::{HistoryConnection, history_page};
 pub use organizations::Organization;
 pub use places::{Country, Plan, Platform, Sector};
 pub use reports::{Report, ReportTotals, SectorFigures};
+pub(crate) use reports::{child_tables, load_children};
 
 use std::sync::Arc;
 
-use async_graphql::{Context, ID, Object, Result, SimpleObject};
+use async_graphql::{Context, ID, Lookahead, Object, Result, SimpleObject};
 use plangraph_persistence::entities::{
     country, footnote, organization, partner_count, plan, platform, report, report_totals, sector,
     sector_figures, share, source_link,
 };
-use plangraph_persistence::{HistoryOwner, SectionWithParagraphs};
+use plangraph_persistence::{ChildTables, HistoryOwner, SectionWithParagraphs};
 
 use crate::enums::{
     LinkPlacement, OrganizationRole, PartnerRole, PlatformScope, ReportKind, SectionKind,
@@ -33,8 +34,8 @@ use crate::enums::{
 };
 use crate::error::ApiError;
 use crate::loaders::{
-    CountryById, FootnotesOfReport, OrganizationsOfReport, PartnerCountsOfReport, PlanById,
-    PlatformById, ReportsOfCountry, SectionsOfReport, SectorById, SectorFiguresOfReport,
+    ChildrenOf, CountryById, FootnotesOfReport, OrganizationsOfReport, PartnerCountsOfReport,
+    PlanById, PlatformById, ReportsOfCountry, SectionsOfReport, SectorById, SectorFiguresOfReport,
     SharesOfReport, SourcesOfReport, SubSectorsOf, TotalsOfReport,
 };
 use crate::loaders::{loader, rows};

@@ -34,13 +34,16 @@ impl Country {
         year: Option<i32>,
         kind: Option<ReportKind>,
     ) -> Result<Vec<Report>> {
-        let reports = rows(ctx, ReportsOfCountry(self.0.id)).await?;
-        Ok(reports
+        let reports: Vec<_> = rows(ctx, ReportsOfCountry(self.0.id))
+            .await?
             .into_iter()
             .filter(|r| year.is_none_or(|y| r.year == y))
             .filter(|r| kind.is_none_or(|k| r.kind == k.as_stored()))
-            .map(Report)
-            .collect())
+            .collect();
+        let tables = child_tables(&ctx.look_ahead());
+        let ids: Vec<i32> = reports.iter().map(|r| r.id).collect();
+        load_children(ctx, ids, tables).await?;
+        Ok(reports.into_iter().map(Report).collect())
     }
 
     async fn report(
@@ -50,10 +53,14 @@ impl Country {
         #[graphql(default_with = "ReportKind::EndYear")] kind: ReportKind,
     ) -> Result<Option<Report>> {
         let reports = rows(ctx, ReportsOfCountry(self.0.id)).await?;
-        Ok(reports
+        let Some(report) = reports
             .into_iter()
             .find(|r| r.year == year && r.kind == kind.as_stored())
-            .map(Report))
+        else {
+            return Ok(None);
+        };
+        load_children(ctx, vec![report.id], child_tables(&ctx.look_ahead())).await?;
+        Ok(Some(Report(report)))
     }
 }
 

@@ -16,6 +16,46 @@ pub struct Provenance {
 /// A published report: every figure, share, count, section and link it prints.
 pub struct Report(pub report::Model);
 
+/// The child tables a selection of reports asks for; `report` looks ahead at a `Report`'s
+/// fields (through fragments too).
+pub(crate) fn child_tables(report: &Lookahead<'_>) -> ChildTables {
+    const FIELDS: [(&str, ChildTables); 10] = [
+        ("sectors", ChildTables::SECTORS),
+        ("sector", ChildTables::SECTORS),
+        ("ageGender", ChildTables::SHARES),
+        ("populationTypes", ChildTables::SHARES),
+        ("partnerCounts", ChildTables::PARTNER_COUNTS),
+        ("partners", ChildTables::ORGANIZATIONS),
+        ("donors", ChildTables::ORGANIZATIONS),
+        ("sections", ChildTables::SECTIONS),
+        ("footnotes", ChildTables::FOOTNOTES),
+        ("sources", ChildTables::SOURCES),
+    ];
+    FIELDS
+        .into_iter()
+        .filter(|(name, _)| report.field(name).exists())
+        .fold(ChildTables::NONE, |all, (_, table)| all | table)
+}
+
+/// Reads `tables` for each report of `ids` as one batch, before their fields resolve: the
+/// loader of each table then takes its rows instead of running a statement of its own (see
+/// `ChildrenOf`). Only where that is cheaper (one or two reports, two statements or more
+/// saved; see `ChildTables::worth_reading_together`): otherwise each table is read by its
+/// own loader, one statement for every report of the level.
+pub(crate) async fn load_children(
+    ctx: &Context<'_>,
+    ids: Vec<i32>,
+    tables: ChildTables,
+) -> Result<()> {
+    if !tables.worth_reading_together(ids.len()) {
+        return Ok(());
+    }
+    loader(ctx)?
+        .load_many(ids.into_iter().map(|id| ChildrenOf((id, tables))))
+        .await?;
+    Ok(())
+}
+
 #[Object]
 impl Report {
     async fn id(&self) -> ID {
