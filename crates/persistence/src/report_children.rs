@@ -52,6 +52,13 @@ impl ChildTables {
         self.0 == 0
     }
 
+    /// Each table of the set, alone.
+    pub fn each(self) -> impl Iterator<Item = Self> {
+        (0..8)
+            .map(|bit| Self(1 << bit))
+            .filter(move |table| self.contains(*table))
+    }
+
     /// Statements these tables cost read one by one (the sector rows are two: the rows,
     /// then the sectors they are rows of).
     fn statements(self) -> u32 {

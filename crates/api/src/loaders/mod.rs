@@ -295,9 +295,10 @@ fn with_parts(prefetched: &Prefetched, rows: Vec<ReportWithParts>) -> Vec<report
     reports
 }
 loader!(
-    /// A report's child tables (the set a query's selection of it asks for), read in one
-    /// statement for every report of the batch and handed to the loaders of each table
-    /// (`Store::report_children`). Nothing to hand over on SQLite: those loaders read.
+    /// One of a report's child tables (of those a query's selection of it asks for): the
+    /// batch's tables are read in one statement for all its reports and handed to the
+    /// loaders of each table (`Store::report_children`). Nothing to hand over on SQLite, or
+    /// where it would not pay: those loaders read.
     ChildrenOf((i32, ChildTables)) => (), |store, keys, prefetched| {
     let mut tables = ChildTables::NONE;
     let mut ids = Vec::with_capacity(keys.len());

@@ -50,8 +50,13 @@ pub(crate) async fn load_children(
     if !tables.worth_reading_together(ids.len()) {
         return Ok(());
     }
+    // A key per report and table, so a table kept already (the row cache) is not read again
+    // for a query that asks for a different set.
     loader(ctx)?
-        .load_many(ids.into_iter().map(|id| ChildrenOf((id, tables))))
+        .load_many(
+            ids.into_iter()
+                .flat_map(|id| tables.each().map(move |table| ChildrenOf((id, table)))),
+        )
         .await?;
     Ok(())
 }
