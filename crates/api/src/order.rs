@@ -207,11 +207,20 @@ fn reorder<'a>(
 ) {
     match value {
         Value::List(items) => {
+            // The keys of the item before, reused while the type stays the same: a list of a
+            // thousand rows of one type looks its keys up once, not once a row.
+            let mut last: Option<(Option<String>, Rc<Vec<Key<'a>>>)> = None;
             for (n, item) in items.iter_mut().enumerate() {
                 let concrete = typename(item)
-                    .map(str::to_owned)
-                    .or_else(|| types.and_then(|t| t.get(n)).and_then(Clone::clone));
-                let keys = keys_for(ordering, memo, sets, concrete.as_deref(), root);
+                    .or_else(|| types.and_then(|t| t.get(n)).and_then(Option::as_deref));
+                let keys = match &last {
+                    Some((seen, keys)) if seen.as_deref() == concrete => keys.clone(),
+                    _ => {
+                        let keys = keys_for(ordering, memo, sets, concrete, root);
+                        last = Some((concrete.map(str::to_owned), keys.clone()));
+                        keys
+                    }
+                };
                 apply(ordering, memo, &keys, item);
             }
         }
