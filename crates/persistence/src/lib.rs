@@ -22,6 +22,7 @@ mod history;
 mod import;
 mod lookups;
 mod pool;
+mod positional;
 mod reads;
 mod replay;
 mod report_children;

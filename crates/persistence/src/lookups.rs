@@ -10,6 +10,7 @@ use sea_orm::{
 
 use crate::StoreError;
 use crate::entities::{narrative_paragraph, narrative_section, organization, report_organization};
+use crate::positional::{ByPosition, Positional};
 
 /// A narrative section with its paragraphs in printed order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,7 @@ pub(crate) async fn find_in<E, V>(
 ) -> Result<Vec<E::Model>, StoreError>
 where
     E: EntityTrait,
+    E::Model: Positional,
     V: Into<Value> + Clone + ValueType,
 {
     if keys.is_empty() {
@@ -37,7 +39,8 @@ where
     for col in order {
         select = select.order_by_asc(*col);
     }
-    Ok(select.all(db).await?)
+    let rows = select.into_model::<ByPosition<E::Model>>().all(db).await?;
+    Ok(rows.into_iter().map(|row| row.0).collect())
 }
 
 /// `E.column` is one of `keys`, qualified by its table (so it holds in a join too).

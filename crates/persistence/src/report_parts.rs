@@ -8,11 +8,12 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable, JoinType,
-    QueryFilter, QueryOrder, QueryResult, QuerySelect, Select, TryGetError,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, Select,
 };
 
 use crate::entities::{country, plan, platform, report, report_totals};
 use crate::lookups::key_condition;
+use crate::positional::Positional;
 use crate::{ReportQuery, Store, StoreError};
 
 /// A report and the rows it points to; `None` where the report has none (a regional report
@@ -32,55 +33,6 @@ const PLAN: &str = "plan__";
 const COUNTRY: &str = "country__";
 const PLATFORM: &str = "platform__";
 const TOTALS: &str = "totals__";
-
-/// A model read by position from a row that holds its columns from `offset` on, in the
-/// entity's column order (how `with_parts` selects them).
-///
-/// By name, sea-orm formats `{prefix}{column}` into a new string for every column of every
-/// joined row and looks it up; that was a fifth of the server's CPU on a page of reports.
-trait Positional: Sized {
-    /// The model's fields in declaration order; a test holds them equal to the entity's
-    /// columns, so no two columns of one type can be read into each other's fields.
-    const FIELDS: &'static [&'static str];
-    fn at(row: &QueryResult, offset: usize) -> Result<Self, TryGetError>;
-}
-
-macro_rules! positional {
-    ($($module:ident { $($field:ident),* $(,)? })*) => {$(
-        impl Positional for $module::Model {
-            const FIELDS: &'static [&'static str] = &[$(stringify!($field)),*];
-
-            #[allow(unused_assignments)]
-            fn at(row: &QueryResult, offset: usize) -> Result<Self, TryGetError> {
-                let mut index = offset;
-                // A struct expression evaluates its fields in the order written.
-                Ok(Self {$(
-                    $field: {
-                        let value = row.try_get_by_index_nullable(index)?;
-                        index += 1;
-                        value
-                    },
-                )*})
-            }
-        }
-    )*};
-}
-
-positional! {
-    report {
-        id, plan_id, platform_id, country_id, kind, year, title, funding_source, funding_as_of,
-        funding_footnote_marker, source_name, source_sha256, imported_at, synthetic, revision,
-    }
-    plan { id, code, name, start_year, end_year }
-    country { id, iso3, name, platform_id, sovereign }
-    platform { id, code, name, scope }
-    report_totals {
-        report_id, people_in_need, people_in_need_printed, people_targeted,
-        people_targeted_printed, people_reached, people_reached_printed, requirements_usd,
-        requirements_printed, funding_usd, funding_printed, unmet_usd, unmet_printed,
-        funded_percent_hundredths, funded_percent_printed,
-    }
-}
 
 /// A joined row that does not decode (a missing one is all nulls) is `None`: its loader then
 /// reads it with a statement of its own, so a broken join costs a statement, never a wrong
@@ -214,28 +166,5 @@ impl Store {
             .into_model::<ReportWithParts>()
             .all(&self.reader())
             .await?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn columns<E: EntityTrait>() -> Vec<&'static str> {
-        E::Column::iter().map(|column| column.as_str()).collect()
-    }
-
-    /// Each positional reader names the entity's columns in the entity's order: the order
-    /// `with_parts` selects them in.
-    #[test]
-    fn positional_fields_are_the_entities_columns_in_order() {
-        assert_eq!(report::Model::FIELDS, columns::<report::Entity>());
-        assert_eq!(plan::Model::FIELDS, columns::<plan::Entity>());
-        assert_eq!(country::Model::FIELDS, columns::<country::Entity>());
-        assert_eq!(platform::Model::FIELDS, columns::<platform::Entity>());
-        assert_eq!(
-            report_totals::Model::FIELDS,
-            columns::<report_totals::Entity>()
-        );
     }
 }
