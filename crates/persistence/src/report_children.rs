@@ -2,15 +2,16 @@
 //!
 //! Each child table of a report (its sector rows, shares, partner counts, organisations,
 //! sections, footnotes, sources) is keyed by the report. Read table by table, a report in full
-//! depth is seven statements in one round; on Postgres each costs a round trip and a
-//! statement's fixed work on both sides, more than reading its few rows. Here every table the
-//! query asks for is one column of one statement, its rows aggregated as JSON
-//! (`json_agg(row ORDER BY …)`, the order its own look-up would give), for any number of
-//! reports. The loaders of a query (`plangraph-api`) hand the rows to the loaders that would
-//! have read each table.
+//! depth is eight statements (the sectors of its rows a round later); on Postgres each costs a
+//! round trip and a statement's fixed work on both sides, more than reading its few rows. Here
+//! every table the query asks for is one column of one statement, its rows aggregated as JSON
+//! arrays (`json_agg(json_build_array(…) ORDER BY …)`, in the order its own look-up gives).
+//! The loaders of a query (`plangraph-api`) hand the rows to the loaders that would have read
+//! each table.
 //!
-//! SQLite answers [`None`]: its statements are calls into the process, with no round trip to
-//! save, so its loaders read table by table as before.
+//! Only for one or two reports ([`MAX_REPORTS_READ_TOGETHER`]): rows cost Postgres more as
+//! JSON than as plain rows, so a longer list is read table by table. SQLite answers [`None`]
+//! too: its statements are calls into the process, with no round trip to save.
 
 use sea_orm::sea_query::ValueType;
 use sea_orm::{
@@ -73,11 +74,12 @@ impl ChildTables {
 }
 
 /// Most reports whose child tables are read together. Rows as JSON cost Postgres more than
-/// plain rows (1,326 sector rows: 4.9 ms as JSON arrays, 0.9 ms plain, so about 3 µs a row),
-/// while a statement saved is worth about 0.25 ms of the server's and Postgres's CPU. A report
-/// in full depth (a hundred-odd rows, seven statements saved) gains; a dashboard's hundred
-/// reports (a statement or two saved for thousands of rows) would lose, so they are read
-/// table by table.
+/// plain rows (1,326 sector rows: 4.9 ms as JSON arrays, 0.9 ms plain, so about 3 µs a row).
+/// A statement saved is worth more than its execution: read table by table, the report in
+/// full depth cost Postgres 2.1 ms of CPU a request, of which its ten statements executed
+/// 0.7 ms; and the server its own share per statement. A report in full depth (a hundred-odd
+/// rows, seven statements saved) gains; a dashboard's hundred reports (a statement saved
+/// for thousands of rows) would lose.
 pub const MAX_REPORTS_READ_TOGETHER: usize = 2;
 
 impl std::ops::BitOr for ChildTables {
