@@ -223,3 +223,41 @@ on_both_databases!(
     background_tasks_run_on_the_runtime_they_are_given,
     multi_thread
 );
+
+/// `watch_then` calls its hook only once the stream follows the feed (what an SSE stream's
+/// headers and a reserved stream's `202` wait for): a change committed inside the hook, by
+/// another store on the same database as another process would, reaches the subscriber. Were
+/// the hook called before the stream read the head, that change would be below the head and
+/// never delivered.
+async fn a_change_committed_as_the_watch_listens_is_not_lost(backend: Backend) {
+    let (listening, url, _dir) = peru_at(backend).await;
+    let start = report_revision(&listening).await;
+    let mut changes = Box::pin(
+        listening.watch_then(ChangeFilter::default(), None, move || {
+            // The commit is done before the hook returns: on a thread and a runtime of its own, so
+            // the stream's runtime, blocked meanwhile, has no part in it.
+            std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    let writing = Store::connect(&url).await.unwrap();
+                    write_count(&writing, 71, start).await;
+                });
+            })
+            .join()
+            .unwrap();
+        }),
+    );
+    let first = tokio::time::timeout(Duration::from_secs(10), changes.next())
+        .await
+        .expect("the change committed as the watch listened arrives")
+        .expect("the stream goes on")
+        .expect("a change");
+    assert_eq!(first.revision, start + 1);
+}
+on_both_databases!(
+    a_change_committed_as_the_watch_listens_is_not_lost,
+    multi_thread
+);

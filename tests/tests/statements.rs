@@ -294,11 +294,43 @@ async fn child_tables_read_together_answer_as_read_apart() {
             "report 2 has {list}: {report:#}"
         );
     }
+    // The fragments' query reaches every path it names (none of them null or missing).
+    let fragments = &answers[1][4]["data"];
+    for (path, what) in [
+        (
+            "/reports/nodes/1/sections/0/paragraphs/0",
+            "a page's paragraphs",
+        ),
+        ("/reports/nodes/1/partners/0/name", "a page's partners"),
+        ("/reports/edges/1/node/sources/0/url", "a page's sources"),
+        (
+            "/country/report/ageGender/0/percent",
+            "a country's report's shares",
+        ),
+        ("/country/report/sector/peopleReached", "a sector by code"),
+        (
+            "/country/reports/0/sectors/0/sector/code",
+            "a year's sector rows",
+        ),
+        (
+            "/two/reports/1/sectors/0/peopleReached",
+            "a country's two reports' rows",
+        ),
+        (
+            "/two/reports/1/footnotes/0/marker",
+            "a country's two reports' footnotes",
+        ),
+    ] {
+        assert!(
+            fragments.pointer(path).is_some_and(|v| !v.is_null()),
+            "{what} ({path}): {fragments:#}"
+        );
+    }
     assert_eq!(answers[0], answers[1]);
 }
 
-/// Child tables asked for through fragments, on a page of two reports (read together on
-/// Postgres) and on one country's.
+/// Child tables asked for through fragments, on a page of two reports and a country's two
+/// reports (read together on Postgres), and on one country's report of a year.
 const CHILDREN_THROUGH_FRAGMENTS: &str = r#"
 fragment Printed on Report { sections { kind title paragraphs } footnotes { marker text } }
 query {
@@ -306,9 +338,12 @@ query {
     nodes { id ...Printed ... on Report { partners { name } donors { acronym } } }
     edges { node { sources { url } partnerCounts { role count } } }
   }
-  country(iso3: "PER") {
+  country(iso3: "ARG") {
     report(year: 2023) { ageGender { percent } populationTypes { label } sector(code: "EDU") { peopleReached } }
     reports(year: 2024) { id sectors { sector { code parent { code } subSectors { code } } } }
+  }
+  two: country(iso3: "ABW") {
+    reports { id ...Printed partners { name } sources { url } sectors { peopleReached sector { code } } }
   }
 }
 "#;

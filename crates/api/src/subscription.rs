@@ -41,15 +41,22 @@ impl Listening {
         (Self(std::sync::Mutex::new(Some(tell))), heard)
     }
 
+    fn sender(&self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// The operation is not a subscription (a query or a mutation sent as a stream): there is
+    /// nothing to wait for, so the receiver resolves now, not once the answer is computed.
+    pub(crate) fn not_a_subscription(&self) {
+        drop(self.sender());
+    }
+
     /// What `Store::watch_then` calls once the stream listens.
     fn take(ctx: &Context<'_>) -> impl FnOnce() + Send + 'static + use<> {
-        let tell = ctx.data_opt::<Self>().and_then(|listening| {
-            listening
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take()
-        });
+        let tell = ctx.data_opt::<Self>().and_then(Self::sender);
         move || {
             if let Some(tell) = tell {
                 let _ = tell.send(());

@@ -215,6 +215,7 @@ impl Store {
             &[
                 sector_figures::Column::ReportId,
                 sector_figures::Column::Position,
+                sector_figures::Column::Id,
             ],
         )
         .await
@@ -261,6 +262,7 @@ impl Store {
                 share::Column::ReportId,
                 share::Column::Dimension,
                 share::Column::Position,
+                share::Column::Id,
             ],
         )
         .await
@@ -287,7 +289,11 @@ impl Store {
             &self.reader(),
             footnote::Column::ReportId,
             ids,
-            &[footnote::Column::ReportId, footnote::Column::Position],
+            &[
+                footnote::Column::ReportId,
+                footnote::Column::Position,
+                footnote::Column::Id,
+            ],
         )
         .await
     }
@@ -300,7 +306,11 @@ impl Store {
             &self.reader(),
             source_link::Column::ReportId,
             ids,
-            &[source_link::Column::ReportId, source_link::Column::Position],
+            &[
+                source_link::Column::ReportId,
+                source_link::Column::Position,
+                source_link::Column::Id,
+            ],
         )
         .await
     }

@@ -33,8 +33,10 @@ pub struct ChildTables(u8);
 
 impl ChildTables {
     pub const NONE: Self = Self(0);
-    /// The sector rows, with the sectors they are rows of.
+    /// The sector rows.
     pub const SECTORS: Self = Self(1);
+    /// The sectors the sector rows are rows of, and their parents.
+    pub const ROW_SECTORS: Self = Self(1 << 7);
     /// Age and gender, and population type shares.
     pub const SHARES: Self = Self(1 << 1);
     pub const PARTNER_COUNTS: Self = Self(1 << 2);
@@ -60,10 +62,9 @@ impl ChildTables {
             .filter(move |table| self.contains(*table))
     }
 
-    /// Statements these tables cost read one by one (the sector rows are two: the rows,
-    /// then the sectors they are rows of).
+    /// Statements these tables cost read one by one.
     fn statements(self) -> u32 {
-        self.0.count_ones() + u32::from(self.contains(Self::SECTORS))
+        self.0.count_ones()
     }
 
     /// Whether reading these tables together for `reports` reports costs less than reading
@@ -129,13 +130,13 @@ fn aggregates() -> [(ChildTables, &'static str, String); 8] {
             ChildTables::SECTORS,
             "sector_figures",
             format!(
-                "SELECT json_agg({} ORDER BY t.position) FROM sector_figures t \
+                "SELECT json_agg({} ORDER BY t.position, t.id) FROM sector_figures t \
                  WHERE t.report_id = r.id",
                 row::<sector_figures::Entity>("t")
             ),
         ),
         (
-            ChildTables::SECTORS,
+            ChildTables::ROW_SECTORS,
             "sectors",
             format!(
                 "SELECT json_agg({} ORDER BY s.id) FROM sector s WHERE s.id IN \
@@ -149,7 +150,7 @@ fn aggregates() -> [(ChildTables, &'static str, String); 8] {
             ChildTables::SHARES,
             "shares",
             format!(
-                "SELECT json_agg({} ORDER BY t.dimension, t.position) FROM share t \
+                "SELECT json_agg({} ORDER BY t.dimension, t.position, t.id) FROM share t \
                  WHERE t.report_id = r.id",
                 row::<share::Entity>("t")
             ),
@@ -188,7 +189,7 @@ fn aggregates() -> [(ChildTables, &'static str, String); 8] {
             ChildTables::FOOTNOTES,
             "footnotes",
             format!(
-                "SELECT json_agg({} ORDER BY t.position) FROM footnote t WHERE t.report_id = r.id",
+                "SELECT json_agg({} ORDER BY t.position, t.id) FROM footnote t WHERE t.report_id = r.id",
                 row::<footnote::Entity>("t")
             ),
         ),
@@ -196,7 +197,7 @@ fn aggregates() -> [(ChildTables, &'static str, String); 8] {
             ChildTables::SOURCES,
             "sources",
             format!(
-                "SELECT json_agg({} ORDER BY t.position) FROM source_link t \
+                "SELECT json_agg({} ORDER BY t.position, t.id) FROM source_link t \
                  WHERE t.report_id = r.id",
                 row::<source_link::Entity>("t")
             ),
@@ -271,7 +272,7 @@ impl Store {
             children.push(ReportChildren {
                 report_id: row.try_get("", "report_id")?,
                 sector_figures: column(&row, tables, ChildTables::SECTORS, "sector_figures")?,
-                sectors: column(&row, tables, ChildTables::SECTORS, "sectors")?,
+                sectors: column(&row, tables, ChildTables::ROW_SECTORS, "sectors")?,
                 shares: column(&row, tables, ChildTables::SHARES, "shares")?,
                 partner_counts: column(
                     &row,

@@ -447,6 +447,11 @@ impl Pipeline {
                     Started::Ready(ready) => ready,
                 };
                 if ready.prepared.seen.ty != Some(OperationType::Subscription) {
+                    if let Some(listening) =
+                        request_data::<crate::Listening>(&ready.prepared.request)
+                    {
+                        listening.not_a_subscription();
+                    }
                     let answer =
                         Box::pin(pipeline.complete(&schema, ready, session.as_deref())).await;
                     return stream::once(std::future::ready(answer.into_response())).boxed();

@@ -31,17 +31,24 @@ pub(crate) fn child_tables(report: &Lookahead<'_>) -> ChildTables {
         ("footnotes", ChildTables::FOOTNOTES),
         ("sources", ChildTables::SOURCES),
     ];
-    FIELDS
+    let tables = FIELDS
         .into_iter()
         .filter(|(name, _)| report.field(name).exists())
-        .fold(ChildTables::NONE, |all, (_, table)| all | table)
+        .fold(ChildTables::NONE, |all, (_, table)| all | table);
+    let row_sectors = ["sectors", "sector"]
+        .into_iter()
+        .any(|rows| report.field(rows).field("sector").exists());
+    match row_sectors {
+        true => tables | ChildTables::ROW_SECTORS,
+        false => tables,
+    }
 }
 
 /// Reads `tables` for each report of `ids` as one batch, before their fields resolve: the
 /// loader of each table then takes its rows instead of running a statement of its own (see
 /// `ChildrenOf`). Only where that is cheaper (one or two reports, two statements or more
 /// saved; see `ChildTables::worth_reading_together`): otherwise each table is read by its
-/// own loader, one statement for every report of the level.
+/// own loader, one statement for every report of the level. Never fails a field (see below).
 pub(crate) async fn load_children(
     ctx: &Context<'_>,
     ids: Vec<i32>,
@@ -52,12 +59,15 @@ pub(crate) async fn load_children(
     }
     // A key per report and table, so a table kept already (the row cache) is not read again
     // for a query that asks for a different set.
-    loader(ctx)?
+    let read = loader(ctx)?
         .load_many(
             ids.into_iter()
                 .flat_map(|id| tables.each().map(move |table| ChildrenOf((id, table)))),
         )
-        .await?;
+        .await;
+    // A failure (logged by the loader) fails no field: each table's loader then reads for
+    // itself, and only a field whose own read fails has an error, as before.
+    drop(read);
     Ok(())
 }
 

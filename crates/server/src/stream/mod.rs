@@ -135,12 +135,14 @@ pub async fn respond(state: &AppState, request: Request, framing: Framing) -> Ht
 }
 
 /// Longest an answer's headers wait for its subscription to follow the feed. What it waits
-/// on is a report's look-up and a read of the store's head, a few milliseconds; the bound is
-/// for a store that does not answer (its pool times out in 3 s).
+/// on is the request's admission (its token, its checks) and, for a subscription, a report's
+/// look-up and a read of the store's head: milliseconds. A query or a mutation waits for its
+/// admission only. The bound is for a store that does not answer (its pool times out in 3 s).
 const LISTENING_AT_MOST: Duration = Duration::from_secs(5);
 
 /// Waits until the operation that was given `heard`'s [`Listening`] follows the store's feed,
-/// or is known never to (a query, a refused request): the pump polls it meanwhile.
+/// or is known never to (not a subscription, a refused request, a failed resolver): the pump
+/// polls it meanwhile.
 pub(crate) async fn until_listening(heard: tokio::sync::oneshot::Receiver<()>) {
     if tokio::time::timeout(LISTENING_AT_MOST, heard)
         .await
