@@ -95,29 +95,34 @@ mod tests {
     /// Each positional reader names the entity's columns in the entity's order.
     #[test]
     fn positional_fields_are_the_entities_columns_in_order() {
-        assert_eq!(report::Model::FIELDS, columns::<report::Entity>());
-        assert_eq!(plan::Model::FIELDS, columns::<plan::Entity>());
-        assert_eq!(country::Model::FIELDS, columns::<country::Entity>());
-        assert_eq!(platform::Model::FIELDS, columns::<platform::Entity>());
-        assert_eq!(
-            report_totals::Model::FIELDS,
-            columns::<report_totals::Entity>()
-        );
-        assert_eq!(
-            organization::Model::FIELDS,
-            columns::<organization::Entity>()
-        );
-        assert_eq!(share::Model::FIELDS, columns::<share::Entity>());
-        assert_eq!(
-            partner_count::Model::FIELDS,
-            columns::<partner_count::Entity>()
-        );
-        assert_eq!(footnote::Model::FIELDS, columns::<footnote::Entity>());
-        assert_eq!(source_link::Model::FIELDS, columns::<source_link::Entity>());
-        assert_eq!(sector::Model::FIELDS, columns::<sector::Entity>());
-        assert_eq!(
-            sector_figures::Model::FIELDS,
-            columns::<sector_figures::Entity>()
-        );
+        let pairs = [
+            (report::Model::FIELDS, columns::<report::Entity>()),
+            (plan::Model::FIELDS, columns::<plan::Entity>()),
+            (country::Model::FIELDS, columns::<country::Entity>()),
+            (platform::Model::FIELDS, columns::<platform::Entity>()),
+            (
+                report_totals::Model::FIELDS,
+                columns::<report_totals::Entity>(),
+            ),
+            (
+                organization::Model::FIELDS,
+                columns::<organization::Entity>(),
+            ),
+            (share::Model::FIELDS, columns::<share::Entity>()),
+            (
+                partner_count::Model::FIELDS,
+                columns::<partner_count::Entity>(),
+            ),
+            (footnote::Model::FIELDS, columns::<footnote::Entity>()),
+            (source_link::Model::FIELDS, columns::<source_link::Entity>()),
+            (sector::Model::FIELDS, columns::<sector::Entity>()),
+            (
+                sector_figures::Model::FIELDS,
+                columns::<sector_figures::Entity>(),
+            ),
+        ];
+        for (fields, columns) in pairs {
+            assert_eq!(fields, columns);
+        }
     }
 }

@@ -13,6 +13,8 @@
 //! JSON than as plain rows, so a longer list is read table by table. SQLite answers [`None`]
 //! too: its statements are calls into the process, with no round trip to save.
 
+use std::sync::LazyLock;
+
 use sea_orm::sea_query::ValueType;
 use sea_orm::{
     ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic, Iterable, QueryResult, Statement,
@@ -49,10 +51,6 @@ impl ChildTables {
 
     pub fn contains(self, other: Self) -> bool {
         self.0 & other.0 == other.0
-    }
-
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
     }
 
     /// Each table of the set, alone.
@@ -122,18 +120,25 @@ fn row<E: EntityTrait>(alias: &str) -> String {
     format!("json_build_array({})", columns.join(", "))
 }
 
+/// The rows of `E` (a table keyed by `report_id`) of report `r`, as one JSON array, in
+/// `order` (columns of the alias `t`).
+fn of_report<E: EntityTrait>(order: &str) -> String {
+    format!(
+        "SELECT json_agg({} ORDER BY {order}) FROM {} t WHERE t.report_id = r.id",
+        row::<E>("t"),
+        E::default().table_name()
+    )
+}
+
 /// Each table's column: its flag, its name in the statement, and the JSON aggregate of a
-/// report `r`'s rows, ordered as the table's own look-up (`reads.rs`) orders them.
-fn aggregates() -> [(ChildTables, &'static str, String); 8] {
+/// report `r`'s rows, ordered as the table's own look-up (`reads.rs`) orders them. Built once:
+/// the text depends on the entities alone.
+static AGGREGATES: LazyLock<[(ChildTables, &str, String); 8]> = LazyLock::new(|| {
     [
         (
             ChildTables::SECTORS,
             "sector_figures",
-            format!(
-                "SELECT json_agg({} ORDER BY t.position, t.id) FROM sector_figures t \
-                 WHERE t.report_id = r.id",
-                row::<sector_figures::Entity>("t")
-            ),
+            of_report::<sector_figures::Entity>("t.position, t.id"),
         ),
         (
             ChildTables::ROW_SECTORS,
@@ -149,19 +154,12 @@ fn aggregates() -> [(ChildTables, &'static str, String); 8] {
         (
             ChildTables::SHARES,
             "shares",
-            format!(
-                "SELECT json_agg({} ORDER BY t.dimension, t.position, t.id) FROM share t \
-                 WHERE t.report_id = r.id",
-                row::<share::Entity>("t")
-            ),
+            of_report::<share::Entity>("t.dimension, t.position, t.id"),
         ),
         (
             ChildTables::PARTNER_COUNTS,
             "partner_counts",
-            format!(
-                "SELECT json_agg({} ORDER BY t.id) FROM partner_count t WHERE t.report_id = r.id",
-                row::<partner_count::Entity>("t")
-            ),
+            of_report::<partner_count::Entity>("t.id"),
         ),
         (
             ChildTables::ORGANIZATIONS,
@@ -188,28 +186,21 @@ fn aggregates() -> [(ChildTables, &'static str, String); 8] {
         (
             ChildTables::FOOTNOTES,
             "footnotes",
-            format!(
-                "SELECT json_agg({} ORDER BY t.position, t.id) FROM footnote t WHERE t.report_id = r.id",
-                row::<footnote::Entity>("t")
-            ),
+            of_report::<footnote::Entity>("t.position, t.id"),
         ),
         (
             ChildTables::SOURCES,
             "sources",
-            format!(
-                "SELECT json_agg({} ORDER BY t.position, t.id) FROM source_link t \
-                 WHERE t.report_id = r.id",
-                row::<source_link::Entity>("t")
-            ),
+            of_report::<source_link::Entity>("t.position, t.id"),
         ),
     ]
-}
+});
 
 /// The statement reading `tables` for the reports of `$1` (an array of ids), one row each.
 fn statement(tables: ChildTables) -> String {
     let mut sql = String::from("SELECT r.id AS report_id");
-    for (flag, name, aggregate) in aggregates() {
-        if tables.contains(flag) {
+    for (flag, name, aggregate) in AGGREGATES.iter() {
+        if tables.contains(*flag) {
             sql.push_str(&format!(", ({aggregate})::text AS {name}"));
         }
     }
