@@ -197,11 +197,11 @@ impl FiguresChange {
             .load_one(SectorFiguresOfReport(report_id))
             .await?
             .unwrap_or_default();
-        Ok(rows
+        let rows = rows
             .into_iter()
             .filter(|row| sectors.values().any(|s| s.id == row.sector_id))
-            .map(SectorFigures)
-            .collect())
+            .collect();
+        SectorFigures::list(ctx, rows).await
     }
 
     /// The report's totals now, when the change touched them.
