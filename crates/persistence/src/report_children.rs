@@ -2,7 +2,8 @@
 //!
 //! Each child table of a report (its sector rows, shares, partner counts, organisations,
 //! sections, footnotes, sources) is keyed by the report. Read table by table, a report in full
-//! depth is eight statements (the sectors of its rows a round later); on Postgres each costs a
+//! depth is eight statements (the sectors of its rows a round later, their sub-sectors a
+//! round after); on Postgres each costs a
 //! round trip and a statement's fixed work on both sides, more than reading its few rows. Here
 //! every table the query asks for is one column of one statement, its rows aggregated as JSON
 //! arrays (`json_agg(json_build_array(…) ORDER BY …)`, in the order its own look-up gives).
@@ -37,7 +38,7 @@ impl ChildTables {
     pub const NONE: Self = Self(0);
     /// The sector rows.
     pub const SECTORS: Self = Self(1);
-    /// The sectors the sector rows are rows of, and their parents.
+    /// The sectors the sector rows are rows of, their parents and their sub-sectors.
     pub const ROW_SECTORS: Self = Self(1 << 7);
     /// Age and gender, and population type shares.
     pub const SHARES: Self = Self(1 << 1);
@@ -100,7 +101,7 @@ impl std::ops::BitOrAssign for ChildTables {
 pub struct ReportChildren {
     pub report_id: i32,
     pub sector_figures: Option<Vec<sector_figures::Model>>,
-    /// The sectors the sector rows are rows of, and their parents.
+    /// The sectors the sector rows are rows of, their parents and their sub-sectors.
     pub sectors: Option<Vec<sector::Model>>,
     pub shares: Option<Vec<share::Model>>,
     pub partner_counts: Option<Vec<partner_count::Model>>,
@@ -147,7 +148,9 @@ static AGGREGATES: LazyLock<[(ChildTables, &str, String); 8]> = LazyLock::new(||
                 "SELECT json_agg({} ORDER BY s.id) FROM sector s WHERE s.id IN \
                  (SELECT f.sector_id FROM sector_figures f WHERE f.report_id = r.id \
                  UNION SELECT p.parent_id FROM sector_figures f \
-                 JOIN sector p ON p.id = f.sector_id WHERE f.report_id = r.id)",
+                 JOIN sector p ON p.id = f.sector_id WHERE f.report_id = r.id \
+                 UNION SELECT c.id FROM sector_figures f \
+                 JOIN sector c ON c.parent_id = f.sector_id WHERE f.report_id = r.id)",
                 row::<sector::Entity>("s")
             ),
         ),

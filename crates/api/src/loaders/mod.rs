@@ -319,8 +319,23 @@ fn hand_over(prefetched: &Prefetched, children: Vec<ReportChildren>) {
     let (mut figures, mut sectors, mut shares, mut counts) = (vec![], vec![], vec![], vec![]);
     let (mut organizations, mut sections, mut footnotes, mut sources) =
         (vec![], vec![], vec![], vec![]);
+    let mut sub_sectors = vec![];
     for child in children {
         let id = child.report_id;
+        // The sub-sectors of each row's sector are all among `sectors` (the statement reads
+        // them with the rows); those of a parent not a row of the report may not be, so only
+        // the rows' own sectors are handed over, those without sub-sectors as empty lists.
+        if let (Some(rows), Some(all)) = (&child.sector_figures, &child.sectors) {
+            for parent in rows.iter().map(|row| row.sector_id) {
+                let mut children: Vec<sector::Model> = all
+                    .iter()
+                    .filter(|s| s.parent_id == Some(parent))
+                    .cloned()
+                    .collect();
+                children.sort_by_key(|s| (s.position, s.id));
+                sub_sectors.push((SubSectorsOf(parent), children));
+            }
+        }
         figures.extend(
             child
                 .sector_figures
@@ -350,6 +365,7 @@ fn hand_over(prefetched: &Prefetched, children: Vec<ReportChildren>) {
     }
     prefetched.put(figures);
     prefetched.put(sectors);
+    prefetched.put(sub_sectors);
     prefetched.put(shares);
     prefetched.put(counts);
     prefetched.put(organizations);
