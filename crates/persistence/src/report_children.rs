@@ -2,13 +2,12 @@
 //!
 //! Each child table of a report (its sector rows, shares, partner counts, organisations,
 //! sections, footnotes, sources) is keyed by the report. Read table by table, a report in full
-//! depth is eight statements (the sectors of its rows a round later, their sub-sectors a
-//! round after); on Postgres each costs a
-//! round trip and a statement's fixed work on both sides, more than reading its few rows. Here
-//! every table the query asks for is one column of one statement, its rows aggregated as JSON
-//! arrays (`json_agg(json_build_array(…) ORDER BY …)`, in the order its own look-up gives).
-//! The loaders of a query (`plangraph-api`) hand the rows to the loaders that would have read
-//! each table.
+//! depth is nine statements (the sectors of its rows a round later, their sub-sectors a round
+//! after that); on Postgres each costs a round trip and a statement's fixed work on both sides,
+//! more than reading its few rows. Here every table the query asks for is one column of one
+//! statement, its rows aggregated as JSON arrays (`json_agg(json_build_array(…) ORDER BY …)`,
+//! in the order its own look-up gives). The loaders of a query (`plangraph-api`) hand the rows
+//! to the loaders that would have read each table.
 //!
 //! Only for one or two reports ([`MAX_REPORTS_READ_TOGETHER`]): rows cost Postgres more as
 //! JSON than as plain rows, so a longer list is read table by table. SQLite answers [`None`]
