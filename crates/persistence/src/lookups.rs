@@ -4,8 +4,8 @@
 
 use sea_orm::sea_query::{Expr, ExprTrait, IntoCondition, PgFunc, ValueType};
 use sea_orm::{
-    Condition, ConnectionTrait, DbBackend, EntityTrait, JoinType, QueryFilter, QueryOrder,
-    QuerySelect, Select, Value,
+    Condition, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, Iterable, JoinType,
+    PrimaryKeyToColumn, QueryFilter, QueryOrder, QuerySelect, Select, Value,
 };
 
 use crate::StoreError;
@@ -19,7 +19,9 @@ pub struct SectionWithParagraphs {
     pub paragraphs: Vec<String>,
 }
 
-/// Rows of `E` whose `column` is one of `keys`, in `order`; no statement for no keys.
+/// Rows of `E` whose `column` is one of `keys`, in `order` (ties broken by the primary key, so
+/// every read of a list gives one order, as the JSON read of `report_children` does); no
+/// statement for no keys.
 pub(crate) async fn find_in<E, V>(
     db: &impl ConnectionTrait,
     column: E::Column,
@@ -38,6 +40,14 @@ where
     let mut select: Select<E> = E::find().filter(condition);
     for col in order {
         select = select.order_by_asc(*col);
+    }
+    if !order.is_empty() {
+        let named = |key: &E::Column| order.iter().any(|col| col.as_str() == key.as_str());
+        for key in E::PrimaryKey::iter().map(PrimaryKeyToColumn::into_column) {
+            if !named(&key) {
+                select = select.order_by_asc(key);
+            }
+        }
     }
     let rows = select.into_model::<ByPosition<E::Model>>().all(db).await?;
     Ok(rows.into_iter().map(|row| row.0).collect())

@@ -215,7 +215,6 @@ impl Store {
             &[
                 sector_figures::Column::ReportId,
                 sector_figures::Column::Position,
-                sector_figures::Column::Id,
             ],
         )
         .await
@@ -262,7 +261,6 @@ impl Store {
                 share::Column::ReportId,
                 share::Column::Dimension,
                 share::Column::Position,
-                share::Column::Id,
             ],
         )
         .await
@@ -289,11 +287,7 @@ impl Store {
             &self.reader(),
             footnote::Column::ReportId,
             ids,
-            &[
-                footnote::Column::ReportId,
-                footnote::Column::Position,
-                footnote::Column::Id,
-            ],
+            &[footnote::Column::ReportId, footnote::Column::Position],
         )
         .await
     }
@@ -306,11 +300,7 @@ impl Store {
             &self.reader(),
             source_link::Column::ReportId,
             ids,
-            &[
-                source_link::Column::ReportId,
-                source_link::Column::Position,
-                source_link::Column::Id,
-            ],
+            &[source_link::Column::ReportId, source_link::Column::Position],
         )
         .await
     }
