@@ -52,7 +52,7 @@ impl Documents {
     }
 
     /// Keeps the parse of `text`.
-    pub(crate) async fn keep(&self, text: Arc<str>, document: &ExecutableDocument) {
-        self.parsed.insert(text, Arc::new(document.clone())).await;
+    pub(crate) async fn keep(&self, text: Arc<str>, document: Arc<ExecutableDocument>) {
+        self.parsed.insert(text, document).await;
     }
 }

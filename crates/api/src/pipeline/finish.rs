@@ -2,6 +2,7 @@
 //! and length, answers bounded in size, selection order, and the request counted in the
 //! metrics.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::parser::types::{ExecutableDocument, OperationType};
@@ -17,8 +18,9 @@ pub(crate) struct Seen {
     pub(crate) operation_name: Option<String>,
     /// The request's variables: `_entities` names each representation's type in them.
     pub(crate) variables: Variables,
-    /// The parsed document, kept to put the response in selection order.
-    pub(crate) document: Option<ExecutableDocument>,
+    /// The parsed document, kept to put the response in selection order (shared with the
+    /// kept parses: no copy of a kept document per request).
+    pub(crate) document: Option<Arc<ExecutableDocument>>,
     /// The operation's type, once known.
     pub(crate) ty: Option<OperationType>,
     /// How it came (a metrics label).

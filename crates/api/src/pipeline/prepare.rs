@@ -59,17 +59,22 @@ impl Pipeline {
             request = request.disable_introspection();
         }
         let over_get = request_data::<Transport>(&request) == Some(&Transport::HttpGet);
-        let to_keep = match kept_parse {
+        // The parse the request executes is its own (async-graphql takes it by value); the one
+        // kept beside it, for ordering the response and for later requests, is shared.
+        let (shared, to_keep) = match kept_parse {
             Some(document) => {
                 request.set_parsed_query((*document).clone());
-                None
+                (document, None)
             }
-            None => Some(Arc::<str>::from(request.query.as_str())),
+            None => match request.parsed_query() {
+                Ok(document) => (
+                    Arc::new(document.clone()),
+                    Some(Arc::<str>::from(request.query.as_str())),
+                ),
+                Err(error) => return refuse(seen, with_code(error, "GRAPHQL_PARSE_FAILED")),
+            },
         };
-        let document = match request.parsed_query() {
-            Ok(document) => document,
-            Err(error) => return refuse(seen, with_code(error, "GRAPHQL_PARSE_FAILED")),
-        };
+        let document = &*shared;
         let name = seen.operation_name.as_deref();
         if let Err(error) =
             limits::check_document(document, name, &env.registry, &seen.variables, &self.limits)
@@ -80,7 +85,7 @@ impl Pipeline {
         if let (Some(text), Some(OperationType::Query)) = (to_keep, ty) {
             // Queries only: they are what dashboards repeat; a mutation's literals would take
             // the room of their documents.
-            self.documents.keep(text, document).await;
+            self.documents.keep(text, shared.clone()).await;
         }
         seen.ty = ty;
         if valid_token == Some(false)
@@ -108,7 +113,7 @@ impl Pipeline {
             let error = ServerError::new("a subscription selects exactly one root field", None);
             return refuse(seen, with_code(error, "GRAPHQL_VALIDATION_FAILED"));
         }
-        seen.document = Some(document.clone());
+        seen.document = Some(shared.clone());
         // Kept rows serve queries only: a mutation's reads before its write would gain nothing,
         // and each subscription event reads through loaders of its own.
         let kept = if ty == Some(OperationType::Query)
