@@ -2,7 +2,7 @@
 
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, Result};
-use plangraph_persistence::{OrganizationQuery, ReportQuery, Store};
+use plangraph_persistence::{ChildTables, OrganizationQuery, ReportQuery, Store};
 
 use crate::connection::{ConnectionTotals, IdCursor, after_id, page, page_size};
 use crate::enums::ReportKind;
@@ -77,14 +77,13 @@ impl Query {
         let Ok(id) = id.parse::<i32>() else {
             return Ok(None);
         };
-        // The report and the child tables its selection asks for, in the same round.
+        // The child tables its selection asks for with the report itself: one statement where
+        // they are read together (the report's loader then takes it), else the report's own.
         let tables = child_tables(&ctx.look_ahead());
-        let (report, ()) = async_graphql::futures_util::future::try_join(
-            async { Ok(loader(ctx)?.load_one(ReportById(id)).await?) },
-            load_children(ctx, vec![id], tables),
-        )
-        .await?;
-        Ok(report.map(Report))
+        if tables != ChildTables::NONE {
+            load_children(ctx, vec![id], tables | ChildTables::REPORT).await?;
+        }
+        Ok(loader(ctx)?.load_one(ReportById(id)).await?.map(Report))
     }
 
     /// Reports in id order, filtered, a page at a time.

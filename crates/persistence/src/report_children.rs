@@ -9,6 +9,10 @@
 //! in the order its own look-up gives). The loaders of a query (`plangraph-api`) hand the rows
 //! to the loaders that would have read each table.
 //!
+//! The report itself, with the rows it points to ([`ReportWithParts`]), can be read in the same
+//! statement ([`ChildTables::REPORT`]): a report in full depth is then one statement, as it is
+//! for PostGraphile.
+//!
 //! Only for one or two reports ([`MAX_REPORTS_READ_TOGETHER`]): rows cost Postgres more as
 //! JSON than as plain rows, so a longer list is read table by table. SQLite answers [`None`]
 //! too: its statements are calls into the process, with no round trip to save.
@@ -16,8 +20,8 @@
 use std::sync::LazyLock;
 
 use sea_orm::{
-    ConnectionTrait, DbBackend, DbErr, EntityTrait, IdenStatic, Iterable, QueryResult, Statement,
-    Value,
+    ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable,
+    QueryResult, QueryTrait, Statement, Value,
 };
 use serde::de::DeserializeOwned;
 
@@ -26,11 +30,12 @@ use crate::entities::{
     sector_figures, share, source_link,
 };
 use crate::lookups::SectionWithParagraphs;
+use crate::report_parts::{self, ReportWithParts};
 use crate::{Store, StoreError};
 
 /// Which of a report's child tables to read (a set; `|` joins two).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct ChildTables(u8);
+pub struct ChildTables(u16);
 
 impl ChildTables {
     pub const NONE: Self = Self(0);
@@ -47,6 +52,9 @@ impl ChildTables {
     pub const SECTIONS: Self = Self(1 << 4);
     pub const FOOTNOTES: Self = Self(1 << 5);
     pub const SOURCES: Self = Self(1 << 6);
+    /// The report's own row, with its plan, country, platform and totals joined: not a child
+    /// table, but read with them it saves the report's statement.
+    pub const REPORT: Self = Self(1 << 8);
 
     pub fn contains(self, other: Self) -> bool {
         self.0 & other.0 == other.0
@@ -54,7 +62,7 @@ impl ChildTables {
 
     /// Each table of the set, alone.
     pub fn each(self) -> impl Iterator<Item = Self> {
-        (0..8)
+        (0..9)
             .map(|bit| Self(1 << bit))
             .filter(move |table| self.contains(*table))
     }
@@ -98,6 +106,8 @@ impl std::ops::BitOrAssign for ChildTables {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReportChildren {
     pub report_id: i32,
+    /// The report with its parts, when [`ChildTables::REPORT`] was asked for.
+    pub report: Option<ReportWithParts>,
     pub sector_figures: Option<Vec<sector_figures::Model>>,
     /// The sectors the sector rows are rows of, their parents and their sub-sectors.
     pub sectors: Option<Vec<sector::Model>>,
@@ -198,7 +208,9 @@ static AGGREGATES: LazyLock<[(ChildTables, &str, String); 8]> = LazyLock::new(||
 });
 
 /// The statement reading `tables` for `reports` reports, one row each, their ids bound as
-/// `$1`, `$2`, ….
+/// `$1`, `$2`, …; with [`ChildTables::REPORT`], each row starts with the report's own columns
+/// and its parts' (as [`ReportWithParts`] reads them), and a report that does not exist has
+/// no row.
 ///
 /// One parameter per report (a `VALUES` list), not one array: Postgres plans a prepared
 /// statement afresh for each execution while a plan made for the bound values looks cheaper
@@ -208,14 +220,29 @@ static AGGREGATES: LazyLock<[(ChildTables, &str, String); 8]> = LazyLock::new(||
 /// report in full depth (perf, 16 connections). A `VALUES` list of the same length gives both
 /// plans the same estimate, so the plan is made once per connection.
 fn statement(tables: ChildTables, reports: usize) -> String {
-    let mut sql = String::from("SELECT r.id AS report_id");
+    let mut sql = String::from("SELECT ");
+    if tables.contains(ChildTables::REPORT) {
+        sql.push_str("p.*, ");
+    }
+    sql.push_str("r.id AS report_id");
     for (flag, name, aggregate) in AGGREGATES.iter() {
         if tables.contains(*flag) {
             sql.push_str(&format!(", ({aggregate})::text AS {name}"));
         }
     }
-    let values: Vec<String> = (1..=reports).map(|n| format!("(${n}::int4)")).collect();
-    sql.push_str(&format!(" FROM (VALUES {}) AS r(id)", values.join(", ")));
+    if tables.contains(ChildTables::REPORT) {
+        // The reports' own statement (`report IN ($1, …)`, its plan the same whatever the ids,
+        // as above), each row's id then naming the report its child tables are read for.
+        let ids: Vec<i32> = (1..=reports).map(|n| n as i32).collect();
+        let parts = report_parts::select_by_ids(&ids).build(DbBackend::Postgres);
+        sql.push_str(&format!(
+            " FROM ({}) AS p CROSS JOIN LATERAL (VALUES (p.\"id\")) AS r(id)",
+            parts.sql
+        ));
+    } else {
+        let values: Vec<String> = (1..=reports).map(|n| format!("(${n}::int4)")).collect();
+        sql.push_str(&format!(" FROM (VALUES {}) AS r(id)", values.join(", ")));
+    }
     sql
 }
 
@@ -267,8 +294,13 @@ impl Store {
         for row in rows {
             let sections: Option<Vec<(narrative_section::Model, Vec<String>)>> =
                 column(&row, tables, ChildTables::SECTIONS, "sections")?;
+            let report = match tables.contains(ChildTables::REPORT) {
+                true => Some(ReportWithParts::from_query_result(&row, "")?),
+                false => None,
+            };
             children.push(ReportChildren {
                 report_id: row.try_get("", "report_id")?,
+                report,
                 sector_figures: column(&row, tables, ChildTables::SECTORS, "sector_figures")?,
                 sectors: column(&row, tables, ChildTables::ROW_SECTORS, "sectors")?,
                 shares: column(&row, tables, ChildTables::SHARES, "shares")?,

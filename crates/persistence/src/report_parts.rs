@@ -101,6 +101,12 @@ fn with_parts(select: Select<report::Entity>) -> Select<report::Entity> {
     columns::<report_totals::Entity>(select, TOTALS)
 }
 
+/// Reports whose id is one of `ids`, with their parts: an `IN` list, one parameter per id (the
+/// child tables' statement reads one or two reports this way, see `report_children`).
+pub(crate) fn select_by_ids(ids: &[i32]) -> Select<report::Entity> {
+    with_parts(report::Entity::find().filter(report::Column::Id.is_in(ids.iter().copied())))
+}
+
 impl Store {
     /// Reports by id, with their parts: one statement.
     pub async fn reports_with_parts_by_id(

@@ -96,7 +96,7 @@ impl KeyBytes for () {
 
 impl KeyBytes for (i32, ChildTables) {
     fn key_bytes(&self) -> usize {
-        5
+        6
     }
 }
 
@@ -314,14 +314,16 @@ loader!(
     keys.into_iter().map(|key| (key, ())).collect::<HashMap<_, _>>()
 });
 
-/// Leaves each table of `children` for the loader that would have read it.
+/// Leaves each table of `children` (and each report with its parts, where read with them)
+/// for the loader that would have read it.
 fn hand_over(prefetched: &Prefetched, children: Vec<ReportChildren>) {
     let (mut figures, mut sectors, mut shares, mut counts) = (vec![], vec![], vec![], vec![]);
     let (mut organizations, mut sections, mut footnotes, mut sources) =
         (vec![], vec![], vec![], vec![]);
-    let mut sub_sectors = vec![];
-    for child in children {
+    let (mut sub_sectors, mut reports) = (vec![], vec![]);
+    for mut child in children {
         let id = child.report_id;
+        reports.extend(child.report.take());
         // The sub-sectors of each row's sector are all among `sectors` (the statement reads
         // them with the rows); those of a parent not a row of the report may not be, so only
         // the rows' own sectors are handed over, those without sub-sectors as empty lists.
@@ -363,6 +365,8 @@ fn hand_over(prefetched: &Prefetched, children: Vec<ReportChildren>) {
         footnotes.extend(child.footnotes.map(|rows| (FootnotesOfReport(id), rows)));
         sources.extend(child.sources.map(|rows| (SourcesOfReport(id), rows)));
     }
+    let reports = with_parts(prefetched, reports);
+    prefetched.put(reports.into_iter().map(|r| (ReportById(r.id), r)));
     prefetched.put(figures);
     prefetched.put(sectors);
     prefetched.put(sub_sectors);
