@@ -88,8 +88,8 @@ async fn nested_query_statements_do_not_grow_with_rows(backend: Backend) {
 }
 on_both_databases!(nested_query_statements_do_not_grow_with_rows);
 
-/// A connection counts its rows only when `totalCount` is selected: the count is a statement of
-/// its own.
+/// A connection counts its rows only when `totalCount` is selected: the reports' count is read
+/// in the page's statement, the organisations' is a statement of its own.
 async fn connections_count_only_when_asked(backend: Backend) {
     let (test, counter): (_, StatementCounter) = counted_store(backend).await;
     // Three countries with two reports each, every report with its import in the history.
@@ -98,6 +98,11 @@ async fn connections_count_only_when_asked(backend: Backend) {
         ("{ reports(first: 5) { edges { node { id } } } }", 1),
         (
             "{ reports(first: 5) { totalCount edges { node { id } } } }",
+            1,
+        ),
+        // An empty page has no row to carry the count: it is counted apart.
+        (
+            r#"{ reports(first: 5, after: "id:1000") { totalCount edges { node { id } } } }"#,
             2,
         ),
         ("{ organizations { pageInfo { hasNextPage } } }", 1),

@@ -105,23 +105,23 @@ impl Query {
             synthetic: filter.synthetic,
         };
         let loaders = loader(ctx)?;
-        // A count is a statement of its own: run only when asked for, beside the page.
+        // The count only when asked for, read in the page's statement; its loader then takes
+        // it (and reads it alone only for an empty page, which has no row to carry it).
         let count = ctx.look_ahead().field("totalCount").exists();
-        let (rows, total) = async_graphql::futures_util::future::try_join(
-            loaders.load_one(ReportPage(PageOfReports {
+        let rows = loaders
+            .load_one(ReportPage(PageOfReports {
                 filter: query.clone(),
                 after,
                 limit: limit + 1,
-            })),
-            async {
-                match count {
-                    true => loaders.load_one(ReportCount(query.clone())).await,
-                    false => Ok(Some(0)),
-                }
-            },
-        )
-        .await?;
-        let (rows, total) = (rows.unwrap_or_default(), total.unwrap_or_default());
+                with_count: count,
+            }))
+            .await?
+            .unwrap_or_default();
+        let total = match count {
+            true => loaders.load_one(ReportCount(query.clone())).await?,
+            false => None,
+        };
+        let total = total.unwrap_or_default();
         let ahead = ctx.look_ahead();
         let tables =
             child_tables(&ahead.field("nodes")) | child_tables(&ahead.field("edges").field("node"));

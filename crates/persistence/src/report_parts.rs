@@ -5,10 +5,10 @@
 //! four statements of their own in the next round. The loaders of a query (`plangraph-api`)
 //! read reports this way and hand the joined rows to the loaders that would have read them.
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
     ColumnTrait, Condition, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable, JoinType,
-    QueryFilter, QueryOrder, QueryResult, QuerySelect, Select,
+    QueryFilter, QueryOrder, QueryResult, QuerySelect, QueryTrait, Select,
 };
 
 use crate::entities::{country, plan, platform, report, report_totals};
@@ -153,13 +153,16 @@ impl Store {
     }
 
     /// One page of reports by id, after `after` (exclusive), at most `limit`, with their
-    /// parts: one statement.
+    /// parts: one statement. With `with_count`, also how many reports the filter matches
+    /// (`totalCount`), read in the same statement (a column of every row, so `None` when the
+    /// page is empty).
     pub async fn reports_page_with_parts(
         &self,
         filter: &ReportQuery,
         after: Option<i32>,
         limit: u64,
-    ) -> Result<Vec<ReportWithParts>, StoreError> {
+        with_count: bool,
+    ) -> Result<(Vec<ReportWithParts>, Option<u64>), StoreError> {
         let mut cond: Condition = Self::report_condition(filter);
         if let Some(after) = after {
             cond = cond.add(report::Column::Id.gt(after));
@@ -168,9 +171,41 @@ impl Store {
             .filter(cond)
             .order_by_asc(report::Column::Id)
             .limit(limit);
-        Ok(with_parts(select)
-            .into_model::<ReportWithParts>()
-            .all(&self.reader())
-            .await?)
+        if !with_count {
+            let rows = with_parts(select)
+                .into_model::<ReportWithParts>()
+                .all(&self.reader())
+                .await?;
+            return Ok((rows, None));
+        }
+        // The count, a sub-query of its own (the filter without the cursor), evaluated once
+        // for the statement: a statement and a round trip fewer than counting apart.
+        let count = report::Entity::find()
+            .select_only()
+            .column_as(report::Column::Id.count(), "n")
+            .filter(Self::report_condition(filter))
+            .into_query();
+        let select = with_parts(select).column_as(
+            SimpleExpr::SubQuery(None, Box::new(count.into())),
+            TOTAL_COUNT,
+        );
+        let rows = select.into_model::<WithCount>().all(&self.reader()).await?;
+        let total = rows.first().map(|row| row.1);
+        Ok((rows.into_iter().map(|row| row.0).collect(), total))
+    }
+}
+
+/// The column of a page's rows that holds the filter's count.
+const TOTAL_COUNT: &str = "total_count";
+
+/// A report with its parts, and the count of the page it is on.
+struct WithCount(ReportWithParts, u64);
+
+impl FromQueryResult for WithCount {
+    fn from_query_result(row: &QueryResult, prefix: &str) -> Result<Self, DbErr> {
+        let report = ReportWithParts::from_query_result(row, prefix)?;
+        let count: i64 = row.try_get("", TOTAL_COUNT)?;
+        let count = u64::try_from(count).map_err(|e| DbErr::Type(format!("a count: {e}")))?;
+        Ok(Self(report, count))
     }
 }

@@ -107,17 +107,19 @@ impl KeyBytes for ReportQuery {
     }
 }
 
-/// One page of the `reports` listing: its filter, the id it starts after, how many rows.
+/// One page of the `reports` listing: its filter, the id it starts after, how many rows, and
+/// whether the filter's count is read with it (handed to [`ReportCount`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PageOfReports {
     pub filter: ReportQuery,
     pub after: Option<i32>,
     pub limit: u64,
+    pub with_count: bool,
 }
 
 impl KeyBytes for PageOfReports {
     fn key_bytes(&self) -> usize {
-        self.filter.key_bytes() + 12
+        self.filter.key_bytes() + 13
     }
 }
 
@@ -210,11 +212,17 @@ loader!(
 loader!(
     /// A page of reports (with their parts, see [`with_parts`]). Through the loaders so the
     /// kept rows hold it too: a listing read again at the same store version costs no
-    /// statement. Pages are few per request, so each is its own statement.
+    /// statement. Pages are few per request, so each is its own statement, its count (where
+    /// asked for) in it.
     ReportPage(PageOfReports) => Vec<report::Model>, |store, keys, prefetched| {
     let mut pages = HashMap::new();
     for key in keys {
-        let rows = store.reports_page_with_parts(&key.filter, key.after, key.limit).await?;
+        let (rows, count) = store
+            .reports_page_with_parts(&key.filter, key.after, key.limit, key.with_count)
+            .await?;
+        if let Some(count) = count {
+            prefetched.put([(ReportCount(key.filter.clone()), count)]);
+        }
         pages.insert(key, with_parts(prefetched, rows));
     }
     pages
