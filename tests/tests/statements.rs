@@ -137,10 +137,11 @@ on_both_databases!(connections_count_only_when_asked);
 /// The benchmark's report in full depth (`bench/queries/report.plangraph.graphql`).
 const REPORT: &str = include_str!("../../bench/queries/report.plangraph.graphql");
 
-/// Every cache off: what the engine alone runs for one report in full depth. One statement per
-/// table the selection reaches, the rows a report points to joined to it (and its sections
-/// with their paragraphs, its organisations with their links), none for a store version.
-async fn a_report_in_full_depth_costs_one_statement_per_table(backend: Backend) {
+/// Every cache off: what the engine alone runs for one report in full depth, none for a store
+/// version. On SQLite one statement per table the selection reaches, the rows a report points
+/// to joined to it (and its sections with their paragraphs, its organisations with their
+/// links); on Postgres all of it in one statement.
+async fn a_report_in_full_depth_costs_one_statement_on_postgres(backend: Backend) {
     let (test, counter): (_, StatementCounter) = counted_store(backend).await;
     fill(&test.store, 1, 1).await;
     let api = engine_alone(&test.store, plangraph_api::QueryLimits::default().timeout);
@@ -169,7 +170,7 @@ async fn a_report_in_full_depth_costs_one_statement_per_table(backend: Backend) 
     };
     assert!(statements <= most, "{statements} statements");
 }
-on_both_databases!(a_report_in_full_depth_costs_one_statement_per_table);
+on_both_databases!(a_report_in_full_depth_costs_one_statement_on_postgres);
 
 /// A report id no report has, asked for in full depth: null, no error, on both databases;
 /// on Postgres the statement reading the report with its child tables finds no row, and the
