@@ -232,7 +232,9 @@ fn statement(tables: ChildTables, reports: usize) -> String {
     }
     if tables.contains(ChildTables::REPORT) {
         // The reports' own statement (`report IN ($1, …)`, its plan the same whatever the ids,
-        // as above), each row's id then naming the report its child tables are read for.
+        // as above), each row's id then naming the report its child tables are read for. Only
+        // its text is used, built here over stand-in ids: the caller binds the real ones, in
+        // the same order.
         let ids: Vec<i32> = (1..=reports).map(|n| n as i32).collect();
         let parts = report_parts::select_by_ids(&ids).build(DbBackend::Postgres);
         sql.push_str(&format!(
