@@ -17,7 +17,8 @@
 //! JSON than as plain rows, so a longer list is read table by table. SQLite answers [`None`]
 //! too: its statements are calls into the process, with no round trip to save.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use sea_orm::{
     ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable,
@@ -219,7 +220,20 @@ static AGGREGATES: LazyLock<[(ChildTables, &str, String); 8]> = LazyLock::new(||
 /// planning this statement of eight sub-queries took more than a third of Postgres's CPU on a
 /// report in full depth (perf, 16 connections). A `VALUES` list of the same length gives both
 /// plans the same estimate, so the plan is made once per connection.
-fn statement(tables: ChildTables, reports: usize) -> String {
+fn statement(tables: ChildTables, reports: usize) -> Arc<str> {
+    // Built once per set of tables and number of reports, not per request (the report's part
+    // joins alone are forty-odd aliased columns): the keys are bounded by the flags, 2^9 sets
+    // times `MAX_REPORTS_READ_TOGETHER`, whatever the queries ask.
+    type Built = HashMap<(ChildTables, usize), Arc<str>>;
+    static BUILT: LazyLock<Mutex<Built>> = LazyLock::new(Mutex::default);
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    built
+        .entry((tables, reports))
+        .or_insert_with(|| build_statement(tables, reports).into())
+        .clone()
+}
+
+fn build_statement(tables: ChildTables, reports: usize) -> String {
     let mut sql = String::from("SELECT ");
     if tables.contains(ChildTables::REPORT) {
         sql.push_str("p.*, ");
@@ -288,7 +302,7 @@ impl Store {
         let rows = reader
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                statement(tables, ids.len()),
+                statement(tables, ids.len()).to_string(),
                 ids.iter().map(|&id| Value::from(id)),
             ))
             .await?;
