@@ -3,6 +3,8 @@
 //! ([`plangraph_persistence::Store::write`]); inputs are checked by the domain's types first, so
 //! a bad value is refused with its code before anything is written.
 
+use std::sync::Arc;
+
 use async_graphql::{Context, ID, InputObject, Object, Result, SimpleObject};
 use plangraph_domain::edit::{
     self, EditError, NewOrganization, OrganizationPatch, ReportEdit, SectorFiguresPatch,
@@ -390,42 +392,53 @@ async fn report_edit(
     .await
 }
 
+/// Each of `rows`, copied once into a shared row (a dry run's rows stay the caller's).
+fn shared<M: Clone>(rows: &[M]) -> Vec<Arc<M>> {
+    rows.iter().cloned().map(Arc::new).collect()
+}
+
 /// A dry run's rows, served to the rest of the request as if stored.
 pub(crate) async fn serve_preview(ctx: &Context<'_>, rows: &ReportRows) -> Result<(), ApiError> {
     let loaders = fresh_loaders(store(ctx)?);
     let id = rows.report.id;
-    loaders.feed_one(ReportById(id), rows.report.clone()).await;
+    loaders
+        .feed_one(ReportById(id), Arc::new(rows.report.clone()))
+        .await;
     if let Some(country) = &rows.country {
         loaders
-            .feed_one(CountryById(country.id), country.clone())
+            .feed_one(CountryById(country.id), Arc::new(country.clone()))
             .await;
     }
     if let Some(plan) = &rows.plan {
-        loaders.feed_one(PlanById(plan.id), plan.clone()).await;
+        loaders
+            .feed_one(PlanById(plan.id), Arc::new(plan.clone()))
+            .await;
     }
     if let Some(totals) = &rows.totals {
-        loaders.feed_one(TotalsOfReport(id), totals.clone()).await;
+        loaders
+            .feed_one(TotalsOfReport(id), Arc::new(totals.clone()))
+            .await;
     }
     loaders
-        .feed_one(SectorFiguresOfReport(id), rows.sectors.clone())
+        .feed_one(SectorFiguresOfReport(id), shared(&rows.sectors))
         .await;
     loaders
-        .feed_one(SharesOfReport(id), rows.shares.clone())
+        .feed_one(SharesOfReport(id), shared(&rows.shares))
         .await;
     loaders
-        .feed_one(PartnerCountsOfReport(id), rows.partner_counts.clone())
+        .feed_one(PartnerCountsOfReport(id), shared(&rows.partner_counts))
         .await;
     loaders
-        .feed_one(SectionsOfReport(id), rows.sections.clone())
+        .feed_one(SectionsOfReport(id), shared(&rows.sections))
         .await;
     loaders
-        .feed_one(FootnotesOfReport(id), rows.footnotes.clone())
+        .feed_one(FootnotesOfReport(id), shared(&rows.footnotes))
         .await;
     loaders
-        .feed_one(SourcesOfReport(id), rows.sources.clone())
+        .feed_one(SourcesOfReport(id), shared(&rows.sources))
         .await;
     loaders
-        .feed_one(OrganizationsOfReport(id), rows.organizations.clone())
+        .feed_one(OrganizationsOfReport(id), shared(&rows.organizations))
         .await;
     ctx.data::<LoaderSlot>()
         .map_err(|_| ApiError::Internal {

@@ -1,5 +1,7 @@
 //! The root `Query` type: the public read contract of DESIGN.md.
 
+use std::sync::Arc;
+
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use plangraph_persistence::{ChildTables, OrganizationQuery, ReportQuery, Store};
@@ -252,7 +254,7 @@ impl Query {
             after.is_some(),
             total,
             |o| o.id,
-            Organization,
+            |o| Organization(Arc::new(o)),
         ))
     }
 }

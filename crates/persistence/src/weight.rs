@@ -67,6 +67,14 @@ impl<T: Weigh> Weigh for Vec<T> {
     }
 }
 
+/// A shared row counts whole in every place that holds it: what it frees when dropped depends
+/// on the other holders, so the cache counts the most it could.
+impl<T: Weigh> Weigh for std::sync::Arc<T> {
+    fn weigh(&self) -> usize {
+        std::mem::size_of::<Self>() + 2 * std::mem::size_of::<usize>() + T::weigh(self)
+    }
+}
+
 impl<A: Weigh, B: Weigh> Weigh for (A, B) {
     fn weigh(&self) -> usize {
         self.0.weigh() + self.1.weigh()

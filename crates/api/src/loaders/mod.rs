@@ -123,18 +123,27 @@ impl KeyBytes for PageOfReports {
     }
 }
 
-/// Groups rows under their key.
-fn group<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Vec<V>> {
-    let mut map: HashMap<K, Vec<V>> = HashMap::new();
+/// Groups rows under their key, each row shared (see [`Row`]).
+fn group<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Vec<Row<V>>> {
+    let mut map: HashMap<K, Vec<Row<V>>> = HashMap::new();
     for row in rows {
-        map.entry(key(&row)).or_default().push(row);
+        map.entry(key(&row)).or_default().push(Arc::new(row));
     }
     map
 }
 
-fn index<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, V> {
-    rows.into_iter().map(|r| (key(&r), r)).collect()
+/// Rows by their key, each shared (see [`Row`]).
+fn index<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Row<V>> {
+    rows.into_iter().map(|r| (key(&r), Arc::new(r))).collect()
 }
+
+/// A row as the loaders hand it out: shared, not copied. async-graphql's DataLoader clones
+/// every value it loads twice (once into the request's cache, once for each caller), and the
+/// GraphQL objects keep what they are given while their fields resolve; with rows owned, each
+/// of a dashboard's thousand sector rows (eight printed strings apiece) and hundred reports
+/// lived three times over per request, a third of the heap at the peak (heaptrack, engine
+/// alone, 16 connections). Shared, a clone is a count.
+pub type Row<M> = Arc<M>;
 
 /// Declares a key type and its batch load: `loader!(Name(i32) => Value, |store, keys| map)`.
 macro_rules! loader {
@@ -199,14 +208,14 @@ macro_rules! loader {
 
 loader!(
     /// Every country (the root `countries` list): one statement however often a request asks.
-    AllCountries(()) => Vec<country::Model>, |store, keys| {
-    let rows = store.countries().await?;
+    AllCountries(()) => Vec<Row<country::Model>>, |store, keys| {
+    let rows: Vec<_> = store.countries().await?.into_iter().map(Arc::new).collect();
     keys.into_iter().map(|k| (k, rows.clone())).collect::<HashMap<(), _>>()
 });
 loader!(
     /// Every sector (the root `sectors` list).
-    AllSectors(()) => Vec<sector::Model>, |store, keys| {
-    let rows = store.sectors().await?;
+    AllSectors(()) => Vec<Row<sector::Model>>, |store, keys| {
+    let rows: Vec<_> = store.sectors().await?.into_iter().map(Arc::new).collect();
     keys.into_iter().map(|k| (k, rows.clone())).collect::<HashMap<(), _>>()
 });
 loader!(
@@ -214,7 +223,7 @@ loader!(
     /// kept rows hold it too: a listing read again at the same store version costs no
     /// statement. Pages are few per request, so each is its own statement, its count (where
     /// asked for) in it.
-    ReportPage(PageOfReports) => Vec<report::Model>, |store, keys, prefetched| {
+    ReportPage(PageOfReports) => Vec<Row<report::Model>>, |store, keys, prefetched| {
     let mut pages = HashMap::new();
     for key in keys {
         let (rows, count) = store
@@ -223,7 +232,7 @@ loader!(
         if let Some(count) = count {
             prefetched.put([(ReportCount(key.filter.clone()), count)]);
         }
-        pages.insert(key, with_parts(prefetched, rows));
+        pages.insert(key, with_parts(prefetched, rows).into_iter().map(Arc::new).collect());
     }
     pages
 });
@@ -237,38 +246,38 @@ loader!(
     }
     counts
 });
-loader!(CountryById(i32) => country::Model, |store, keys| {
+loader!(CountryById(i32) => Row<country::Model>, |store, keys| {
     index(store.countries_by_id(&keys).await?, |c| c.id)
 });
-loader!(CountryByIso3(String) => country::Model, |store, keys| {
+loader!(CountryByIso3(String) => Row<country::Model>, |store, keys| {
     index(store.countries_by_iso3(&keys).await?, |c| c.iso3.clone())
 });
-loader!(PlatformByCode(String) => platform::Model, |store, keys| {
+loader!(PlatformByCode(String) => Row<platform::Model>, |store, keys| {
     index(store.platforms_by_code(&keys).await?, |p| p.code.clone())
 });
-loader!(PlanByCode(String) => plan::Model, |store, keys| {
+loader!(PlanByCode(String) => Row<plan::Model>, |store, keys| {
     index(store.plans_by_code(&keys).await?, |p| p.code.clone())
 });
 loader!(
     /// Organisations by FTS id, keyed in lower case (FTS ids match whatever their case).
-    OrganizationByFtsId(String) => organization::Model, |store, keys| {
+    OrganizationByFtsId(String) => Row<organization::Model>, |store, keys| {
     index(store.organizations_by_fts_id(&keys).await?, |o| {
         o.fts_id.as_deref().unwrap_or_default().to_lowercase()
     })
 });
-loader!(PlatformById(i32) => platform::Model, |store, keys| {
+loader!(PlatformById(i32) => Row<platform::Model>, |store, keys| {
     index(store.platforms_by_id(&keys).await?, |p| p.id)
 });
-loader!(PlanById(i32) => plan::Model, |store, keys| {
+loader!(PlanById(i32) => Row<plan::Model>, |store, keys| {
     index(store.plans_by_id(&keys).await?, |p| p.id)
 });
-loader!(ReportById(i32) => report::Model, |store, keys, prefetched| {
+loader!(ReportById(i32) => Row<report::Model>, |store, keys, prefetched| {
     let rows = store.reports_with_parts_by_id(&keys).await?;
     index(with_parts(prefetched, rows), |r| r.id)
 });
 loader!(
     /// Reports of a country, newest first.
-    ReportsOfCountry(i32) => Vec<report::Model>, |store, keys, prefetched| {
+    ReportsOfCountry(i32) => Vec<Row<report::Model>>, |store, keys, prefetched| {
     let rows = store.reports_with_parts_by_country(&keys).await?;
     group(with_parts(prefetched, rows), |r| r.country_id.unwrap_or_default())
 });
@@ -283,16 +292,16 @@ fn with_parts(prefetched: &Prefetched, rows: Vec<ReportWithParts>) -> Vec<report
     let mut reports = Vec::with_capacity(rows.len());
     for row in rows {
         if let Some(plan) = row.plan {
-            plans.push((PlanById(plan.id), plan));
+            plans.push((PlanById(plan.id), Arc::new(plan)));
         }
         if let Some(country) = row.country {
-            countries.push((CountryById(country.id), country));
+            countries.push((CountryById(country.id), Arc::new(country)));
         }
         if let Some(platform) = row.platform {
-            platforms.push((PlatformById(platform.id), platform));
+            platforms.push((PlatformById(platform.id), Arc::new(platform)));
         }
         if let Some(t) = row.totals {
-            totals.push((TotalsOfReport(t.report_id), t));
+            totals.push((TotalsOfReport(t.report_id), Arc::new(t)));
         }
         reports.push(row.report);
     }
@@ -335,9 +344,13 @@ fn hand_over(prefetched: &Prefetched, children: Vec<ReportChildren>) {
         // The sub-sectors of each row's sector are all among `sectors` (the statement reads
         // them with the rows); those of a parent not a row of the report may not be, so only
         // the rows' own sectors are handed over, those without sub-sectors as empty lists.
-        if let (Some(rows), Some(all)) = (&child.sector_figures, &child.sectors) {
+        let all: Option<Vec<Row<sector::Model>>> = child
+            .sectors
+            .take()
+            .map(|all| all.into_iter().map(Arc::new).collect());
+        if let (Some(rows), Some(all)) = (&child.sector_figures, &all) {
             for parent in rows.iter().map(|row| row.sector_id) {
-                let mut children: Vec<sector::Model> = all
+                let mut children: Vec<Row<sector::Model>> = all
                     .iter()
                     .filter(|s| s.parent_id == Some(parent))
                     .cloned()
@@ -349,32 +362,38 @@ fn hand_over(prefetched: &Prefetched, children: Vec<ReportChildren>) {
         figures.extend(
             child
                 .sector_figures
-                .map(|rows| (SectorFiguresOfReport(id), rows)),
+                .map(|rows| (SectorFiguresOfReport(id), shared(rows))),
         );
-        sectors.extend(
-            child
-                .sectors
-                .into_iter()
-                .flatten()
-                .map(|s| (SectorById(s.id), s)),
-        );
-        shares.extend(child.shares.map(|rows| (SharesOfReport(id), rows)));
+        sectors.extend(all.into_iter().flatten().map(|s| (SectorById(s.id), s)));
+        shares.extend(child.shares.map(|rows| (SharesOfReport(id), shared(rows))));
         counts.extend(
             child
                 .partner_counts
-                .map(|rows| (PartnerCountsOfReport(id), rows)),
+                .map(|rows| (PartnerCountsOfReport(id), shared(rows))),
         );
         organizations.extend(
             child
                 .organizations
-                .map(|rows| (OrganizationsOfReport(id), rows)),
+                .map(|rows| (OrganizationsOfReport(id), shared(rows))),
         );
-        sections.extend(child.sections.map(|rows| (SectionsOfReport(id), rows)));
-        footnotes.extend(child.footnotes.map(|rows| (FootnotesOfReport(id), rows)));
-        sources.extend(child.sources.map(|rows| (SourcesOfReport(id), rows)));
+        sections.extend(
+            child
+                .sections
+                .map(|rows| (SectionsOfReport(id), shared(rows))),
+        );
+        footnotes.extend(
+            child
+                .footnotes
+                .map(|rows| (FootnotesOfReport(id), shared(rows))),
+        );
+        sources.extend(
+            child
+                .sources
+                .map(|rows| (SourcesOfReport(id), shared(rows))),
+        );
     }
     let reports = with_parts(prefetched, reports);
-    prefetched.put(reports.into_iter().map(|r| (ReportById(r.id), r)));
+    prefetched.put(reports.into_iter().map(|r| (ReportById(r.id), Arc::new(r))));
     prefetched.put(figures);
     prefetched.put(sectors);
     prefetched.put(sub_sectors);
@@ -385,42 +404,47 @@ fn hand_over(prefetched: &Prefetched, children: Vec<ReportChildren>) {
     prefetched.put(footnotes);
     prefetched.put(sources);
 }
-loader!(TotalsOfReport(i32) => report_totals::Model, |store, keys| {
+/// Each of `rows`, shared.
+fn shared<V>(rows: Vec<V>) -> Vec<Row<V>> {
+    rows.into_iter().map(Arc::new).collect()
+}
+
+loader!(TotalsOfReport(i32) => Row<report_totals::Model>, |store, keys| {
     index(store.totals_by_report(&keys).await?, |t| t.report_id)
 });
-loader!(SectorFiguresOfReport(i32) => Vec<sector_figures::Model>, |store, keys| {
+loader!(SectorFiguresOfReport(i32) => Vec<Row<sector_figures::Model>>, |store, keys| {
     group(store.sector_figures_by_report(&keys).await?, |f| f.report_id)
 });
-loader!(SectorById(i32) => sector::Model, |store, keys| {
+loader!(SectorById(i32) => Row<sector::Model>, |store, keys| {
     index(store.sectors_by_id(&keys).await?, |s| s.id)
 });
-loader!(SectorByCode(String) => sector::Model, |store, keys| {
+loader!(SectorByCode(String) => Row<sector::Model>, |store, keys| {
     index(store.sectors_by_code(&keys).await?, |s| s.code.clone())
 });
-loader!(SubSectorsOf(i32) => Vec<sector::Model>, |store, keys| {
+loader!(SubSectorsOf(i32) => Vec<Row<sector::Model>>, |store, keys| {
     group(store.sectors_by_parent(&keys).await?, |s| s.parent_id.unwrap_or_default())
 });
-loader!(SharesOfReport(i32) => Vec<share::Model>, |store, keys| {
+loader!(SharesOfReport(i32) => Vec<Row<share::Model>>, |store, keys| {
     group(store.shares_by_report(&keys).await?, |s| s.report_id)
 });
-loader!(PartnerCountsOfReport(i32) => Vec<partner_count::Model>, |store, keys| {
+loader!(PartnerCountsOfReport(i32) => Vec<Row<partner_count::Model>>, |store, keys| {
     group(store.partner_counts_by_report(&keys).await?, |p| p.report_id)
 });
-loader!(FootnotesOfReport(i32) => Vec<footnote::Model>, |store, keys| {
+loader!(FootnotesOfReport(i32) => Vec<Row<footnote::Model>>, |store, keys| {
     group(store.footnotes_by_report(&keys).await?, |f| f.report_id)
 });
-loader!(SourcesOfReport(i32) => Vec<source_link::Model>, |store, keys| {
+loader!(SourcesOfReport(i32) => Vec<Row<source_link::Model>>, |store, keys| {
     group(store.sources_by_report(&keys).await?, |s| s.report_id)
 });
-loader!(SectionsOfReport(i32) => Vec<SectionWithParagraphs>, |store, keys| {
+loader!(SectionsOfReport(i32) => Vec<Row<SectionWithParagraphs>>, |store, keys| {
     group(store.sections_by_report(&keys).await?, |s| s.section.report_id)
 });
-loader!(OrganizationById(i32) => organization::Model, |store, keys| {
+loader!(OrganizationById(i32) => Row<organization::Model>, |store, keys| {
     index(store.organizations_by_id(&keys).await?, |o| o.id)
 });
 loader!(
     /// Organizations linked to a report, with the link's role.
-    OrganizationsOfReport(i32) => Vec<(report_organization::Model, organization::Model)>,
+    OrganizationsOfReport(i32) => Vec<Row<(report_organization::Model, organization::Model)>>,
     |store, keys| {
     group(store.organizations_by_report(&keys).await?, |(link, _)| link.report_id)
 });

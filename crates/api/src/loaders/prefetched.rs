@@ -12,6 +12,9 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
 
+use async_graphql::dataloader::Loader;
+
+use super::StoreLoader;
 use super::slot::lock;
 
 /// The rows waiting for their loaders, by key type.
@@ -27,11 +30,13 @@ impl std::fmt::Debug for Prefetched {
 }
 
 impl Prefetched {
-    /// Leaves `rows` for the loader of `K`.
+    /// Leaves `rows` for the loader of `K`. Rows are found by their type, so the value must
+    /// be the loader's own (the bound makes a mismatch a compile error, not rows never found).
     pub(crate) fn put<K, V>(&self, rows: impl IntoIterator<Item = (K, V)>)
     where
-        K: Eq + Hash + Send + 'static,
+        K: Eq + Hash + Clone + Send + Sync + 'static,
         V: Send + 'static,
+        StoreLoader: Loader<K, Value = V>,
     {
         let mut all = lock(&self.rows);
         let waiting = all
@@ -45,8 +50,9 @@ impl Prefetched {
     /// The rows of `keys` left for the loader of `K` (taken), and the keys it must still load.
     pub(crate) fn take<K, V>(&self, keys: &[K]) -> (HashMap<K, V>, Vec<K>)
     where
-        K: Eq + Hash + Clone + Send + 'static,
+        K: Eq + Hash + Clone + Send + Sync + 'static,
         V: Send + 'static,
+        StoreLoader: Loader<K, Value = V>,
     {
         let mut all = lock(&self.rows);
         let Some(waiting) = all

@@ -35,8 +35,8 @@ use crate::enums::{
 use crate::error::ApiError;
 use crate::loaders::{
     ChildrenOf, CountryById, FootnotesOfReport, OrganizationsOfReport, PartnerCountsOfReport,
-    PlanById, PlatformById, ReportsOfCountry, SectionsOfReport, SectorById, SectorFiguresOfReport,
-    SharesOfReport, SourcesOfReport, SubSectorsOf, TotalsOfReport,
+    PlanById, PlatformById, ReportsOfCountry, Row, SectionsOfReport, SectorById,
+    SectorFiguresOfReport, SharesOfReport, SourcesOfReport, SubSectorsOf, TotalsOfReport,
 };
 use crate::loaders::{loader, rows};
 use crate::scalars::{Date, revision};

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub struct Organization(pub organization::Model);
+pub struct Organization(pub Row<organization::Model>);
 
 #[Object]
 impl Organization {

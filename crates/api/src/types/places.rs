@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub struct Country(pub country::Model);
+pub struct Country(pub Row<country::Model>);
 
 #[Object]
 impl Country {
@@ -65,7 +65,7 @@ impl Country {
 }
 
 /// A coordination platform: national (GTRM in Peru), sub-regional or regional.
-pub struct Platform(pub platform::Model);
+pub struct Platform(pub Row<platform::Model>);
 
 #[Object]
 impl Platform {
@@ -83,7 +83,7 @@ impl Platform {
 }
 
 /// A response plan (RMRP 2023).
-pub struct Plan(pub plan::Model);
+pub struct Plan(pub Row<plan::Model>);
 
 #[Object]
 impl Plan {
@@ -106,7 +106,7 @@ impl Plan {
 
 /// A sector of the RMRP template; sub-sectors (Child Protection, GBV, Human Trafficking and
 /// Smuggling) have Protection as parent.
-pub struct Sector(pub sector::Model);
+pub struct Sector(pub Row<sector::Model>);
 
 #[Object]
 impl Sector {

@@ -14,7 +14,7 @@ pub struct Provenance {
 }
 
 /// A published report: every figure, share, count, section and link it prints.
-pub struct Report(pub report::Model);
+pub struct Report(pub Row<report::Model>);
 
 /// The child tables a selection of reports asks for; `report` looks ahead at a `Report`'s
 /// fields (through fragments too).
@@ -262,8 +262,8 @@ impl Report {
         Ok(rows(ctx, OrganizationsOfReport(self.0.id))
             .await?
             .into_iter()
-            .filter(|(link, _)| link.role == role.as_stored())
-            .map(|(_, org)| Organization(org))
+            .filter(|pair| pair.0.role == role.as_stored())
+            .map(|pair| Organization(Arc::new(pair.1.clone())))
             .collect())
     }
 }
@@ -280,7 +280,7 @@ pub struct PrintedTotals {
     funded_percent: String,
 }
 
-pub struct ReportTotals(pub report_totals::Model);
+pub struct ReportTotals(pub Row<report_totals::Model>);
 
 #[Object]
 impl ReportTotals {
@@ -346,8 +346,8 @@ pub struct PrintedSectorFigures {
 /// One row of the key-figures-by-sector table, with its sector when it was read with the list
 /// the row came in.
 pub struct SectorFigures {
-    row: sector_figures::Model,
-    sector: Option<sector::Model>,
+    row: Row<sector_figures::Model>,
+    sector: Option<Row<sector::Model>>,
 }
 
 impl SectorFigures {
@@ -357,7 +357,7 @@ impl SectorFigures {
     /// batch and cost half the dashboard's server CPU.
     pub(crate) async fn list(
         ctx: &Context<'_>,
-        rows: Vec<sector_figures::Model>,
+        rows: Vec<Row<sector_figures::Model>>,
     ) -> Result<Vec<SectorFigures>> {
         if rows.is_empty() || !ctx.look_ahead().field("sector").exists() {
             return Ok(rows
@@ -379,7 +379,7 @@ impl SectorFigures {
             .collect())
     }
 
-    pub(crate) fn with_sector(row: sector_figures::Model, sector: sector::Model) -> Self {
+    pub(crate) fn with_sector(row: Row<sector_figures::Model>, sector: Row<sector::Model>) -> Self {
         SectorFigures {
             row,
             sector: Some(sector),
@@ -452,7 +452,7 @@ impl SectorFigures {
 }
 
 /// One printed percentage of a breakdown.
-pub struct Share(pub share::Model);
+pub struct Share(pub Row<share::Model>);
 
 #[Object]
 impl Share {
@@ -489,7 +489,7 @@ impl Share {
     }
 }
 
-pub struct PartnerCount(pub partner_count::Model);
+pub struct PartnerCount(pub Row<partner_count::Model>);
 
 #[Object]
 impl PartnerCount {
@@ -512,7 +512,7 @@ impl PartnerCount {
     }
 }
 
-pub struct NarrativeSection(pub SectionWithParagraphs);
+pub struct NarrativeSection(pub Row<SectionWithParagraphs>);
 
 #[Object]
 impl NarrativeSection {
@@ -530,7 +530,7 @@ impl NarrativeSection {
     }
 }
 
-pub struct Footnote(pub footnote::Model);
+pub struct Footnote(pub Row<footnote::Model>);
 
 #[Object]
 impl Footnote {
@@ -545,7 +545,7 @@ impl Footnote {
     }
 }
 
-pub struct SourceLink(pub source_link::Model);
+pub struct SourceLink(pub Row<source_link::Model>);
 
 #[Object]
 impl SourceLink {
