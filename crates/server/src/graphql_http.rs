@@ -27,6 +27,7 @@ use async_graphql::{Request, Response, Variables};
 use plangraph_api::{Answer, Credentials, RequestId, Transport};
 use serde_json::{Map, Value, json};
 
+use crate::chunked::Chunks;
 pub use crate::media::{Media, negotiate};
 use crate::state::AppState;
 pub use crate::state::{DEFAULT_MAX_BODY_BYTES, HttpLimits};
@@ -70,10 +71,16 @@ fn code_of(error: &async_graphql::ServerError) -> Option<String> {
     }
 }
 
-/// Writes the schema's response: statuses by media type, no `data` for a request error.
+/// Writes the schema's response: statuses by media type, no `data` for a request error. The
+/// body is written in chunks ([`Chunks`]) and the response's tree dropped before it is sent.
 fn answer(media: Media, response: Response) -> HttpResponse {
-    let (status, body) = render(media, &response);
-    reply(media, status, body)
+    let mut body = Chunks::new();
+    let (status, written) = write(media, &response, &mut body);
+    drop(response);
+    match written {
+        true => reply(media, status, body.into_body()),
+        false => reply(media, status, INTERNAL_BODY),
+    }
 }
 
 fn reply(
@@ -89,8 +96,24 @@ fn reply(
     reply.body(body)
 }
 
-/// The status and body of the schema's response.
+/// The status and body of the schema's response (one buffer: a stream's events).
 pub(crate) fn render(media: Media, response: &Response) -> (StatusCode, String) {
+    let mut body = Vec::new();
+    let (status, written) = write(media, response, &mut body);
+    // serde_json writes UTF-8 only.
+    match String::from_utf8(body) {
+        Ok(body) if written => (status, body),
+        _ => (status, INTERNAL_BODY.to_owned()),
+    }
+}
+
+/// The body of an answer that could not be written.
+const INTERNAL_BODY: &str =
+    r#"{"errors":[{"message":"internal error","extensions":{"code":"INTERNAL"}}]}"#;
+
+/// Writes the schema's response to `out`; says its status, and whether it was written whole
+/// (if not, the caller sends [`INTERNAL_BODY`] instead).
+fn write(media: Media, response: &Response, out: &mut impl std::io::Write) -> (StatusCode, bool) {
     let codes: Vec<String> = response.errors.iter().filter_map(code_of).collect();
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
@@ -102,16 +125,15 @@ pub(crate) fn render(media: Media, response: &Response) -> (StatusCode, String) 
     } else {
         StatusCode::OK
     };
-    let body = if request_error {
-        json!({ "errors": response.errors }).to_string()
+    let written = if request_error {
+        serde_json::to_writer(&mut *out, &json!({ "errors": response.errors }))
     } else {
-        serde_json::to_string(&response).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "a response could not be written");
-            json!({ "errors": [{ "message": "internal error", "extensions": { "code": "INTERNAL" } }] })
-                .to_string()
-        })
+        serde_json::to_writer(&mut *out, &response)
     };
-    (status, body)
+    if let Err(e) = &written {
+        tracing::error!(error = %e, "a response could not be written");
+    }
+    (status, written.is_ok())
 }
 
 /// Executes `params`: an anonymous query's answer may come from, or be kept in, the answers

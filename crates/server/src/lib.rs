@@ -8,6 +8,7 @@
 //! ([`cli`]).
 
 pub mod app;
+pub mod chunked;
 pub mod cli;
 pub mod client;
 pub mod error;
