@@ -113,6 +113,13 @@ fn report_pages_over_http() {
         header(&head, "content-type"),
         Some("text/css; charset=utf-8")
     );
+    // HEAD answers an asset's headers without the file.
+    let (status, head, body) = http_request(&server.addr, "HEAD", &css, &[], None).expect("a HEAD");
+    assert_eq!((status, body.as_str()), (200, ""));
+    assert_eq!(
+        header(&head, "content-type"),
+        Some("text/css; charset=utf-8")
+    );
 }
 
 #[test]

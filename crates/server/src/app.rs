@@ -48,6 +48,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
                 web::head().to(crate::pages_http::report),
             )
             .route("/assets/{name}", web::get().to(crate::pages_http::asset))
+            .route("/assets/{name}", web::head().to(crate::pages_http::asset))
             .route(
                 "/graphiql/{name}",
                 web::get().to(crate::graphiql_http::file),

@@ -1,6 +1,6 @@
 //! The report pages over HTTP: `GET /reports` (the index), `GET /reports/{ISO3}/{YEAR}` (a
 //! report as its PDF shows it, kept live by its script) and `GET /assets/{name}` (the pages'
-//! own stylesheet and script, from the binary).
+//! own stylesheet and script, from the binary); each answers `HEAD` too.
 //!
 //! A page is rendered from the answer to an anonymous query run through the API's pipeline
 //! ([`plangraph_pages::queries`]): the same loaders, caches, limits and single store-version
@@ -153,7 +153,7 @@ async fn serve(
     Some(html_headers(&mut reply).body(page))
 }
 
-/// `GET /assets/{name}`: immutable for a year when asked for by the URL the pages use (with
+/// `GET` (or `HEAD`) `/assets/{name}`: immutable for a year when asked for by the URL the pages use (with
 /// the content hash), revalidated otherwise.
 pub async fn asset(
     state: web::Data<AppState>,
