@@ -26,7 +26,7 @@ use crate::loaders::{
     PlanById, ReportById, SectionsOfReport, SectorFiguresOfReport, SharesOfReport, SourcesOfReport,
     TotalsOfReport,
 };
-use crate::loaders::{LoaderSlot, fresh_loaders, loader};
+use crate::loaders::{LoaderSlot, fresh_loaders, loader, shared};
 use crate::scalars::revision;
 use crate::types::{Change, FieldChangeObject, Organization, Report};
 
@@ -392,11 +392,6 @@ async fn report_edit(
     .await
 }
 
-/// Each of `rows`, copied once into a shared row (a dry run's rows stay the caller's).
-fn shared<M: Clone>(rows: &[M]) -> Vec<Arc<M>> {
-    rows.iter().cloned().map(Arc::new).collect()
-}
-
 /// A dry run's rows, served to the rest of the request as if stored.
 pub(crate) async fn serve_preview(ctx: &Context<'_>, rows: &ReportRows) -> Result<(), ApiError> {
     let loaders = fresh_loaders(store(ctx)?);
@@ -420,25 +415,31 @@ pub(crate) async fn serve_preview(ctx: &Context<'_>, rows: &ReportRows) -> Resul
             .await;
     }
     loaders
-        .feed_one(SectorFiguresOfReport(id), shared(&rows.sectors))
+        .feed_one(SectorFiguresOfReport(id), shared(rows.sectors.clone()))
         .await;
     loaders
-        .feed_one(SharesOfReport(id), shared(&rows.shares))
+        .feed_one(SharesOfReport(id), shared(rows.shares.clone()))
         .await;
     loaders
-        .feed_one(PartnerCountsOfReport(id), shared(&rows.partner_counts))
+        .feed_one(
+            PartnerCountsOfReport(id),
+            shared(rows.partner_counts.clone()),
+        )
         .await;
     loaders
-        .feed_one(SectionsOfReport(id), shared(&rows.sections))
+        .feed_one(SectionsOfReport(id), shared(rows.sections.clone()))
         .await;
     loaders
-        .feed_one(FootnotesOfReport(id), shared(&rows.footnotes))
+        .feed_one(FootnotesOfReport(id), shared(rows.footnotes.clone()))
         .await;
     loaders
-        .feed_one(SourcesOfReport(id), shared(&rows.sources))
+        .feed_one(SourcesOfReport(id), shared(rows.sources.clone()))
         .await;
     loaders
-        .feed_one(OrganizationsOfReport(id), shared(&rows.organizations))
+        .feed_one(
+            OrganizationsOfReport(id),
+            shared(rows.organizations.clone()),
+        )
         .await;
     ctx.data::<LoaderSlot>()
         .map_err(|_| ApiError::Internal {

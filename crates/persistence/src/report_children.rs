@@ -18,7 +18,7 @@
 //! too: its statements are calls into the process, with no round trip to save.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use sea_orm::{
     ConnectionTrait, DbBackend, DbErr, EntityTrait, FromQueryResult, IdenStatic, Iterable,
@@ -220,16 +220,17 @@ static AGGREGATES: LazyLock<[(ChildTables, &str, String); 8]> = LazyLock::new(||
 /// planning this statement of eight sub-queries took more than a third of Postgres's CPU on a
 /// report in full depth (perf, 16 connections). A `VALUES` list of the same length gives both
 /// plans the same estimate, so the plan is made once per connection.
-fn statement(tables: ChildTables, reports: usize) -> Arc<str> {
+fn statement(tables: ChildTables, reports: usize) -> String {
     // Built once per set of tables and number of reports, not per request (the report's part
-    // joins alone are forty-odd aliased columns): the keys are bounded by the flags, 2^9 sets
-    // times `MAX_REPORTS_READ_TOGETHER`, whatever the queries ask.
-    type Built = HashMap<(ChildTables, usize), Arc<str>>;
+    // joins alone are forty-odd aliased columns), and copied out for the statement, which owns
+    // its text: the keys are bounded by the flags, 2^9 sets times `MAX_REPORTS_READ_TOGETHER`
+    // (`worth_reading_together` refuses more), whatever the queries ask.
+    type Built = HashMap<(ChildTables, usize), String>;
     static BUILT: LazyLock<Mutex<Built>> = LazyLock::new(Mutex::default);
     let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
     built
         .entry((tables, reports))
-        .or_insert_with(|| build_statement(tables, reports).into())
+        .or_insert_with(|| build_statement(tables, reports))
         .clone()
 }
 
@@ -302,7 +303,7 @@ impl Store {
         let rows = reader
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
-                statement(tables, ids.len()).to_string(),
+                statement(tables, ids.len()),
                 ids.iter().map(|&id| Value::from(id)),
             ))
             .await?;

@@ -32,15 +32,6 @@ impl Chunks {
         Self::default()
     }
 
-    /// Bytes written so far.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The chunks, in order.
     pub fn into_chunks(mut self) -> Vec<Bytes> {
         if !self.current.is_empty() {
@@ -106,7 +97,7 @@ mod tests {
         for piece in text.chunks(1000) {
             chunks.write_all(piece).unwrap_or_default();
         }
-        assert_eq!(chunks.len(), text.len());
+        assert_eq!(chunks.len, text.len());
         let parts = chunks.into_chunks();
         assert_eq!(
             parts.iter().map(Bytes::len).collect::<Vec<_>>(),
@@ -118,6 +109,6 @@ mod tests {
     #[test]
     fn an_empty_writer_has_no_chunks() {
         assert!(Chunks::new().into_chunks().is_empty());
-        assert!(Chunks::new().is_empty());
+        assert_eq!(Chunks::new().len, 0);
     }
 }

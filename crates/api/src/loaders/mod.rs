@@ -140,7 +140,7 @@ fn index<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Row
 /// A row as the loaders hand it out: shared, not copied. async-graphql's DataLoader clones
 /// every value it loads twice (once into the request's cache, once for each caller), and the
 /// GraphQL objects keep what they are given while their fields resolve; with rows owned, each
-/// of a dashboard's thousand sector rows (eight printed strings apiece) and hundred reports
+/// of a dashboard's thousand sector rows (seven printed strings apiece) and hundred reports
 /// lived three times over per request, a third of the heap at the peak (heaptrack, engine
 /// alone, 16 connections). Shared, a clone is a count.
 pub type Row<M> = Arc<M>;
@@ -344,10 +344,7 @@ fn hand_over(prefetched: &Prefetched, children: Vec<ReportChildren>) {
         // The sub-sectors of each row's sector are all among `sectors` (the statement reads
         // them with the rows); those of a parent not a row of the report may not be, so only
         // the rows' own sectors are handed over, those without sub-sectors as empty lists.
-        let all: Option<Vec<Row<sector::Model>>> = child
-            .sectors
-            .take()
-            .map(|all| all.into_iter().map(Arc::new).collect());
+        let all: Option<Vec<Row<sector::Model>>> = child.sectors.take().map(shared);
         if let (Some(rows), Some(all)) = (&child.sector_figures, &all) {
             for parent in rows.iter().map(|row| row.sector_id) {
                 let mut children: Vec<Row<sector::Model>> = all
@@ -359,38 +356,14 @@ fn hand_over(prefetched: &Prefetched, children: Vec<ReportChildren>) {
                 sub_sectors.push((SubSectorsOf(parent), children));
             }
         }
-        figures.extend(
-            child
-                .sector_figures
-                .map(|rows| (SectorFiguresOfReport(id), shared(rows))),
-        );
+        figures.extend(keyed(child.sector_figures, SectorFiguresOfReport(id)));
         sectors.extend(all.into_iter().flatten().map(|s| (SectorById(s.id), s)));
-        shares.extend(child.shares.map(|rows| (SharesOfReport(id), shared(rows))));
-        counts.extend(
-            child
-                .partner_counts
-                .map(|rows| (PartnerCountsOfReport(id), shared(rows))),
-        );
-        organizations.extend(
-            child
-                .organizations
-                .map(|rows| (OrganizationsOfReport(id), shared(rows))),
-        );
-        sections.extend(
-            child
-                .sections
-                .map(|rows| (SectionsOfReport(id), shared(rows))),
-        );
-        footnotes.extend(
-            child
-                .footnotes
-                .map(|rows| (FootnotesOfReport(id), shared(rows))),
-        );
-        sources.extend(
-            child
-                .sources
-                .map(|rows| (SourcesOfReport(id), shared(rows))),
-        );
+        shares.extend(keyed(child.shares, SharesOfReport(id)));
+        counts.extend(keyed(child.partner_counts, PartnerCountsOfReport(id)));
+        organizations.extend(keyed(child.organizations, OrganizationsOfReport(id)));
+        sections.extend(keyed(child.sections, SectionsOfReport(id)));
+        footnotes.extend(keyed(child.footnotes, FootnotesOfReport(id)));
+        sources.extend(keyed(child.sources, SourcesOfReport(id)));
     }
     let reports = with_parts(prefetched, reports);
     prefetched.put(reports.into_iter().map(|r| (ReportById(r.id), Arc::new(r))));
@@ -405,8 +378,13 @@ fn hand_over(prefetched: &Prefetched, children: Vec<ReportChildren>) {
     prefetched.put(sources);
 }
 /// Each of `rows`, shared.
-fn shared<V>(rows: Vec<V>) -> Vec<Row<V>> {
+pub(crate) fn shared<V>(rows: Vec<V>) -> Vec<Row<V>> {
     rows.into_iter().map(Arc::new).collect()
+}
+
+/// A table's rows read for one report (if it was read), shared, under the loader's key.
+fn keyed<K, V>(rows: Option<Vec<V>>, key: K) -> Option<(K, Vec<Row<V>>)> {
+    rows.map(|rows| (key, shared(rows)))
 }
 
 loader!(TotalsOfReport(i32) => Row<report_totals::Model>, |store, keys| {
