@@ -26,7 +26,7 @@ use crate::loaders::{
     PlanById, ReportById, SectionsOfReport, SectorFiguresOfReport, SharesOfReport, SourcesOfReport,
     TotalsOfReport,
 };
-use crate::loaders::{LoaderSlot, fresh_loaders, loader, shared};
+use crate::loaders::{LoaderSlot, fresh_loaders, linked, loader, shared};
 use crate::scalars::revision;
 use crate::types::{Change, FieldChangeObject, Organization, Report};
 
@@ -438,7 +438,7 @@ pub(crate) async fn serve_preview(ctx: &Context<'_>, rows: &ReportRows) -> Resul
     loaders
         .feed_one(
             OrganizationsOfReport(id),
-            shared(rows.organizations.clone()),
+            linked(rows.organizations.clone()),
         )
         .await;
     ctx.data::<LoaderSlot>()

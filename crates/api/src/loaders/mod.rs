@@ -360,7 +360,11 @@ fn hand_over(prefetched: &Prefetched, children: Vec<ReportChildren>) {
         sectors.extend(all.into_iter().flatten().map(|s| (SectorById(s.id), s)));
         shares.extend(keyed(child.shares, SharesOfReport(id)));
         counts.extend(keyed(child.partner_counts, PartnerCountsOfReport(id)));
-        organizations.extend(keyed(child.organizations, OrganizationsOfReport(id)));
+        organizations.extend(
+            child
+                .organizations
+                .map(|rows| (OrganizationsOfReport(id), linked(rows))),
+        );
         sections.extend(keyed(child.sections, SectionsOfReport(id)));
         footnotes.extend(keyed(child.footnotes, FootnotesOfReport(id)));
         sources.extend(keyed(child.sources, SourcesOfReport(id)));
@@ -380,6 +384,14 @@ fn hand_over(prefetched: &Prefetched, children: Vec<ReportChildren>) {
 /// Each of `rows`, shared.
 pub(crate) fn shared<V>(rows: Vec<V>) -> Vec<Row<V>> {
     rows.into_iter().map(Arc::new).collect()
+}
+
+/// A report's links to organisations, the link and the organisation each shared: the report's
+/// `partners` and `donors` hand out the organisation itself, not a copy of it.
+pub(crate) fn linked<L, O>(rows: Vec<(L, O)>) -> Vec<(Row<L>, Row<O>)> {
+    rows.into_iter()
+        .map(|(link, organization)| (Arc::new(link), Arc::new(organization)))
+        .collect()
 }
 
 /// A table's rows read for one report (if it was read), shared, under the loader's key.
@@ -422,9 +434,13 @@ loader!(OrganizationById(i32) => Row<organization::Model>, |store, keys| {
 });
 loader!(
     /// Organizations linked to a report, with the link's role.
-    OrganizationsOfReport(i32) => Vec<Row<(report_organization::Model, organization::Model)>>,
+    OrganizationsOfReport(i32) => Vec<(Row<report_organization::Model>, Row<organization::Model>)>,
     |store, keys| {
-    group(store.organizations_by_report(&keys).await?, |(link, _)| link.report_id)
+    let mut map: HashMap<i32, Vec<_>> = HashMap::new();
+    for (link, organization) in linked(store.organizations_by_report(&keys).await?) {
+        map.entry(link.report_id).or_default().push((link, organization));
+    }
+    map
 });
 
 /// One page of a report's or an organisation's history: `limit` changes before `before`.

@@ -262,8 +262,8 @@ impl Report {
         Ok(rows(ctx, OrganizationsOfReport(self.0.id))
             .await?
             .into_iter()
-            .filter(|pair| pair.0.role == role.as_stored())
-            .map(|pair| Organization(Arc::new(pair.1.clone())))
+            .filter(|(link, _)| link.role == role.as_stored())
+            .map(|(_, organization)| Organization(organization))
             .collect())
     }
 }
