@@ -125,9 +125,17 @@ impl KeyBytes for PageOfReports {
 
 /// Groups rows under their key, each row shared (see [`Row`]).
 fn group<K: Eq + Hash, V>(rows: Vec<V>, key: impl Fn(&V) -> K) -> HashMap<K, Vec<Row<V>>> {
-    let mut map: HashMap<K, Vec<Row<V>>> = HashMap::new();
-    for row in rows {
-        map.entry(key(&row)).or_default().push(Arc::new(row));
+    group_as_is(rows.into_iter().map(Arc::new), |row| key(row))
+}
+
+/// Groups items under their key, as they come.
+fn group_as_is<K: Eq + Hash, V>(
+    items: impl IntoIterator<Item = V>,
+    key: impl Fn(&V) -> K,
+) -> HashMap<K, Vec<V>> {
+    let mut map: HashMap<K, Vec<V>> = HashMap::new();
+    for item in items {
+        map.entry(key(&item)).or_default().push(item);
     }
     map
 }
@@ -436,11 +444,7 @@ loader!(
     /// Organizations linked to a report, with the link's role.
     OrganizationsOfReport(i32) => Vec<(Row<report_organization::Model>, Row<organization::Model>)>,
     |store, keys| {
-    let mut map: HashMap<i32, Vec<_>> = HashMap::new();
-    for (link, organization) in linked(store.organizations_by_report(&keys).await?) {
-        map.entry(link.report_id).or_default().push((link, organization));
-    }
-    map
+    group_as_is(linked(store.organizations_by_report(&keys).await?), |(link, _)| link.report_id)
 });
 
 /// One page of a report's or an organisation's history: `limit` changes before `before`.
