@@ -284,22 +284,27 @@ fn column<T: DeserializeOwned>(
 }
 
 impl Store {
+    /// Whether [`Store::report_children`] reads `tables` of `reports` reports in one
+    /// statement: on Postgres only (see the module's doc), and only where it saves statements
+    /// and the reports are few ([`ChildTables::worth_reading_together`]). Elsewhere each
+    /// table is read by its own look-up, and a caller need not ask.
+    pub fn reads_children_together(&self, tables: ChildTables, reports: usize) -> bool {
+        self.db.get_database_backend() == DbBackend::Postgres
+            && tables.worth_reading_together(reports)
+    }
+
     /// The child rows in `tables` of each report in `ids` (one statement), or `None` where
-    /// each table is better read by its own look-up: on SQLite (see the module's doc), and
-    /// where it saves no statement or the reports are many
-    /// ([`ChildTables::worth_reading_together`]).
+    /// each table is better read by its own look-up
+    /// ([`Store::reads_children_together`]).
     pub async fn report_children(
         &self,
         ids: &[i32],
         tables: ChildTables,
     ) -> Result<Option<Vec<ReportChildren>>, StoreError> {
+        if !self.reads_children_together(tables, ids.len()) {
+            return Ok(None);
+        }
         let reader = self.reader();
-        if reader.get_database_backend() != DbBackend::Postgres {
-            return Ok(None);
-        }
-        if !tables.worth_reading_together(ids.len()) {
-            return Ok(None);
-        }
         let rows = reader
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,

@@ -1,6 +1,7 @@
 //! A report and everything it prints.
 
 use super::*;
+use plangraph_persistence::Store;
 
 /// Where a report's figures came from.
 #[derive(SimpleObject)]
@@ -46,15 +47,19 @@ pub(crate) fn child_tables(report: &Lookahead<'_>) -> ChildTables {
 
 /// Reads `tables` for each report of `ids` as one batch, before their fields resolve: the
 /// loader of each table then takes its rows instead of running a statement of its own (see
-/// `ChildrenOf`). Only where that is cheaper (one or two reports, two statements or more
-/// saved; see `ChildTables::worth_reading_together`): otherwise each table is read by its
-/// own loader, one statement for every report of the level. Never fails a field (see below).
+/// `ChildrenOf`). Only where the store does that (on Postgres, one or two reports, two
+/// statements or more saved; see `Store::reads_children_together`): otherwise each table is
+/// read by its own loader, one statement for every report of the level, and no loader round
+/// is spent asking. Never fails a field (see below).
 pub(crate) async fn load_children(
     ctx: &Context<'_>,
     ids: Vec<i32>,
     tables: ChildTables,
 ) -> Result<()> {
-    if !tables.worth_reading_together(ids.len()) {
+    let together = ctx
+        .data::<Store>()
+        .is_ok_and(|store| store.reads_children_together(tables, ids.len()));
+    if !together {
         return Ok(());
     }
     // A key per report and table, so a table kept already (the row cache) is not read again
