@@ -415,30 +415,36 @@ pub(crate) async fn serve_preview(ctx: &Context<'_>, rows: &ReportRows) -> Resul
             .await;
     }
     loaders
-        .feed_one(SectorFiguresOfReport(id), shared(rows.sectors.clone()))
+        .feed_one(
+            SectorFiguresOfReport(id),
+            shared(rows.sectors.iter().cloned()),
+        )
         .await;
     loaders
-        .feed_one(SharesOfReport(id), shared(rows.shares.clone()))
+        .feed_one(SharesOfReport(id), shared(rows.shares.iter().cloned()))
         .await;
     loaders
         .feed_one(
             PartnerCountsOfReport(id),
-            shared(rows.partner_counts.clone()),
+            shared(rows.partner_counts.iter().cloned()),
         )
         .await;
     loaders
-        .feed_one(SectionsOfReport(id), shared(rows.sections.clone()))
+        .feed_one(SectionsOfReport(id), shared(rows.sections.iter().cloned()))
         .await;
     loaders
-        .feed_one(FootnotesOfReport(id), shared(rows.footnotes.clone()))
+        .feed_one(
+            FootnotesOfReport(id),
+            shared(rows.footnotes.iter().cloned()),
+        )
         .await;
     loaders
-        .feed_one(SourcesOfReport(id), shared(rows.sources.clone()))
+        .feed_one(SourcesOfReport(id), shared(rows.sources.iter().cloned()))
         .await;
     loaders
         .feed_one(
             OrganizationsOfReport(id),
-            linked(rows.organizations.clone()),
+            linked(rows.organizations.iter().cloned()),
         )
         .await;
     ctx.data::<LoaderSlot>()

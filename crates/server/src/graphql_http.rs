@@ -77,9 +77,10 @@ fn answer(media: Media, response: Response) -> HttpResponse {
     let mut body = Chunks::new();
     let (status, written) = write(media, &response, &mut body);
     drop(response);
-    match written {
-        true => reply(media, status, body.into_body()),
-        false => reply(media, status, INTERNAL_BODY),
+    if written {
+        reply(media, status, body.into_body())
+    } else {
+        reply(media, status, INTERNAL_BODY)
     }
 }
 

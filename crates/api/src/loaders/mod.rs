@@ -389,14 +389,14 @@ fn hand_over(prefetched: &Prefetched, children: Vec<ReportChildren>) {
     prefetched.put(footnotes);
     prefetched.put(sources);
 }
-/// Each of `rows`, shared.
-pub(crate) fn shared<V>(rows: Vec<V>) -> Vec<Row<V>> {
+/// Each of `rows`, shared (a dry run passes copies of rows it keeps, one at a time).
+pub(crate) fn shared<V>(rows: impl IntoIterator<Item = V>) -> Vec<Row<V>> {
     rows.into_iter().map(Arc::new).collect()
 }
 
 /// A report's links to organisations, the link and the organisation each shared: the report's
 /// `partners` and `donors` hand out the organisation itself, not a copy of it.
-pub(crate) fn linked<L, O>(rows: Vec<(L, O)>) -> Vec<(Row<L>, Row<O>)> {
+pub(crate) fn linked<L, O>(rows: impl IntoIterator<Item = (L, O)>) -> Vec<(Row<L>, Row<O>)> {
     rows.into_iter()
         .map(|(link, organization)| (Arc::new(link), Arc::new(organization)))
         .collect()

@@ -26,7 +26,7 @@ use plangraph_persistence::entities::{
     country, footnote, organization, partner_count, plan, platform, report, report_totals, sector,
     sector_figures, share, source_link,
 };
-use plangraph_persistence::{ChildTables, HistoryOwner, SectionWithParagraphs};
+use plangraph_persistence::{ChildTables, HistoryOwner, SectionWithParagraphs, Store};
 
 use crate::enums::{
     LinkPlacement, OrganizationRole, PartnerRole, PlatformScope, ReportKind, SectionKind,

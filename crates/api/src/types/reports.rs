@@ -1,7 +1,6 @@
 //! A report and everything it prints.
 
 use super::*;
-use plangraph_persistence::Store;
 
 /// Where a report's figures came from.
 #[derive(SimpleObject)]
